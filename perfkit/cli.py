@@ -1,0 +1,145 @@
+"""The perfkit command line.
+
+Start-up stays fast: this module imports only typer/click.  Each command lives in
+``perfkit/commands/<name>.py`` as a ``typer.Typer`` named ``app`` and is imported only
+when that command runs (see ``COMMANDS``).  ``main()`` is the one error boundary.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+try:  # typer < 0.22 depends on click; newer releases vendor it as typer._click
+    import click
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from typer import _click as click  # type: ignore[no-redef]
+from typer.core import TyperGroup
+
+from perfkit import __version__
+
+# name -> (module, one-line help).  Help text lives here so `perfkit --help`
+# does not import any command module.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "cpu": ("perfkit.commands.cpu", "Sample CPU stacks of a live or launched Python process (py-spy)."),
+    "heap": ("perfkit.commands.heap", "Track heap allocations: top allocating lines, what stays alive, the peak (memray)."),
+    "threads": ("perfkit.commands.threads", "Every thread's state, CPU, GIL and Python stack, grouped."),
+    "leaks": ("perfkit.commands.leaks", "Watch memory, threads, fds and sockets over time and say what leaks."),
+    "flame": ("perfkit.commands.flame", "Render a saved profile as a flame graph (SVG/HTML) or a terminal tree."),
+    "convert": ("perfkit.commands.convert", "Convert a profile between formats (perfkit, collapsed, speedscope, pprof)."),
+    "diff": ("perfkit.commands.diff", "Compare two profiles: differential flame graph and what grew or shrank."),
+    "gate": ("perfkit.commands.gate", "Fail CI when a change makes things slower or hungrier."),
+    "triage": ("perfkit.commands.triage", "Snapshot the host and every Python process into one bounded bundle."),
+    "affinity": ("perfkit.commands.affinity", "Worker-to-core layout: show, plan, apply, reset, recommend, tune."),
+}
+
+_state = {"debug": False}
+
+
+class LazyGroup(TyperGroup):
+    """A click group whose subcommands are imported only when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, (mod, _) in COMMANDS.items() if _module_exists(mod)]
+
+    def get_command(self, ctx: click.Context, name: str):
+        entry = COMMANDS.get(name)
+        if entry is None or not _module_exists(entry[0]):
+            return None
+        module = importlib.import_module(entry[0])
+        cmd = typer.main.get_command(module.app)
+        cmd.name = name
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (mod, help_) in COMMANDS.items() if _module_exists(mod)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _module_exists(module: str) -> bool:
+    rel = module.split(".")[1:]
+    path = os.path.join(os.path.dirname(__file__), *rel) + ".py"
+    return os.path.exists(path)
+
+
+app = typer.Typer(
+    cls=LazyGroup,
+    name="perfkit",
+    help="Performance diagnostics for running Python processes.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"perfkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+) -> None:
+    """Performance diagnostics for running Python processes.
+
+    Exit codes: 0 done; 1 finding you asked to fail on; 2 usage/input/output error;
+    3 target problem; 4 required tool missing or failed; 130 interrupted.
+    """
+    _state["debug"] = debug
+
+
+def _print_error(message: str, hint: str | None) -> None:
+    # Plain stderr writes: no markup interpretation of untrusted text.
+    sys.stderr.write(f"perfkit: error: {message}\n")
+    if hint:
+        sys.stderr.write(f"  {hint}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from perfkit.errors import EXIT_INTERRUPTED, PerfkitError
+
+    os.environ.pop("RUST_BACKTRACE", None)
+    command = typer.main.get_command(app)
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        rc = command.main(args=argv, prog_name="perfkit", standalone_mode=False)
+    except PerfkitError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _print_error(exc.message, exc.hint)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _print_error("interrupted", None)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        _print_error("interrupted", None)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # a bug: short message unless --debug
+        if debug:
+            raise
+        _print_error(f"internal error: {type(exc).__name__}: {exc}", "this is a bug in perfkit; rerun with --debug for a traceback")
+        sys.exit(70)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

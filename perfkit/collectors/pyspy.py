@@ -1,0 +1,378 @@
+"""The py-spy collector: the only code that runs py-spy.
+
+``record`` samples a live pid or a launched command and returns a ``Profile`` (read
+from py-spy's structured speedscope output: one profile per thread, full paths).
+``dump`` returns every thread's current stack (``py-spy dump --json``).
+
+py-spy runs in its own session so a terminal Ctrl-C reaches only perfkit, which then
+asks py-spy (SIGINT) to stop and write what it has.  RUST_BACKTRACE is stripped from
+its environment; its failures become perfkit errors with a hint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from perfkit.errors import (
+    NoSuchProcess,
+    NotPython,
+    PermissionDenied,
+    TargetExited,
+    ToolError,
+    ToolMissing,
+)
+from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder
+from perfkit.target import PTRACE_HINT, Target, cmdline, python_version
+
+INSTALL_HINT = "install it with: pip install py-spy   (or set PERFKIT_PYSPY to its path)"
+_STOP_GRACE = 20.0  # seconds py-spy gets to write its file after being asked to stop
+
+
+def find_pyspy() -> str:
+    """py-spy next to the running interpreter, then on PATH (PERFKIT_PYSPY overrides)."""
+    env = os.environ.get("PERFKIT_PYSPY")
+    if env:
+        if os.access(env, os.X_OK):
+            return env
+        raise ToolMissing(f"PERFKIT_PYSPY={env} is not an executable", INSTALL_HINT)
+    local = Path(sys.executable).parent / "py-spy"
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    raise ToolMissing("py-spy not found", INSTALL_HINT)
+
+
+def pyspy_version(exe: str | None = None) -> str:
+    try:
+        out = subprocess.run([exe or find_pyspy(), "--version"], capture_output=True, text=True, timeout=10,
+                             env=_env()).stdout
+        return out.strip().split()[-1] if out.strip() else "unknown"
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return "unknown"
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE" and k != "RUST_LIB_BACKTRACE"}
+    env["RUST_BACKTRACE"] = "0"
+    env["RUST_LIB_BACKTRACE"] = "0"
+    return env
+
+
+@dataclass
+class RecordOptions:
+    duration: float | None = None  # None: until the launched command exits (or Ctrl-C)
+    rate: int = 100
+    idle: bool = False
+    gil: bool = False
+    native: bool = False
+    subprocesses: bool = False
+    nonblocking: bool = False
+
+
+@dataclass
+class RecordResult:
+    profile: Profile
+    interrupted: bool = False  # stopped by Ctrl-C / SIGTERM
+    target_exited: bool = False  # the target went away before the duration ended
+    stderr: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM during a recording into a polite stop of py-spy."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, object] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, signum, _frame) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _build_cmd(exe: str, out: str, target: Target, opts: RecordOptions) -> list[str]:
+    cmd = [exe, "record", "--format", "speedscope", "--output", out, "--rate", str(int(opts.rate))]
+    if opts.duration is not None and float(opts.duration).is_integer() and target.pid is not None:
+        # py-spy stops itself on whole seconds; perfkit also enforces the deadline.
+        cmd += ["--duration", str(int(opts.duration))]
+    for flag, on in (("--idle", opts.idle), ("--gil", opts.gil), ("--native", opts.native),
+                     ("--subprocesses", opts.subprocesses), ("--nonblocking", opts.nonblocking)):
+        if on:
+            cmd.append(flag)
+    if target.pid is not None:
+        cmd += ["--pid", str(target.pid)]
+    else:
+        cmd += ["--", *target.command]
+    return cmd
+
+
+def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], None] | None = None) -> RecordResult:
+    """Record ``target`` with py-spy and return the profile (partial on interrupt/exit)."""
+    exe = find_pyspy()
+    workdir = tempfile.mkdtemp(prefix="perfkit-")
+    os.chmod(workdir, 0o700)
+    out = os.path.join(workdir, "profile.speedscope.json")
+    errpath = os.path.join(workdir, "py-spy.stderr")
+    cmd = _build_cmd(exe, out, target, opts)
+    started_wall = time.time()
+    start = time.monotonic()
+    interrupted = False
+    target_exited = False
+    try:
+        with open(errpath, "wb") as errf, _StopRequest() as stop:
+            try:
+                # py-spy prints its status on stdout, which a launched program shares:
+                # a relay keeps py-spy's lines (parsed for the sample/error counts) and
+                # passes the program's output to perfkit's stderr, so stdout stays
+                # clean for data (--json).
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf,
+                                        env=_env(), start_new_session=True)
+            except OSError as exc:
+                raise ToolError(f"cannot run py-spy ({exe}): {exc.strerror}", INSTALL_HINT) from None
+            relay = _Relay(proc.stdout)
+            deadline = start + opts.duration if opts.duration is not None else None
+            asked_stop = None
+            child_pid = target.pid
+            while proc.poll() is None:
+                now = time.monotonic()
+                if stop.signal is not None and asked_stop is None:
+                    interrupted = True
+                    asked_stop = now
+                    _signal(proc, signal.SIGINT)
+                elif deadline is not None and now >= deadline and asked_stop is None:
+                    asked_stop = now
+                    _signal(proc, signal.SIGINT)
+                elif target.pid is not None and asked_stop is None and not _alive(target.pid):
+                    target_exited = True  # py-spy notices on its own; give it time to write
+                    asked_stop = now + 2.0
+                if asked_stop is not None and now - asked_stop > _STOP_GRACE:
+                    proc.kill()
+                    proc.wait()
+                    break
+                if child_pid is None:
+                    child_pid = _first_child(proc.pid)
+                if on_tick:
+                    on_tick({"elapsed": now - start, "duration": opts.duration, "pid": child_pid})
+                time.sleep(0.1)
+            rc = proc.wait()
+            relay.join(5.0)
+        elapsed = time.monotonic() - start
+        stderr = Path(errpath).read_text(errors="replace") + "\n" + "\n".join(relay.pyspy_lines)
+        if "process exited" in stderr.lower() or "stopped sampling because process exited" in stderr.lower():
+            if target.pid is not None and (opts.duration is None or elapsed < opts.duration - 0.5):
+                target_exited = True
+        if not os.path.exists(out) or os.path.getsize(out) == 0:
+            _raise_for(stderr, rc, target)
+            raise ToolError(f"py-spy wrote no profile (exit {rc})", _last_lines(stderr))
+        from perfkit.formats import speedscope
+
+        raw = speedscope.read(Path(out).read_bytes(), "py-spy output")
+        profile = _to_cpu_profile(raw, target, opts, elapsed, started_wall, stderr, exe, child_pid)
+        profile.metadata["interrupted"] = interrupted
+        profile.metadata["target_exited"] = target_exited
+        return RecordResult(profile=profile, interrupted=interrupted, target_exited=target_exited, stderr=stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Relay(threading.Thread):
+    """Reads py-spy's stdout: keeps its ``py-spy>`` lines, forwards the rest to stderr."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(daemon=True, name="perfkit-pyspy-relay")
+        self.stream = stream
+        self.pyspy_lines: list[str] = []
+        self.start()
+
+    def run(self) -> None:
+        for raw in iter(self.stream.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            if line.startswith("py-spy> "):
+                self.pyspy_lines.append(line[8:].rstrip("\n"))
+                continue
+            try:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        self.stream.close()
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        state = data[data.rfind(b")") + 2:data.rfind(b")") + 3]
+        return state not in (b"Z", b"X")
+    except OSError:
+        return False
+
+
+def _first_child(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = f.read().split()
+        return int(kids[0]) if kids else None
+    except (OSError, ValueError):
+        return None
+
+
+def _last_lines(text: str, n: int = 3) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip() and not ln.lstrip()[:1].isdigit()
+             and "backtrace" not in ln.lower()]
+    return " / ".join(ln.strip() for ln in lines[-n:])[:500] or "no output from py-spy"
+
+
+def _raise_for(stderr: str, rc: int, target: Target) -> None:
+    """Map py-spy's failure text to a perfkit error (raises) or return for a generic one."""
+    low = stderr.lower()
+    who = target.describe()
+    if "permission denied" in low or "operation not permitted" in low:
+        raise PermissionDenied(f"permission denied attaching to {who}", PTRACE_HINT)
+    if "no such process" in low or "failed to find process" in low:
+        raise NoSuchProcess(f"no such process: {who}")
+    if "failed to find python version" in low or "doesn't appear to be a python" in low or \
+            "failed to get process executable name" in low:
+        raise NotPython(f"{who} does not look like a Python process (py-spy: {_last_lines(stderr, 1)})")
+    if "process exited" in low or "failed to suspend process" in low:
+        raise TargetExited(f"{who} exited before any sample was taken")
+
+
+def _to_cpu_profile(raw: Profile, target: Target, opts: RecordOptions, elapsed: float, started: float,
+                    stderr: str, exe: str, child_pid: int | None) -> Profile:
+    period_ns = int(round(1e9 / opts.rate))
+    time_type = WALL_NS if opts.idle else CPU_NS
+    b = ProfileBuilder([SAMPLES, time_type])
+    pid_default = target.pid if target.pid is not None else child_pid
+    for s in raw.samples:
+        n = s.values[0]
+        labels = s.labels if s.labels.pid is not None else Labels(pid_default, s.labels.tid, s.labels.thread)
+        b.add([raw.frames[i] for i in s.stack], (n, n * period_ns), labels)
+    prof = b.build()
+    samples = prof.total(0)
+    per_thread: dict[tuple, int] = {}
+    for s in prof.samples:
+        k = (s.labels.pid, s.labels.tid)
+        per_thread[k] = per_thread.get(k, 0) + s.values[0]
+    busiest = max(per_thread.values()) if per_thread else 0
+    m = re.search(r"Samples:\s*(\d+)\s+Errors:\s*(\d+)", stderr)
+    errors = int(m.group(2)) if m else None
+    meta_pid = pid_default
+    prof.metadata.update({
+        "kind": "cpu",
+        "tool": "py-spy",
+        "tool_version": pyspy_version(exe),
+        "perfkit_version": _perfkit_version(),
+        "target": target.describe(),
+        "pid": meta_pid,
+        "launched": target.launched,
+        "cmdline": cmdline(meta_pid) if meta_pid and target.pid is not None else list(target.command),
+        "python": python_version(meta_pid) if meta_pid and target.pid is not None else None,
+        "start": started,
+        "duration_s": round(elapsed, 3),
+        "requested_rate": opts.rate,
+        # py-spy does not report its tick count; the busiest thread is sampled on
+        # (nearly) every tick, so its samples / duration is the achieved tick rate.
+        "achieved_rate": round(busiest / elapsed, 2) if elapsed > 0 else 0.0,
+        "samples": samples,
+        "sampling_errors": errors,
+        "period_ns": period_ns,
+        "options": {"idle": opts.idle, "gil": opts.gil, "native": opts.native,
+                    "subprocesses": opts.subprocesses, "nonblocking": opts.nonblocking},
+        "threads": len(per_thread),
+        "processes": len({p for p, _ in per_thread}),
+    })
+    prof.default_index = 1
+    return prof
+
+
+def _perfkit_version() -> str:
+    from perfkit import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------- dump
+
+@dataclass
+class ThreadStack:
+    pid: int
+    thread_id: int
+    os_thread_id: int | None
+    name: str | None
+    active: bool
+    owns_gil: bool
+    frames: list[dict]  # leaf first, as py-spy gives them: name, filename, line, locals
+
+    def to_json(self) -> dict:
+        return {"pid": self.pid, "thread_id": self.thread_id, "os_thread_id": self.os_thread_id,
+                "name": self.name, "active": self.active, "owns_gil": self.owns_gil, "frames": self.frames}
+
+
+def dump(pid: int, *, nonblocking: bool = True, locals_: bool = False, native: bool = False,
+         timeout: float = 10.0) -> list[ThreadStack]:
+    """Every thread's current Python stack (``py-spy dump --json``)."""
+    exe = find_pyspy()
+    cmd = [exe, "dump", "--json", "--pid", str(pid)]
+    if nonblocking:
+        cmd.append("--nonblocking")
+    if locals_:
+        cmd.append("--locals")
+    if native:
+        cmd.append("--native")
+    try:
+        res = subprocess.run(cmd, capture_output=True, timeout=timeout, env=_env(), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"py-spy dump of pid {pid} timed out after {timeout:.0f} s") from None
+    except OSError as exc:
+        raise ToolError(f"cannot run py-spy ({exe}): {exc.strerror}", INSTALL_HINT) from None
+    stderr = res.stderr.decode(errors="replace")
+    if res.returncode != 0:
+        _raise_for(stderr, res.returncode, Target(pid=pid))
+        if not _alive(pid):
+            raise TargetExited(f"pid {pid} exited during the dump")
+        raise ToolError(f"py-spy dump failed for pid {pid}: {_last_lines(stderr)}")
+    try:
+        doc = json.loads(res.stdout)
+    except ValueError:
+        raise ToolError(f"py-spy dump gave unreadable output for pid {pid}") from None
+    threads = []
+    for t in doc:
+        threads.append(ThreadStack(pid=int(t.get("pid", pid)), thread_id=int(t.get("thread_id", 0)),
+                                   os_thread_id=t.get("os_thread_id"), name=t.get("thread_name"),
+                                   active=bool(t.get("active")), owns_gil=bool(t.get("owns_gil")),
+                                   frames=list(t.get("frames") or [])))
+    return threads
+
+
+__all__ = ["record", "dump", "RecordOptions", "RecordResult", "ThreadStack", "find_pyspy", "pyspy_version"]

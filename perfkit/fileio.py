@@ -1,0 +1,94 @@
+"""Safe file output: atomic (temp + rename), created 0600, clear errors.
+
+Report files can hold secrets (stack frames, paths, locals), so everything perfkit
+writes is created with mode 0600.  A write either produces the whole file or leaves
+the previous state untouched; never a half-written file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from perfkit.errors import OutputError
+
+FILE_MODE = 0o600
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ENOENT:
+        return "directory does not exist"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    return exc.strerror or str(exc)
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early (before any recording) if ``path`` cannot be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"cannot write {p}: it is a directory", "give a file name, e.g. -o profile.svg")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {p}: directory {parent} does not exist", "create it first or choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {p}: permission denied on {parent}", "choose a writable directory")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise OutputError(f"cannot write {p}: permission denied", "choose another path")
+    return p
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = FILE_MODE) -> Path:
+    """Write ``data`` to ``path`` atomically with permissions ``mode`` (default 0600)."""
+    p = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    parent = p.parent if str(p.parent) else Path(".")
+    fd = -1
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+        os.fchmod(fd, mode)
+        view = memoryview(payload)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, p)
+        tmp = None
+    except OSError as exc:
+        raise OutputError(f"cannot write {p}: {_describe(exc)}", "free some space or choose another path"
+                          if exc.errno == errno.ENOSPC else None) from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return p
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike, *, mode: int = FILE_MODE) -> Path:
+    """Copy a file atomically into place with mode 0600."""
+    with open(src, "rb") as f:
+        return atomic_write(dst, f.read(), mode=mode)
+
+
+def private_mkdir(path: str | os.PathLike) -> Path:
+    """Create a directory (and parents) with mode 0700."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(p, 0o700)
+    except OSError as exc:
+        raise OutputError(f"cannot create directory {p}: {_describe(exc)}") from exc
+    return p

@@ -1,0 +1,106 @@
+"""The format registry: one module per format, imported on use.
+
+Each format module exposes some of:
+  ``NAME``                      the format's name
+  ``read(data: bytes, source: str) -> Profile``   (raise InputFormatError on bad input)
+  ``sniff(data: bytes) -> bool``                   cheap content check for auto-detection
+  ``write(profile: Profile, **options) -> bytes``
+
+Lossless formats (perfkit, pprof, speedscope, collapsed) live here; human views
+(svg, html) live in ``perfkit.render`` and are registered here as write-only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+
+from perfkit.errors import InputFormatError, UsageError
+
+# name -> (module, suffixes, can_read)
+FORMATS: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "perfkit": ("perfkit.formats.native", (".perfkit", ".perfkit.gz"), True),
+    "pprof": ("perfkit.formats.pprof", (".pb.gz", ".pprof", ".pb", ".prof"), True),
+    "speedscope": ("perfkit.formats.speedscope", (".speedscope.json", ".speedscope", ".json"), True),
+    "collapsed": ("perfkit.formats.collapsed", (".collapsed", ".folded", ".txt"), True),
+    "svg": ("perfkit.render.flamegraph_svg", (".svg",), False),
+    "html": ("perfkit.render.html_report", (".html", ".htm"), False),
+}
+
+# Order in which content sniffing tries readable formats.
+SNIFF_ORDER = ("perfkit", "pprof", "speedscope", "collapsed")
+
+
+def available(name: str) -> bool:
+    mod = FORMATS[name][0]
+    rel = mod.split(".")[1:]
+    return os.path.exists(os.path.join(os.path.dirname(os.path.dirname(__file__)), *rel) + ".py")
+
+
+def names(readable: bool | None = None) -> list[str]:
+    return [n for n, (_, _, r) in FORMATS.items() if available(n) and (readable is None or r == readable)]
+
+
+def module(name: str) -> ModuleType:
+    if name not in FORMATS or not available(name):
+        raise UsageError(f"unknown format {name!r}", f"known formats: {', '.join(names())}")
+    return importlib.import_module(FORMATS[name][0])
+
+
+def format_for_path(path: str | os.PathLike, explicit: str | None = None) -> str:
+    """The format for an output path: ``explicit`` or from the file suffix."""
+    if explicit:
+        module(explicit)  # validates
+        return explicit
+    lower = str(path).lower()
+    best = None
+    for name, (_, suffixes, _) in FORMATS.items():
+        if not available(name):
+            continue
+        for suffix in suffixes:
+            if lower.endswith(suffix) and (best is None or len(suffix) > best[1]):
+                best = (name, len(suffix))
+    if best is None:
+        raise UsageError(f"cannot tell the format of {path} from its name",
+                         f"use a known suffix or --format ({', '.join(names())})")
+    return best[0]
+
+
+def read_profile(path: str | os.PathLike, fmt: str | None = None):
+    """Read a profile file in any readable format (sniffed from content if not given)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {p}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{p} is a directory, not a profile file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {p}: {exc.strerror}") from None
+    if not data:
+        raise InputFormatError(f"{p} is empty", f"expected a profile ({', '.join(names(readable=True))})")
+    if fmt:
+        mod = module(fmt)
+        if not FORMATS[fmt][2]:
+            raise UsageError(f"perfkit cannot read {fmt} files")
+        return mod.read(data, str(p))
+    for name in SNIFF_ORDER:
+        if not available(name):
+            continue
+        mod = module(name)
+        if mod.sniff(data):
+            return mod.read(data, str(p))
+    raise InputFormatError(f"{p} is not a profile perfkit can read",
+                           f"expected one of: {', '.join(names(readable=True))}")
+
+
+def write_profile(profile, path: str | os.PathLike, fmt: str | None = None, **options) -> str:
+    """Render ``profile`` in ``fmt`` (or the path's suffix) and write it atomically, 0600."""
+    from perfkit.fileio import atomic_write
+
+    name = format_for_path(path, fmt)
+    data = module(name).write(profile, **options)
+    atomic_write(path, data)
+    return name

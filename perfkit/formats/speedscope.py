@@ -1,0 +1,183 @@
+"""speedscope JSON (https://www.speedscope.app/file-format-schema.json).
+
+Writes one ``sampled`` profile per (pid, thread) label so speedscope's thread picker
+works, with the profile's default value type as weights.  Output validates against
+speedscope's own schema (py-spy's does not: it writes ``activeProfileIndex: null``).
+
+Reads sampled and evented profiles from any exporter; py-spy's profile names
+(``Thread 123 "MainThread"``, ``Process 7 Thread 123 "name"``) become labels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from perfkit.errors import InputFormatError
+from perfkit.model import SAMPLES, Frame, Labels, Profile, ProfileBuilder, ValueType
+
+NAME = "speedscope"
+SCHEMA_URL = "https://www.speedscope.app/file-format-schema.json"
+
+_UNITS = {"nanoseconds": "nanoseconds", "bytes": "bytes", "count": "none"}
+_NAME_RE = re.compile(r'^(?:Process (?P<pid>\d+) )?Thread (?P<tid>\d+)(?: "(?P<name>.*)")?$', re.S)
+
+
+def _label_name(labels: Labels, fallback: str) -> str:
+    parts = []
+    if labels.pid is not None:
+        parts.append(f"Process {labels.pid}")
+    if labels.tid is not None:
+        parts.append(f"Thread {labels.tid}")
+        parts.append(json.dumps(labels.thread or "", ensure_ascii=False))
+    elif labels.thread:
+        parts.append(f"Thread {json.dumps(labels.thread, ensure_ascii=False)}")
+    return " ".join(parts) or fallback
+
+
+def write(profile: Profile, value: str | None = None, **_options) -> bytes:
+    vi = profile.value_index(value)
+    vt = profile.sample_types[vi]
+    unit = _UNITS.get(vt.unit, "none")
+    by_label: dict[Labels, list] = {}
+    for s in profile.samples:
+        if s.values[vi]:
+            by_label.setdefault(s.labels, []).append(s)
+    used: dict[int, int] = {}
+    frames_out = []
+
+    def fid(i: int) -> int:
+        j = used.get(i)
+        if j is None:
+            f = profile.frames[i]
+            j = used[i] = len(frames_out)
+            entry = {"name": f.function}
+            if f.file:
+                entry["file"] = f.file
+            if f.line:
+                entry["line"] = f.line
+            frames_out.append(entry)
+        return j
+
+    profiles = []
+    ordered = sorted(by_label.items(), key=lambda kv: (-sum(s.values[vi] for s in kv[1]),
+                                                       kv[0].pid or 0, kv[0].tid or 0))
+    for labels, samples in ordered:
+        samples = sorted(samples, key=lambda s: s.stack)
+        stacks = [[fid(i) for i in s.stack] for s in samples]
+        weights = [s.values[vi] for s in samples]
+        total = sum(weights)
+        profiles.append({
+            "type": "sampled",
+            "name": _label_name(labels, profile.metadata.get("name", "perfkit profile")),
+            "unit": unit,
+            "startValue": 0,
+            "endValue": total,
+            "samples": stacks,
+            "weights": weights,
+        })
+    doc = {
+        "$schema": SCHEMA_URL,
+        "shared": {"frames": frames_out},
+        "profiles": profiles,
+        "name": str(profile.metadata.get("name") or f"perfkit {vt.type} profile"),
+        "activeProfileIndex": 0,
+        "exporter": "perfkit",
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def sniff(data: bytes) -> bool:
+    head = data[:8192].lstrip()
+    return head[:1] == b"{" and b"speedscope" in data[:65536]
+
+
+def _labels_from_name(name: str) -> Labels:
+    m = _NAME_RE.match(name or "")
+    if not m:
+        return Labels()
+    pid = int(m.group("pid")) if m.group("pid") else None
+    return Labels(pid=pid, tid=int(m.group("tid")), thread=m.group("name"))
+
+
+def read(data: bytes, source: str = "<speedscope>") -> Profile:
+    expected = "a speedscope JSON file"
+    try:
+        doc = json.loads(data)
+        frames_raw = doc["shared"]["frames"]
+        profiles = doc["profiles"]
+        if not isinstance(profiles, list) or not isinstance(frames_raw, list):
+            raise TypeError("profiles/frames must be lists")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputFormatError(f"{source} is not a valid speedscope file ({type(exc).__name__})", f"expected {expected}") from None
+    try:
+        frames = [Frame(str(f["name"]), str(f.get("file") or ""), int(f.get("line") or 0)) for f in frames_raw]
+        units = {p.get("unit", "none") for p in profiles}
+        unit = units.pop() if len(units) == 1 else "none"
+        seconds = unit in ("seconds", "milliseconds", "microseconds", "nanoseconds")
+        scale = {"seconds": 1e9, "milliseconds": 1e6, "microseconds": 1e3, "nanoseconds": 1}.get(unit, 1)
+        exporter = str(doc.get("exporter", ""))
+        is_pyspy = exporter.startswith("py-spy")
+        if is_pyspy or unit == "none":
+            types = [SAMPLES]
+        elif unit == "bytes":
+            types = [ValueType("space", "bytes")]
+        else:
+            types = [ValueType("time", "nanoseconds")]
+        b = ProfileBuilder(types, {"source_format": NAME, "exporter": exporter, "name": doc.get("name")})
+        n = len(frames)
+        for p in profiles:
+            labels = _labels_from_name(str(p.get("name", "")))
+            if p.get("type") == "sampled":
+                samples = p["samples"]
+                weights = p.get("weights") or [1] * len(samples)
+                if len(weights) != len(samples):
+                    raise ValueError("samples and weights differ in length")
+                for stack, w in zip(samples, weights):
+                    ids = tuple(int(i) for i in stack)
+                    if any(i < 0 or i >= n for i in ids):
+                        raise ValueError("sample refers to a missing frame")
+                    if is_pyspy:
+                        val = 1  # py-spy weights are 1/rate seconds: one sample each
+                    elif seconds:
+                        val = int(round(float(w) * scale))
+                    else:
+                        val = int(round(float(w)))
+                    b.add_ids(ids, (val,), labels)
+            elif p.get("type") == "evented":
+                _read_evented(b, p, n, scale if seconds else 1, labels)
+            else:
+                raise ValueError(f"unknown profile type {p.get('type')!r}")
+        b.metadata["source_unit"] = unit
+        return _with_frames(b.build(), frames)
+    except InputFormatError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise InputFormatError(f"{source} is a damaged speedscope file ({exc})", f"expected {expected}") from None
+
+
+def _with_frames(prof: Profile, frames: list[Frame]) -> Profile:
+    """``add_ids`` used the file's frame indices directly: attach the file's frames."""
+    prof.frames = list(frames)
+    return prof
+
+
+def _read_evented(b: ProfileBuilder, p: dict, n: int, scale: float, labels: Labels) -> None:
+    stack: list[int] = []
+    last = float(p.get("startValue", 0))
+    for ev in sorted(p["events"], key=lambda e: float(e["at"])):
+        at = float(ev["at"])
+        if stack and at > last:
+            b.add_ids(tuple(stack), (int(round((at - last) * scale)),), labels)
+        last = at
+        frame = int(ev["frame"])
+        if not 0 <= frame < n:
+            raise ValueError("event refers to a missing frame")
+        if ev["type"] == "O":
+            stack.append(frame)
+        elif ev["type"] == "C":
+            if not stack or stack[-1] != frame:
+                raise ValueError("close event does not match the open frame")
+            stack.pop()
+        else:
+            raise ValueError(f"unknown event type {ev['type']!r}")
