@@ -1,0 +1,37 @@
+"""Escaping untrusted text (function, file and thread names from the target) for SVG/HTML.
+
+Control characters are shown escaped (``\\n``), markup characters become entities,
+and the result is always valid in XML 1.0 text and in double- or single-quoted
+attributes.  Lone surrogates are handled when the document is encoded (``encode``).
+"""
+
+from __future__ import annotations
+
+_CONTROL = {i: f"\\x{i:02x}" for i in range(32)}
+_CONTROL.update({9: "\\t", 10: "\\n", 13: "\\r", 127: "\\x7f", 0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"})
+_MARKUP = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord('"'): "&quot;", ord("'"): "&#39;"}
+_BOTH = {**_CONTROL, **_MARKUP}
+
+
+def visible(text: object) -> str:
+    """Control characters shown as escapes (no markup escaping)."""
+    return str(text).translate(_CONTROL)
+
+
+def xml(text: object) -> str:
+    """Safe for XML/HTML text and attribute values."""
+    return str(text).translate(_BOTH)
+
+
+def encode(document: str) -> bytes:
+    """UTF-8 bytes; lone surrogates (undecodable names) become visible escapes."""
+    return document.encode("utf-8", "backslashreplace")
+
+
+def json_for_script(doc) -> str:
+    """JSON safe to embed inside ``<script type="application/json">`` (no ``</script>``)."""
+    import json
+
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
