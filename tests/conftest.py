@@ -42,7 +42,10 @@ def run_perfkit(*args: str, timeout: float = 120, env: dict | None = None, check
 
 
 def perfkit_json(*args: str, **kw) -> dict:
-    res = run_perfkit(*args, "--json", check=True, **kw)
+    """Run perfkit with --json (placed before any `--` command) and parse stdout."""
+    args = list(args)
+    cut = args.index("--") if "--" in args else len(args)
+    res = run_perfkit(*args[:cut], "--json", *args[cut:], check=True, **kw)
     return json.loads(res.stdout)
 
 

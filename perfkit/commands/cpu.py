@@ -84,6 +84,8 @@ def cpu(
         notes.append("interrupted: partial profile")
     if result.target_exited:
         notes.append("target exited during recording")
+    if meta.get("sampling_lag"):
+        notes.append(f"py-spy: {meta['sampling_lag']}")
     quality = QualityLine(meta["samples"], meta["duration_s"], meta["requested_rate"], meta["achieved_rate"],
                           meta.get("sampling_errors"), meta["threads"], meta["processes"], notes)
     vi = profile.default_index

@@ -71,7 +71,7 @@ def write(profile: Profile, value: str | None = None, **_options) -> bytes:
 def sniff(data: bytes) -> bool:
     head = data[:4096].decode("utf-8", errors="replace")
     first = next((ln for ln in head.splitlines() if ln.strip()), "")
-    return bool(_LINE.match(first)) and not first.lstrip().startswith(("{", "<"))
+    return bool(_LINE.match(first)) and not first.lstrip().startswith(("{", "[", "<?xml", "<svg", "<!", "<html"))
 
 
 def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPLES) -> Profile:

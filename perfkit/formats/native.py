@@ -41,10 +41,11 @@ def write(profile: Profile, **_options) -> bytes:
         "frames": [[f.function, f.file, f.line] for f in profile.frames],
         "labels": [[l.pid, l.tid, l.thread] for l in label_table],
         "samples": samples,
-        "metadata": profile.metadata,
+        "metadata": json.loads(json.dumps(profile.metadata, sort_keys=True, default=str)),
         "series": profile.series,
     }
-    raw = json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
+    # The magic key comes first (insertion order) so sniffing reads only the head.
+    raw = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return gzip.compress(raw, compresslevel=6, mtime=0)
 
 

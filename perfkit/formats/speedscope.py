@@ -20,6 +20,8 @@ NAME = "speedscope"
 SCHEMA_URL = "https://www.speedscope.app/file-format-schema.json"
 
 _UNITS = {"nanoseconds": "nanoseconds", "bytes": "bytes", "count": "none"}
+# py-spy --subprocesses puts the process in a fake root frame: `process 123:"cmd"`.
+_PYSPY_PROCESS_FRAME = re.compile(r'^process (\d+):"(.*)"$', re.S)
 _NAME_RE = re.compile(r'^(?:Process (?P<pid>\d+) )?Thread (?P<tid>\d+)(?: "(?P<name>.*)")?$', re.S)
 
 
@@ -126,6 +128,12 @@ def read(data: bytes, source: str = "<speedscope>") -> Profile:
             types = [ValueType("time", "nanoseconds")]
         b = ProfileBuilder(types, {"source_format": NAME, "exporter": exporter, "name": doc.get("name")})
         n = len(frames)
+        process_frames = {}
+        if is_pyspy:
+            for i, f in enumerate(frames):
+                m = _PYSPY_PROCESS_FRAME.match(f.function)
+                if m and not f.file:
+                    process_frames[i] = int(m.group(1))
         for p in profiles:
             labels = _labels_from_name(str(p.get("name", "")))
             if p.get("type") == "sampled":
@@ -137,13 +145,21 @@ def read(data: bytes, source: str = "<speedscope>") -> Profile:
                     ids = tuple(int(i) for i in stack)
                     if any(i < 0 or i >= n for i in ids):
                         raise ValueError("sample refers to a missing frame")
+                    sample_labels = labels
+                    if is_pyspy and ids and ids[0] in process_frames:
+                        # fake root frames (parent, then child process) → a real pid label
+                        pid = None
+                        while ids and ids[0] in process_frames:
+                            pid = process_frames[ids[0]]
+                            ids = ids[1:]
+                        sample_labels = Labels(labels.pid if labels.pid is not None else pid, labels.tid, labels.thread)
                     if is_pyspy:
                         val = 1  # py-spy weights are 1/rate seconds: one sample each
                     elif seconds:
                         val = int(round(float(w) * scale))
                     else:
                         val = int(round(float(w)))
-                    b.add_ids(ids, (val,), labels)
+                    b.add_ids(ids, (val,), sample_labels)
             elif p.get("type") == "evented":
                 _read_evented(b, p, n, scale if seconds else 1, labels)
             else:

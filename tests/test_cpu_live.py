@@ -1,0 +1,137 @@
+"""perfkit cpu against live scenario processes: the known answers, within tolerance."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import perfkit_json, scenario, scenario_cmd
+
+pytestmark = pytest.mark.live
+
+
+def _self_share(doc: dict, function: str) -> float:
+    return sum(r["self_pct"] for r in doc["top"] if r["function"] == function)
+
+
+def _assert_split(doc: dict, a: float, b: float, tol: float) -> None:
+    got_a, got_b = _self_share(doc, "spin_a"), _self_share(doc, "spin_b")
+    assert abs(got_a - a) <= tol and abs(got_b - b) <= tol, f"spin_a {got_a:.1f}% spin_b {got_b:.1f}% vs {a}:{b}"
+
+
+def test_cpu_split_attach_mode_75_25():
+    with scenario("cpu_split", "--ratio", "75:25", "--duration", "30") as sc:
+        doc = perfkit_json("cpu", "--pid", sc.pid, "-d", "5", "-r", "100")
+        assert sc.alive(), "the target must keep running after perfkit detaches"
+    q = doc["quality"]
+    assert q["samples"] >= 400
+    assert q["achieved_rate"] >= 90, q  # >= 90 % of the requested 100 Hz
+    assert q["processes"] == 1 and q["threads"] == 1
+    _assert_split(doc, 75, 25, tol=3.0)
+    assert doc["pid"] == sc.pid
+    top = doc["top"][0]
+    assert top["function"] == "spin_a" and top["file"].endswith("scenarios/cpu_split.py") and top["line"] > 0
+
+
+def test_cpu_split_launch_mode_75_25(tmp_path):
+    out = tmp_path / "split.speedscope.json"
+    doc = perfkit_json("cpu", "-d", "5", "-o", out, "--", *scenario_cmd("cpu_split", "--ratio", "75:25", "--duration", "20"))
+    assert doc["quality"]["achieved_rate"] >= 90
+    _assert_split(doc, 75, 25, tol=3.0)
+    assert out.exists() and (out.stat().st_mode & 0o777) == 0o600
+
+
+def test_cpu_split_launch_until_exit_reversed_ratio():
+    # no --duration: records until the launched program exits by itself
+    doc = perfkit_json("cpu", "--", *scenario_cmd("cpu_split", "--ratio", "25:75", "--duration", "4"))
+    assert 3.5 <= doc["quality"]["duration_s"] <= 15
+    _assert_split(doc, 25, 75, tol=3.0)
+
+
+def test_per_thread_split():
+    with scenario("cpu_threads", "--ratio", "75:25", "--duration", "30") as sc:
+        doc = perfkit_json("cpu", "--pid", sc.pid, "-d", "5", "--by-thread")
+    threads = {t["thread"]: t["pct"] for t in doc["threads"]}
+    assert abs(threads["worker-a"] - 75) <= 5, threads
+    assert abs(threads["worker-b"] - 25) <= 5, threads
+    assert all(t["pid"] == sc.pid and t["tid"] for t in doc["threads"])
+
+
+def test_per_process_split_with_subprocesses():
+    # parent idle; worker 0 always busy, worker 1 half the time → 2/3 : 1/3
+    with scenario("cpu_workers", "--duty", "1.0,0.5", "--duration", "30") as sc:
+        workers = [int(p) for p in sc.ready_line.split()[1:]]
+        doc = perfkit_json("cpu", "--pid", sc.pid, "-d", "5", "--subprocesses")
+    by_pid: dict[int, float] = {}
+    for t in doc["threads"]:
+        by_pid[t["pid"]] = by_pid.get(t["pid"], 0.0) + t["pct"]
+    assert abs(by_pid.get(workers[0], 0) - 200 / 3) <= 5, by_pid
+    assert abs(by_pid.get(workers[1], 0) - 100 / 3) <= 5, by_pid
+    assert by_pid.get(sc.pid, 0.0) <= 5, by_pid
+    assert doc["quality"]["processes"] >= 2
+
+
+def test_idle_excluded_unless_idle_flag():
+    # truth: 30 % of the time spinning in burst, 70 % sleeping in wait_for_work
+    with scenario("idle", "--duration", "30", "--busy", "0.3") as sc:
+        busy = perfkit_json("cpu", "--pid", sc.pid, "-d", "4")
+        idle = perfkit_json("cpu", "--pid", sc.pid, "-d", "4", "--idle")
+    assert _self_share(busy, "burst") >= 90, busy["top"]
+    assert sum(r["total_pct"] for r in busy["top"] if r["function"] == "wait_for_work") <= 5
+    # with --idle the sleeping function holds its share of wall time
+    wait_total = sum(r["total_pct"] for r in idle["top"] if r["function"] == "wait_for_work")
+    assert abs(wait_total - 70) <= 5, wait_total
+    assert abs(_self_share(idle, "burst") - 30) <= 5
+    assert idle["value_type"] == "wall/nanoseconds"
+
+
+def test_outputs_all_formats_and_roundtrip(tmp_path, speedscope_schema):
+    import jsonschema
+
+    from perfkit.formats import read_profile
+
+    paths = [tmp_path / "p.perfkit", tmp_path / "p.collapsed", tmp_path / "p.speedscope.json"]
+    args = []
+    for p in paths:
+        args += ["-o", p]
+    doc = perfkit_json("cpu", "-d", "3", *args, "--", *scenario_cmd("cpu_split", "--ratio", "75:25", "--duration", "10"))
+    for p in paths:
+        assert (p.stat().st_mode & 0o777) == 0o600
+    jsonschema.validate(json.loads(paths[2].read_text()), speedscope_schema)
+    native = read_profile(paths[0])
+    collapsed = read_profile(paths[1])
+    speedscope = read_profile(paths[2])
+    n = doc["quality"]["samples"]
+    assert native.total(0) == n and collapsed.total(0) == n
+    assert speedscope.sample_types[0].unit == "nanoseconds" and speedscope.total(0) == n * 10_000_000
+    # the collapsed file round-trips: same stacks (as frame tuples) and weights
+    def stacks(prof, vi=0):
+        acc = {}
+        for s in prof.samples:
+            key = tuple(prof.frames[i] for i in s.stack)
+            acc[key] = acc.get(key, 0) + s.values[vi]
+        return acc
+    assert stacks(collapsed) == stacks(native)
+    assert stacks(speedscope) == stacks(native, vi=1)  # cpu nanoseconds
+    # lossless file keeps labels and metadata
+    assert native.metadata["requested_rate"] == 100 and native.pids() == {doc["pid"]}
+
+
+def test_pyspy_own_speedscope_fails_schema_ours_passes(tmp_path, speedscope_schema):
+    """py-spy's file has activeProfileIndex: null, which the schema rejects."""
+    import jsonschema
+
+    from perfkit.collectors.pyspy import find_pyspy
+
+    raw = tmp_path / "raw.json"
+    subprocess.run([find_pyspy(), "record", "-f", "speedscope", "-o", str(raw), "-d", "1", "--",
+                    *scenario_cmd("cpu_split", "--duration", "3")], capture_output=True, timeout=60, check=True)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(json.loads(raw.read_text()), speedscope_schema)
+    out = tmp_path / "ours.speedscope.json"
+    from perfkit.formats import read_profile, write_profile
+
+    write_profile(read_profile(raw), out)
+    jsonschema.validate(json.loads(out.read_text()), speedscope_schema)
