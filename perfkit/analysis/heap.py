@@ -1,0 +1,215 @@
+"""Heap summaries: the peak, the top allocation sites, what stayed alive, RSS vs heap.
+
+Pure functions over a heap ``Profile`` (value types alloc_space, alloc_objects,
+inuse_space, inuse_objects, as the memray collector writes them).  An allocation
+*site* is the leaf frame of a stack (the line that asked for the memory); ``caller``
+is the nearest frame above it in a different file, shown so a site inside a library
+still points at the user's line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from perfkit.model import Profile
+
+LARGE_ALIVE_FRACTION = 0.10  # of all bytes allocated: "a lot is still alive"
+
+
+@dataclass(frozen=True)
+class Site:
+    function: str
+    file: str
+    line: int
+    bytes: int
+    count: int
+    pct: float  # of the total of the value ranked (allocated or alive)
+    caller: str = ""  # "function file:line" of the nearest caller in another file
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}" if self.file else ""
+
+    def to_json(self) -> dict:
+        return {"function": self.function, "file": self.file, "line": self.line, "bytes": self.bytes,
+                "count": self.count, "pct": round(self.pct, 3), "caller": self.caller}
+
+
+@dataclass(frozen=True)
+class RssExplanation:
+    """How much of the process's resident memory memray tracked as heap, and why not all."""
+
+    rss_bytes: int | None
+    heap_bytes: int | None
+    tracked_pct: float | None
+    rss_growth: int | None
+    heap_growth: int | None
+    attached: bool
+    lines: list[str]
+
+    def to_json(self) -> dict:
+        return {"rss_bytes": self.rss_bytes, "heap_bytes": self.heap_bytes,
+                "tracked_pct": None if self.tracked_pct is None else round(self.tracked_pct, 2),
+                "rss_growth_bytes": self.rss_growth, "heap_growth_bytes": self.heap_growth,
+                "attached": self.attached, "text": self.lines}
+
+
+@dataclass
+class HeapSummary:
+    target: str
+    pid: int | None
+    duration_s: float
+    peak_heap: int | None
+    peak_rss: int | None
+    end_heap: int | None
+    end_rss: int | None
+    alloc_bytes: int
+    alloc_count: int
+    inuse_bytes: int
+    inuse_count: int
+    top_allocated: list[Site]
+    top_alive: list[Site]
+    peak_sites: list[Site]
+    rss: RssExplanation
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"target": self.target, "pid": self.pid, "duration_s": self.duration_s,
+                "peak_heap_bytes": self.peak_heap, "peak_rss_bytes": self.peak_rss,
+                "end_heap_bytes": self.end_heap, "end_rss_bytes": self.end_rss,
+                "totals": {"alloc_bytes": self.alloc_bytes, "alloc_count": self.alloc_count,
+                           "inuse_bytes": self.inuse_bytes, "inuse_count": self.inuse_count},
+                "top_allocated": [s.to_json() for s in self.top_allocated],
+                "top_alive": [s.to_json() for s in self.top_alive],
+                "peak_sites": [s.to_json() for s in self.peak_sites],
+                "rss_vs_heap": self.rss.to_json(), "notes": self.notes}
+
+
+def _index(profile: Profile, name: str) -> int:
+    return profile.value_index(name)
+
+
+def top_sites(profile: Profile, space: str = "alloc_space", objects: str = "alloc_objects",
+              limit: int | None = 10) -> list[Site]:
+    """Allocation sites (leaf lines) ranked by ``space`` bytes."""
+    bi, ci = _index(profile, space), _index(profile, objects)
+    frames = profile.frames
+    acc: dict[tuple, list] = {}
+    grand = 0
+    for s in profile.samples:
+        v = s.values[bi]
+        if not v or not s.stack:
+            continue
+        grand += v
+        leaf = frames[s.stack[-1]]
+        key = (leaf.function, leaf.file, leaf.line)
+        slot = acc.get(key)
+        if slot is None:
+            slot = acc[key] = [0, 0, {}]
+        slot[0] += v
+        slot[1] += s.values[ci]
+        caller = _caller(profile, s.stack)
+        if caller:
+            slot[2][caller] = slot[2].get(caller, 0) + v
+    rows = []
+    for (fn, fl, ln), (b, c, callers) in acc.items():
+        caller = max(callers.items(), key=lambda kv: (kv[1], kv[0]))[0] if callers else ""
+        rows.append(Site(fn, fl, ln, b, c, 100.0 * b / grand if grand else 0.0, caller))
+    rows.sort(key=lambda r: (-r.bytes, -r.count, r.function, r.file, r.line))
+    return rows[:limit] if limit else rows
+
+
+def _caller(profile: Profile, stack: tuple[int, ...]) -> str:
+    leaf = profile.frames[stack[-1]]
+    if not leaf.file.endswith(".py"):  # a native leaf: point at the Python line that called it
+        for i in reversed(stack[:-1]):
+            f = profile.frames[i]
+            if f.file.endswith(".py"):
+                return f"{f.function} {f.file}:{f.line}"
+    for i in reversed(stack[:-1]):
+        f = profile.frames[i]
+        if f.file and f.file != leaf.file:
+            return f"{f.function} {f.file}:{f.line}"
+    return ""
+
+
+def peak_sites(profile: Profile, limit: int = 10) -> list[Site]:
+    raw = profile.metadata.get("peak_top") or []
+    total = sum(int(r.get("bytes", 0)) for r in raw) or 0
+    peak = profile.metadata.get("peak_heap_bytes") or total
+    rows = [Site(str(r.get("function", "")), str(r.get("file", "")), int(r.get("line", 0)), int(r.get("bytes", 0)),
+                 int(r.get("count", 0)), 100.0 * int(r.get("bytes", 0)) / peak if peak else 0.0) for r in raw]
+    return rows[:limit]
+
+
+def explain_rss(profile: Profile) -> RssExplanation:
+    """RSS vs the tracked heap, in words, so "missing" memory does not mislead."""
+    from perfkit.render.terminal import human_bytes as hb
+
+    m = profile.metadata
+    rss, heap = m.get("end_rss_bytes"), m.get("end_heap_bytes")
+    attached = m.get("launched") is False
+    rss_series = profile.series.get("rss_bytes") or []
+    heap_series = profile.series.get("heap_bytes") or []
+    rss_growth = int(rss_series[-1][1] - rss_series[0][1]) if len(rss_series) > 1 else None
+    heap_growth = int(heap_series[-1][1] - heap_series[0][1]) if len(heap_series) > 1 else None
+    if not rss or heap is None:
+        return RssExplanation(rss, heap, None, rss_growth, heap_growth, attached,
+                              ["memray recorded no memory-over-time data, so RSS cannot be compared with the heap"])
+    pct = 100.0 * heap / rss
+    lines = [f"memray tracked {hb(heap)} of heap still allocated at the end: {pct:.0f}% of the process's "
+             f"{hb(rss)} RSS."]
+    if heap <= rss:
+        rest = ("The rest is memory memray does not count as heap: the interpreter and loaded modules' code, "
+                "native libraries and their static data, thread stacks, free space inside pymalloc arenas and "
+                "malloc fragmentation (freed memory the allocator keeps instead of returning to the OS)")
+        if attached:
+            rest += (", and everything allocated before perfkit attached (memray only sees allocations made "
+                     "while it tracks)")
+        lines.append(rest + ".")
+    else:
+        lines.append("The tracked heap exceeds RSS: memory that is allocated but never written (large zeroed "
+                     "buffers, mmap) is not resident, and swapped-out pages do not count in RSS.")
+    if rss_growth is not None and heap_growth is not None:
+        lines.append(f"During the capture RSS changed by {_signed(rss_growth, hb)} and the tracked heap by "
+                     f"{_signed(heap_growth, hb)}.")
+    return RssExplanation(rss, heap, pct, rss_growth, heap_growth, attached, lines)
+
+
+def _signed(v: int, hb) -> str:
+    return ("+" if v >= 0 else "-") + hb(abs(v))
+
+
+def summarize(profile: Profile, limit: int = 10) -> HeapSummary:
+    m = profile.metadata
+    totals = m.get("totals") or {}
+    ai, ii = _index(profile, "alloc_space"), _index(profile, "inuse_space")
+    aoi, ioi = _index(profile, "alloc_objects"), _index(profile, "inuse_objects")
+    alloc_b = totals.get("alloc_bytes", profile.total(ai))
+    inuse_b = totals.get("inuse_bytes", profile.total(ii))
+    notes = list(m.get("notes") or [])
+    return HeapSummary(
+        target=str(m.get("target", m.get("source", "?"))),
+        pid=m.get("pid"),
+        duration_s=float(m.get("duration_s") or 0.0),
+        peak_heap=m.get("peak_heap_bytes"),
+        peak_rss=m.get("peak_rss_bytes"),
+        end_heap=m.get("end_heap_bytes"),
+        end_rss=m.get("end_rss_bytes"),
+        alloc_bytes=int(alloc_b),
+        alloc_count=int(totals.get("alloc_count", profile.total(aoi))),
+        inuse_bytes=int(inuse_b),
+        inuse_count=int(totals.get("inuse_count", profile.total(ioi))),
+        top_allocated=top_sites(profile, "alloc_space", "alloc_objects", limit),
+        top_alive=top_sites(profile, "inuse_space", "inuse_objects", limit),
+        peak_sites=peak_sites(profile, limit),
+        rss=explain_rss(profile),
+        notes=notes,
+    )
+
+
+def for_leaks(profile: Profile) -> Profile:
+    """The same profile with inuse_space as the default value (what outputs weigh by)."""
+    from dataclasses import replace
+
+    return replace(profile, default_index=_index(profile, "inuse_space"), metadata=dict(profile.metadata))
