@@ -1,0 +1,255 @@
+"""The benchmark collector: runs a benchmark command and measures it.
+
+Three kinds of run, each a fresh child process that perfkit launches itself (no root,
+no ptrace):
+
+* ``run_plain``  — wall time, CPU user+sys and peak RSS from the child's ``os.wait4``
+  rusage, max thread count from a cheap poll of ``/proc/PID/status``;
+* ``run_memray`` — ``python -m memray run`` on the command's own interpreter; the
+  capture's metadata (memray.FileReader) gives the allocation count and peak heap;
+* ``run_callgrind`` — ``valgrind --tool=callgrind``; the instruction count is the sum
+  of the ``totals:`` lines of every output file (children included);
+* ``profile``    — one py-spy CPU profile (launch mode) to explain a regression.
+
+Every run has a timeout; on timeout or interrupt the whole process group is killed
+(the benchmark is ours, nothing else is touched).  A failing command raises
+``BenchmarkFailed`` (exit 3) with its exit status and the last line of its stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from perfkit.errors import TargetError, ToolError, ToolMissing
+
+_THREAD_POLL_S = 0.01
+_STDERR_KEEP = 4000
+
+
+class BenchmarkFailed(TargetError):
+    """The benchmark command failed, timed out or could not be started (exit 3)."""
+
+
+@dataclass
+class RunSpec:
+    name: str
+    command: list[str]
+    cwd: str | None = None
+    env: dict[str, str] | None = None  # added to perfkit's environment
+    timeout: float = 300.0
+    side: str = ""  # "base" / "head", for messages
+
+    def full_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
+        env.update(self.env or {})
+        return env
+
+    def describe(self) -> str:
+        return f"benchmark {self.name!r}" + (f" ({self.side})" if self.side else "")
+
+
+def _run(spec: RunSpec, argv: list[str], *, poll_threads: bool = False, timeout: float | None = None) -> dict:
+    """Run ``argv``; return rusage facts, wall time, max threads and the stderr tail."""
+    timeout = spec.timeout if timeout is None else timeout
+    with tempfile.TemporaryFile() as err:
+        try:
+            start = time.perf_counter()
+            proc = subprocess.Popen(argv, cwd=spec.cwd, env=spec.full_env(), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        except FileNotFoundError:
+            raise BenchmarkFailed(f"{spec.describe()}: cannot run {argv[0]!r}: command not found",
+                                  "check the benchmark's command and PATH") from None
+        except NotADirectoryError:
+            raise BenchmarkFailed(f"{spec.describe()}: working directory {spec.cwd} does not exist") from None
+        except OSError as exc:
+            raise BenchmarkFailed(f"{spec.describe()}: cannot run {argv[0]!r}: {exc.strerror}") from None
+        done: dict = {}
+
+        def reap() -> None:
+            _, status, ru = os.wait4(proc.pid, 0)
+            done["end"] = time.perf_counter()
+            done["status"], done["ru"] = status, ru
+
+        waiter = threading.Thread(target=reap, daemon=True, name="perfkit-bench-wait")
+        waiter.start()
+        threads = _threads(proc.pid) if poll_threads else 0
+        deadline = time.monotonic() + timeout
+        try:
+            while waiter.is_alive():
+                if time.monotonic() > deadline:
+                    _kill_group(proc.pid)
+                    waiter.join(10)
+                    raise BenchmarkFailed(f"{spec.describe()} timed out after {timeout:g} s",
+                                          "raise its timeout in [tool.perfkit.gate] or make the benchmark shorter")
+                if poll_threads:
+                    threads = max(threads, _threads(proc.pid))
+                waiter.join(_THREAD_POLL_S if poll_threads else 0.1)
+        except BaseException:
+            _kill_group(proc.pid)
+            waiter.join(10)
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(done["status"])  # already reaped; keep Popen quiet
+        _kill_group(proc.pid)  # leftovers of the benchmark's own process group
+        err.seek(0)
+        data = err.read()
+    tail = data[-_STDERR_KEEP:].decode("utf-8", "replace")
+    ru = done["ru"]
+    return {"rc": proc.returncode, "wall": done["end"] - start, "cpu": ru.ru_utime + ru.ru_stime,
+            "rss": ru.ru_maxrss * 1024, "threads": threads, "stderr": tail}
+
+
+def _threads(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _check(spec: RunSpec, res: dict, what: str = "") -> None:
+    if res["rc"] != 0:
+        how = f"was killed by signal {-res['rc']}" if res["rc"] < 0 else f"exited with status {res['rc']}"
+        raise BenchmarkFailed(f"{spec.describe()}{what} {how}: {last_line(res['stderr'])}",
+                              "run the command by hand to see why; the gate only measures commands that succeed")
+
+
+def last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip() and not ln.startswith("==")]
+    return (lines[-1][:300] if lines else "no error output")
+
+
+def run_plain(spec: RunSpec) -> dict[str, float]:
+    res = _run(spec, spec.command, poll_threads=True)
+    _check(spec, res)
+    return {"wall": res["wall"], "cpu": res["cpu"], "rss": float(res["rss"]), "threads": float(res["threads"])}
+
+
+# ------------------------------------------------------------------------ memray
+
+_PY = re.compile(r"^(python|pypy)[0-9.]*$")
+
+
+def python_split(command: list[str]) -> tuple[str, list[str]] | None:
+    """(interpreter, program argv) when ``command`` runs a Python program, else None."""
+    if not command or not _PY.match(os.path.basename(command[0])):
+        return None
+    args = command[1:]
+    # interpreter flags memray run cannot take are dropped only if harmless
+    while args and args[0] in ("-u", "-B", "-E", "-s", "-I", "-O", "-OO"):
+        args = args[1:]
+    if not args:
+        return None
+    return command[0], args
+
+
+def run_memray(spec: RunSpec, workdir: str) -> dict[str, float]:
+    split = python_split(spec.command)
+    if split is None:
+        raise BenchmarkFailed(f"{spec.describe()}: the allocations / heap_peak metrics need a command that starts "
+                              f"with a Python interpreter (python script.py, python -m mod)",
+                              "drop those metrics for this benchmark (metrics = [...]) or call python directly")
+    py, prog = split
+    out = os.path.join(workdir, "memray.bin")
+    if os.path.exists(out):
+        os.unlink(out)
+    res = _run(spec, [py, "-m", "memray", "run", "--quiet", "--force", "--output", out, *prog])
+    if res["rc"] != 0 and "No module named memray" in res["stderr"]:
+        raise ToolMissing(f"memray is not installed for {py}", f"install it with: {py} -m pip install memray")
+    _check(spec, res, " under memray")
+    try:
+        from memray import FileReader
+
+        meta = FileReader(out).metadata
+        return {"allocations": float(meta.total_allocations), "heap_peak": float(meta.peak_memory)}
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ToolError(f"{spec.describe()}: cannot read memray's capture: {exc}") from None
+    finally:
+        if os.path.exists(out):
+            os.unlink(out)
+
+
+# --------------------------------------------------------------------- callgrind
+
+_TOTALS = re.compile(rb"^(?:totals|summary):\s*(\d+)", re.M)
+
+
+def find_valgrind() -> str:
+    exe = os.environ.get("PERFKIT_VALGRIND") or shutil.which("valgrind")
+    if not exe:
+        raise ToolMissing("valgrind not found (needed for the 'instructions' metric)",
+                          "install it (apt-get install valgrind) or drop 'instructions' from the metrics")
+    return exe
+
+
+def run_callgrind(spec: RunSpec, workdir: str, *, slowdown: float = 100.0) -> dict[str, float]:
+    exe = find_valgrind()
+    pattern = os.path.join(workdir, "callgrind.out.%p")
+    for f in os.listdir(workdir):
+        if f.startswith("callgrind.out."):
+            os.unlink(os.path.join(workdir, f))
+    argv = [exe, "--tool=callgrind", f"--callgrind-out-file={pattern}", "--trace-children=yes", "--quiet",
+            *spec.command]
+    res = _run(spec, argv, timeout=spec.timeout * slowdown)
+    _check(spec, res, " under valgrind")
+    total = 0
+    found = False
+    for f in os.listdir(workdir):
+        if f.startswith("callgrind.out."):
+            path = os.path.join(workdir, f)
+            with open(path, "rb") as fh:
+                data = fh.read()
+            os.unlink(path)
+            m = _TOTALS.findall(data)
+            if m:
+                total += int(m[-1])
+                found = True
+    if not found:
+        raise ToolError(f"{spec.describe()}: callgrind wrote no instruction totals")
+    return {"instructions": float(total)}
+
+
+# ----------------------------------------------------------------------- py-spy
+
+@contextmanager
+def _in_context(spec: RunSpec):
+    """py-spy's launcher inherits perfkit's cwd and environment: lend it the benchmark's."""
+    old_cwd = os.getcwd()
+    old_env = dict(os.environ)
+    try:
+        if spec.cwd:
+            os.chdir(spec.cwd)
+        os.environ.update(spec.env or {})
+        yield
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+
+
+def profile(spec: RunSpec, rate: int = 500):
+    """One py-spy CPU profile of the launched benchmark (a ``Profile``)."""
+    from perfkit.collectors import pyspy
+    from perfkit.target import Target
+
+    with _in_context(spec):
+        result = pyspy.record(Target(command=list(spec.command)), pyspy.RecordOptions(duration=None, rate=rate))
+    return result.profile

@@ -1,0 +1,133 @@
+"""The three gate workflows — record, check, compare — over all selected benchmarks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from perfkit.collectors import bench
+from perfkit.gate import baseline as baseline_mod
+from perfkit.gate import explain, runner
+from perfkit.gate.config import Benchmark, GateConfig
+from perfkit.gate.results import BenchResult, GateResult
+
+Progress = runner.Progress
+
+
+@dataclass
+class Side:
+    """How to run one side of a compare: a command override and/or a checkout directory."""
+
+    command: list[str] | None = None
+    directory: str | None = None
+
+    def spec(self, cfg: GateConfig, b: Benchmark, name: str) -> bench.RunSpec:
+        cwd = b.cwd
+        if self.directory:
+            cwd = _rebase(b.cwd, cfg.source, self.directory)
+        return runner.spec_for(cfg, b, name, self.command, cwd)
+
+
+def _rebase(cwd: str | None, config_source: str | None, directory: str) -> str:
+    """The benchmark's working directory inside another checkout."""
+    if cwd and config_source:
+        root = Path(config_source).resolve().parent
+        try:
+            return str(Path(directory).resolve() / Path(cwd).resolve().relative_to(root))
+        except ValueError:
+            pass
+    return str(Path(directory).resolve())
+
+
+def record(cfg: GateConfig, *, progress: Progress | None = None) -> tuple[baseline_mod.Baseline, list[str]]:
+    settings = {"repetitions": cfg.repetitions, "max_repetitions": cfg.max_repetitions, "warmups": cfg.warmups,
+                "deterministic_repetitions": cfg.deterministic_repetitions}
+    base = baseline_mod.new(settings)
+    notes = []
+    for b in cfg.benchmarks:
+        spec = runner.spec_for(cfg, b, "baseline")
+        values = runner.record_values(cfg, b, spec, progress)
+        entry = {"command": spec.command, "metrics": values, "profile": None}
+        if cfg.profile:
+            if progress:
+                progress(f"{b.name}: CPU profile (py-spy)")
+            prof = bench.profile(spec, rate=runner.profile_rate(values))
+            entry["profile"] = explain.to_collapsed(prof)
+        base.benchmarks[b.name] = entry
+        notes.append(b.name)
+    return base, notes
+
+
+def check(cfg: GateConfig, stored: baseline_mod.Baseline, *, progress: Progress | None = None,
+          diff_dir: str | None = None) -> GateResult:
+    start = time.monotonic()
+    env = baseline_mod.environment()
+    res = GateResult("check", [], cfg.alpha, cfg.strict, env, stored.environment)
+    diffs = baseline_mod.machine_differences(stored.environment, env)
+    if diffs:
+        res.warnings.append("the baseline was recorded on a different machine (" + "; ".join(diffs) +
+                            "): compared anyway, but time and RSS may differ for that reason alone — "
+                            "prefer `perfkit gate compare`, or record the baseline on this runner")
+    todo = []
+    for b in cfg.benchmarks:
+        if b.name not in stored.benchmarks:
+            res.warnings.append(f"benchmark {b.name!r} is not in the baseline: not checked "
+                                f"(record the baseline again to include it)")
+        else:
+            todo.append(b)
+    alpha_per_test = cfg.alpha / runner.total_tests(cfg, todo)
+    for b in todo:
+        entry = stored.benchmarks[b.name]
+        spec = runner.spec_for(cfg, b, "head")
+        br = runner.measure(cfg, b, spec, base_values=entry["metrics"], alpha_per_test=alpha_per_test,
+                            progress=progress)
+        if list(entry.get("command") or []) != spec.command:
+            br.notes.append("the benchmark command changed since the baseline was recorded")
+        if cfg.profile and runner.cpu_regressed(br):
+            if entry.get("profile"):
+                _explain(br, explain.from_collapsed(entry["profile"]), spec, diff_dir, progress)
+            else:
+                br.notes.append("no baseline CPU profile to explain the regression (recorded with --no-profile)")
+        res.benchmarks.append(br)
+    res.elapsed_s = time.monotonic() - start
+    return res
+
+
+def compare(cfg: GateConfig, base: Side, head: Side, *, progress: Progress | None = None,
+            diff_dir: str | None = None) -> GateResult:
+    start = time.monotonic()
+    env = baseline_mod.environment()
+    res = GateResult("compare", [], cfg.alpha, cfg.strict, env)
+    alpha_per_test = cfg.alpha / runner.total_tests(cfg, cfg.benchmarks)
+    for b in cfg.benchmarks:
+        bspec, hspec = base.spec(cfg, b, "base"), head.spec(cfg, b, "head")
+        br = runner.measure(cfg, b, hspec, base=bspec, alpha_per_test=alpha_per_test, progress=progress)
+        if cfg.profile and runner.cpu_regressed(br):
+            if progress:
+                progress(f"{b.name}: CPU profile of base (py-spy)")
+            base_prof = bench.profile(bspec, rate=runner.profile_rate(br))
+            _explain(br, explain.from_collapsed(explain.to_collapsed(base_prof)), hspec, diff_dir, progress)
+        res.benchmarks.append(br)
+    res.elapsed_s = time.monotonic() - start
+    return res
+
+
+def _explain(br: BenchResult, base_prof, hspec: bench.RunSpec, diff_dir: str | None,
+             progress: Progress | None) -> None:
+    if progress:
+        progress(f"{br.name}: CPU profile of head (py-spy)")
+    head_prof = explain.from_collapsed(explain.to_collapsed(bench.profile(hspec, rate=runner.profile_rate(br))))
+    br.explanation = explain.explain(base_prof, head_prof)
+    if diff_dir:
+        svg = explain.diff_svg(base_prof, head_prof)
+        if svg is not None:
+            from perfkit.fileio import atomic_write
+
+            path = Path(diff_dir) / f"{_file_safe(br.name)}.diff.svg"
+            atomic_write(path, svg)
+            br.explanation["svg"] = str(path)
+
+
+def _file_safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:80] or "benchmark"

@@ -1,0 +1,233 @@
+"""Reports of a gate run: terminal table, markdown, JUnit XML, GitHub annotations.
+
+Benchmark names, commands and function names are untrusted text: the terminal view
+builds ``rich.text.Text`` objects, markdown escapes every character with a meaning
+(and HTML), JUnit goes through an XML serialiser, annotations are percent-encoded the
+way GitHub's workflow commands require.
+"""
+
+from __future__ import annotations
+
+import math
+
+from perfkit.console import plain
+from perfkit.gate import stats
+from perfkit.gate.results import GateResult, MetricResult
+
+_ICON = {stats.REGRESSION: "❌", stats.IMPROVEMENT: "✅", stats.NO_CHANGE: "➖", stats.INCONCLUSIVE: "❔"}
+_STYLE = {stats.REGRESSION: "bold red", stats.IMPROVEMENT: "green", stats.NO_CHANGE: "", stats.INCONCLUSIVE: "yellow"}
+
+
+def fmt_value(v: float | None, unit: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if unit == "seconds":
+        return f"{v:.3f} s" if v >= 1 else f"{v * 1e3:.1f} ms"
+    if unit == "bytes":
+        from perfkit.render.terminal import human_bytes
+
+        return human_bytes(v)
+    return f"{v:,.0f}"
+
+
+def change_text(r: MetricResult) -> str:
+    return "-" if r.change is None else f"{r.change * 100:+.1f}%"
+
+
+def n_text(r: MetricResult) -> str:
+    """Runs per side: ``10`` pairs in compare, ``30/10`` baseline/head in check."""
+    return f"{len(r.head)}" if r.paired else f"{len(r.base)}/{len(r.head)}"
+
+
+def summary_line(res: GateResult) -> str:
+    c = {d: res.count(d) for d in _ICON}
+    parts = [f"{c[stats.REGRESSION]} regression(s)", f"{c[stats.IMPROVEMENT]} improvement(s)",
+             f"{c[stats.NO_CHANGE]} unchanged", f"{c[stats.INCONCLUSIVE]} inconclusive (too noisy to tell)"]
+    verdict = {"regression": "FAIL", "inconclusive": "FAIL (strict)" if res.strict else "PASS",
+               "pass": "PASS"}[res.verdict]
+    return f"perfkit gate {res.mode}: {verdict} — " + ", ".join(parts)
+
+
+def grew_line(row: dict) -> str:
+    return (f"{row['function']} ({_short(row['file'])}:{row['line']}) "
+            f"{row['base_pct']:.1f}% → {row['new_pct']:.1f}% ({row['delta_pp']:+.1f} pp)")
+
+
+def _short(path: str) -> str:
+    return path.rsplit("/", 1)[-1] if path else "?"
+
+
+class TerminalView:
+    """The rich renderable of a ``GateResult``."""
+
+    def __init__(self, res: GateResult) -> None:
+        self.res = res
+
+    def __rich_console__(self, console, options):
+        from rich.table import Table
+        from rich.text import Text
+
+        res = self.res
+        conf = None
+        table = Table(title=f"perfkit gate {res.mode}", title_justify="left", show_edge=False, pad_edge=False)
+        for col, just in (("benchmark", "left"), ("metric", "left"), ("base", "right"), ("head", "right"),
+                          ("change", "right"), ("interval", "right"), ("min", "right"), ("runs", "right"),
+                          ("verdict", "left")):
+            table.add_column(col, justify=just, overflow="fold", no_wrap=col not in ("benchmark", "interval"))
+        for b in res.benchmarks:
+            for r in b.results:
+                conf = r.interval.confidence if r.interval else conf
+                table.add_row(Text(plain(b.name)), r.metric,
+                              fmt_value(stats.median(r.base) if r.base else None, r.unit),
+                              fmt_value(stats.median(r.head) if r.head else None, r.unit),
+                              change_text(r), r.ci_text(), f"{r.min_effect * 100:g}%", n_text(r),
+                              Text(r.decision, style=_STYLE[r.decision]))
+        yield table
+        if conf is not None:
+            yield Text(f"base/head: medians; interval: of the change, {conf * 100:.2f}% confidence each (false-alarm "
+                       f"budget {res.alpha:g} split over all metrics, benchmarks and looks); min: smallest change "
+                       f"that counts; runs: {'pairs' if res.mode == 'compare' else 'baseline/head'}", style="dim")
+        for b in res.benchmarks:
+            for note in b.notes:
+                yield Text(f"{plain(b.name)}: {plain(note)}", style="yellow")
+            if b.explanation and b.explanation.get("grew"):
+                yield Text(f"{plain(b.name)}: CPU share grew in:", style="bold")
+                for row in b.explanation["grew"]:
+                    yield Text("  " + plain(grew_line(row)))
+        for w in res.warnings:
+            yield Text("warning: ", style="yellow") + Text(plain(w))
+        style = "bold red" if res.exit_code else ("yellow" if res.verdict == "inconclusive" else "bold green")
+        yield Text(summary_line(res), style=style)
+
+
+# ------------------------------------------------------------------------ markdown
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|~>")
+
+
+def md_escape(text: object) -> str:
+    out = []
+    for ch in str(text):
+        if ch == "&":
+            out.append("&amp;")
+        elif ch == "<":
+            out.append("&lt;")
+        elif ch == ">":
+            out.append("&gt;")
+        elif ch in "\r\n":
+            out.append(" ")
+        elif ch in _MD_SPECIAL:
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def markdown(res: GateResult) -> str:
+    icon = {"regression": "❌", "inconclusive": "❔", "pass": "✅"}[res.verdict]
+    lines = [f"## {icon} {md_escape(summary_line(res))}", ""]
+    for w in res.warnings:
+        lines.append(f"> ⚠️ {md_escape(w)}")
+    if res.warnings:
+        lines.append("")
+    lines += ["| benchmark | metric | base | head | change | interval | min effect | runs | verdict |",
+              "|---|---|--:|--:|--:|--:|--:|--:|---|"]
+    for b in res.benchmarks:
+        for r in b.results:
+            lines.append("| " + " | ".join([
+                md_escape(b.name), r.metric,
+                md_escape(fmt_value(stats.median(r.base) if r.base else None, r.unit)),
+                md_escape(fmt_value(stats.median(r.head) if r.head else None, r.unit)),
+                md_escape(change_text(r)), md_escape(r.ci_text()), md_escape(f"{r.min_effect * 100:g}%"),
+                md_escape(n_text(r)), f"{_ICON[r.decision]} {r.decision}"]) + " |")
+    for b in res.benchmarks:
+        for note in b.notes:
+            lines += ["", f"*{md_escape(b.name)}*: {md_escape(note)}"]
+        if b.explanation and b.explanation.get("grew"):
+            lines += ["", f"**{md_escape(b.name)}: functions whose CPU share grew**", ""]
+            lines += [f"- `{_code(r['function'])}` ({md_escape(_short(r['file']))}:{r['line']}): "
+                      f"{r['base_pct']:.1f}% → {r['new_pct']:.1f}% ({r['delta_pp']:+.1f} pp)"
+                      for r in b.explanation["grew"]]
+            if b.explanation.get("svg"):
+                lines += ["", f"Differential flame graph: `{_code(b.explanation['svg'])}`"]
+    lines += ["", "<sub>Inconclusive means too noisy to tell at this number of runs: it passes unless "
+              "`--strict`.</sub>", ""]
+    return "\n".join(lines)
+
+
+def _code(text: str) -> str:
+    # inside a code span only backticks and line breaks matter; HTML still must not leak
+    return str(text).replace("`", "'").replace("\n", " ").replace("\r", " ").replace("<", "‹").replace(">", "›")
+
+
+# --------------------------------------------------------------------------- JUnit
+
+def junit_xml(res: GateResult) -> bytes:
+    import xml.etree.ElementTree as ET
+
+    results = res.all_results()
+    failures = sum(1 for r in results if r.decision == stats.REGRESSION or
+                   (res.strict and r.decision == stats.INCONCLUSIVE))
+    skipped = sum(1 for r in results if r.decision == stats.INCONCLUSIVE and not res.strict)
+    suites = ET.Element("testsuites", name="perfkit gate", tests=str(len(results)), failures=str(failures))
+    suite = ET.SubElement(suites, "testsuite", name=f"perfkit gate {res.mode}", tests=str(len(results)),
+                          failures=str(failures), errors="0", skipped=str(skipped), time=f"{res.elapsed_s:.3f}")
+    for b in res.benchmarks:
+        for r in b.results:
+            case = ET.SubElement(suite, "testcase", classname=f"perfkit.gate.{_xml_safe(b.name)}",
+                                 name=r.metric, time="0")
+            text = describe(b.name, r)
+            if r.decision == stats.REGRESSION or (res.strict and r.decision == stats.INCONCLUSIVE):
+                fail = ET.SubElement(case, "failure", message=_xml_safe(text), type=r.decision)
+                extra = ""
+                if b.explanation and b.explanation.get("grew"):
+                    extra = "\nCPU share grew in:\n" + "\n".join("  " + grew_line(g) for g in b.explanation["grew"])
+                fail.text = _xml_safe(text + extra)
+            elif r.decision == stats.INCONCLUSIVE:
+                ET.SubElement(case, "skipped", message=_xml_safe(text))
+            else:
+                out = ET.SubElement(case, "system-out")
+                out.text = _xml_safe(text)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="utf-8")
+
+
+def _xml_safe(text: str) -> str:
+    # XML 1.0 cannot carry most control characters even escaped
+    return "".join(ch if ch in "\t\n" or ord(ch) >= 32 else f"\\x{ord(ch):02x}" for ch in str(text))
+
+
+def describe(name: str, r: MetricResult) -> str:
+    base = fmt_value(stats.median(r.base) if r.base else None, r.unit)
+    head = fmt_value(stats.median(r.head) if r.head else None, r.unit)
+    return (f"{name}: {r.metric} {r.decision}: {change_text(r)} (interval {r.ci_text()}, min effect "
+            f"{r.min_effect * 100:g}%; base {base}, head {head}; {n_text(r)})")
+
+
+# ------------------------------------------------------------------ GitHub Actions
+
+def _gh_data(text: str) -> str:
+    return str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_prop(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotations(res: GateResult) -> list[str]:
+    """``::error`` for each regression, ``::warning`` for inconclusive metrics and warnings."""
+    out = []
+    for b in res.benchmarks:
+        for r in b.results:
+            if r.decision == stats.REGRESSION or (res.strict and r.decision == stats.INCONCLUSIVE):
+                level = "error"
+            elif r.decision == stats.INCONCLUSIVE:
+                level = "warning"
+            else:
+                continue
+            msg = describe(b.name, r)
+            if r.decision == stats.REGRESSION and b.explanation and b.explanation.get("grew"):
+                msg += "\nCPU share grew in: " + "; ".join(grew_line(g) for g in b.explanation["grew"][:3])
+            out.append(f"::{level} title={_gh_prop('perfkit gate: ' + b.name + ' ' + r.metric)}::{_gh_data(msg)}")
+    for w in res.warnings:
+        out.append(f"::warning title={_gh_prop('perfkit gate')}::{_gh_data(w)}")
+    return out

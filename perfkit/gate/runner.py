@@ -1,0 +1,183 @@
+"""Measuring: the repetition plan, interleaved base/head runs, adaptive repetition.
+
+Each metric belongs to a run kind (plain / memray / callgrind).  A kind starts with
+``first`` runs per side and, while one of its metrics is undecided, adds ``step`` more
+up to ``cap``; every evaluation is one "look".  The false-alarm budget ``alpha`` is
+split evenly over every look of every metric of every benchmark (Bonferroni), so
+adaptive repetition does not inflate the false-alarm rate.
+
+In ``compare`` both sides run in one job, interleaved A B B A A B …: slow drifts of
+the machine hit both sides equally and the pairs are analysed as pairs.  In ``check``
+the head runs are compared with the stored baseline values (unpaired).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Callable
+
+from perfkit.collectors import bench
+from perfkit.gate import stats
+from perfkit.gate.config import Benchmark, GateConfig
+from perfkit.gate.metrics import METRICS, TIME_METRICS
+from perfkit.gate.results import BenchResult, MetricResult
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class KindPlan:
+    first: int
+    step: int
+    cap: int
+
+    @property
+    def looks(self) -> int:
+        return 1 + (math.ceil((self.cap - self.first) / self.step) if self.cap > self.first else 0)
+
+
+def plans(cfg: GateConfig) -> dict[str, KindPlan]:
+    det = cfg.deterministic_repetitions
+    return {"plain": KindPlan(cfg.repetitions, cfg.repetitions, cfg.max_repetitions),
+            "memray": KindPlan(det, det, det * 3),
+            "callgrind": KindPlan(det, det, det * 2)}
+
+
+def kinds_of(metrics) -> list[str]:
+    order = ("plain", "memray", "callgrind")
+    used = {METRICS[m].run for m in metrics}
+    return [k for k in order if k in used]
+
+
+def total_tests(cfg: GateConfig, benchmarks: list[Benchmark]) -> int:
+    p = plans(cfg)
+    return sum(p[METRICS[m].run].looks for b in benchmarks for m in cfg.metrics_for(b)) or 1
+
+
+class _Runner:
+    """One kind of run for one side; a scratch directory for tool outputs."""
+
+    def __init__(self, spec: bench.RunSpec, workdir: str) -> None:
+        self.spec = spec
+        self.workdir = workdir
+
+    def run(self, kind: str) -> dict[str, float]:
+        if kind == "plain":
+            return bench.run_plain(self.spec)
+        if kind == "memray":
+            return bench.run_memray(self.spec, self.workdir)
+        return bench.run_callgrind(self.spec, self.workdir)
+
+
+def spec_for(cfg: GateConfig, b: Benchmark, side: str, command: list[str] | None = None,
+             cwd: str | None = None) -> bench.RunSpec:
+    return bench.RunSpec(name=b.name, command=list(command or b.command), cwd=cwd or b.cwd, env=cfg.env_for(b),
+                         timeout=cfg.timeout_for(b), side=side)
+
+
+def _evaluate(r: MetricResult, alpha_per_test: float, method: str) -> None:
+    r.looks += 1
+    r.interval = stats.ratio_interval(r.base, r.head, paired=r.paired, method=method,
+                                      alpha_per_test=alpha_per_test)
+    r.decision = stats.decide(r.interval, r.min_effect)
+
+
+def measure(cfg: GateConfig, b: Benchmark, head: bench.RunSpec, *, base: bench.RunSpec | None = None,
+            base_values: dict[str, list[float]] | None = None, alpha_per_test: float,
+            progress: Progress | None = None) -> BenchResult:
+    """Compare ``head`` with ``base`` (interleaved, paired) or with stored ``base_values``."""
+    paired = base is not None
+    metrics = [m for m in cfg.metrics_for(b) if paired or m in (base_values or {})]
+    result = BenchResult(b.name, list(base.command) if base else list(b.command), list(head.command))
+    if not paired:
+        missing = [m for m in cfg.metrics_for(b) if m not in (base_values or {})]
+        if missing:
+            result.notes.append(f"not in the baseline, not compared: {', '.join(missing)}")
+    rows = {m: MetricResult(b.name, m, [] if paired else list(base_values[m]), [], cfg.threshold(b, m), paired)
+            for m in metrics}
+    result.results = list(rows.values())
+    p = plans(cfg)
+    workdir = tempfile.mkdtemp(prefix="perfkit-gate-")
+    try:
+        sides = {"head": _Runner(head, workdir)}
+        if paired:
+            sides["base"] = _Runner(base, workdir)
+        for i in range(cfg.warmups):
+            for side in sides.values():
+                if progress:
+                    progress(f"{b.name}: warm-up {i + 1}/{cfg.warmups}")
+                side.run("plain")
+        for kind in kinds_of(metrics):
+            plan = p[kind]
+            mine = [rows[m] for m in metrics if METRICS[m].run == kind]
+            target, done = plan.first, 0
+            while True:
+                while done < target:
+                    order = ("base", "head") if done % 2 == 0 else ("head", "base")
+                    for side_name in order:
+                        if side_name not in sides:
+                            continue
+                        if progress:
+                            progress(f"{b.name}: {kind} run {done + 1}/{target} ({side_name})")
+                        values = sides[side_name].run(kind)
+                        for r in mine:
+                            (r.base if side_name == "base" else r.head).append(values[r.metric])
+                    done += 1
+                undecided = [r for r in mine if r.decision == stats.INCONCLUSIVE]
+                for r in undecided:
+                    _evaluate(r, alpha_per_test, METRICS[r.metric].method)
+                if all(r.decision != stats.INCONCLUSIVE for r in mine) or target >= plan.cap:
+                    break
+                target = min(plan.cap, target + plan.step)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def record_values(cfg: GateConfig, b: Benchmark, spec: bench.RunSpec, progress: Progress | None = None
+                  ) -> dict[str, list[float]]:
+    """Baseline values: the cap of every kind's runs (more baseline data, same cost once)."""
+    metrics = cfg.metrics_for(b)
+    out: dict[str, list[float]] = {m: [] for m in metrics}
+    p = plans(cfg)
+    workdir = tempfile.mkdtemp(prefix="perfkit-gate-")
+    try:
+        runner = _Runner(spec, workdir)
+        for i in range(cfg.warmups):
+            if progress:
+                progress(f"{b.name}: warm-up {i + 1}/{cfg.warmups}")
+            runner.run("plain")
+        for kind in kinds_of(metrics):
+            n = p[kind].cap
+            for i in range(n):
+                if progress:
+                    progress(f"{b.name}: {kind} run {i + 1}/{n}")
+                values = runner.run(kind)
+                for m in metrics:
+                    if METRICS[m].run == kind:
+                        out[m].append(values[m])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
+def cpu_regressed(result: BenchResult) -> bool:
+    return any(r.metric in TIME_METRICS + ("instructions",) and r.decision == stats.REGRESSION
+               for r in result.results)
+
+
+def profile_rate(result_or_values) -> int:
+    """A py-spy rate giving a few hundred samples for the benchmark's wall time."""
+    wall = None
+    if isinstance(result_or_values, BenchResult):
+        for r in result_or_values.results:
+            if r.metric == "wall" and r.head:
+                wall = stats.median(r.head)
+    elif isinstance(result_or_values, dict) and result_or_values.get("wall"):
+        wall = stats.median(result_or_values["wall"])
+    if not wall:
+        return 250
+    return int(min(1000, max(100, 400 / wall)))

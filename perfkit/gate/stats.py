@@ -1,0 +1,226 @@
+"""Ratio confidence intervals and the per-metric decision.
+
+Everything works on log values, so an interval on the log difference is an interval
+on the ratio head/base.  Two methods:
+
+* ``rank`` (noisy metrics: CPU, wall) — paired: Wilcoxon signed-rank on the per-pair
+  log ratios, the Hodges-Lehmann estimate (median of Walsh averages) and its exact
+  distribution-free interval; unpaired: Mann-Whitney with the Hodges-Lehmann shift and
+  its interval.  Robust to the outliers a shared runner produces.  With too few runs
+  for the requested confidence the interval is infinite (honestly undecidable).
+* ``t`` (near-deterministic metrics: instructions, allocations, peak heap/RSS,
+  threads) — paired t / Welch t interval on log values.  Three runs per side suffice
+  when the spread is tiny; identical values give a zero-width interval.
+
+The decision for a metric with minimum effect ``e`` (a fraction) and interval
+[lo, hi] around the estimate r (all ratios):
+
+  regression   lo > 1 and r >= 1 + e      (significant and big enough)
+  improvement  hi < 1 and r <= 1/(1 + e)
+  no change    1/(1 + e) <= lo and hi <= 1 + e   (the interval rules out a change >= e)
+  inconclusive otherwise — too noisy to tell; more runs may decide it
+
+``alpha_per_test`` splits the false-alarm budget over every test the gate makes
+(metrics x benchmarks x looks): each interval is two-sided at 1 - 2*alpha_per_test, so
+the chance of a false "regression" anywhere is at most alpha (Bonferroni).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+REGRESSION = "regression"
+IMPROVEMENT = "improvement"
+NO_CHANGE = "no change"
+INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class Interval:
+    ratio: float  # point estimate of head / base
+    lo: float
+    hi: float
+    method: str  # e.g. "wilcoxon-hl", "mann-whitney-hl", "paired-t", "welch-t"
+    confidence: float
+
+    def to_json(self) -> dict:
+        return {"ratio": _num(self.ratio), "lo": _num(self.lo), "hi": _num(self.hi), "method": self.method,
+                "confidence": round(self.confidence, 6)}
+
+
+def _num(x: float):
+    return None if math.isinf(x) or math.isnan(x) else round(x, 6)
+
+
+def _log(values) -> list[float]:
+    # counts can be 0 (no allocations); a floor keeps the log finite and the ratio sane
+    return [math.log(max(float(v), 1e-9)) for v in values]
+
+
+def decide(iv: Interval, min_effect: float) -> str:
+    up = 1.0 + min_effect
+    down = 1.0 / up
+    if iv.lo > 1.0 and iv.ratio >= up:
+        return REGRESSION
+    if iv.hi < 1.0 and iv.ratio <= down:
+        return IMPROVEMENT
+    if iv.lo >= down * (1 - 1e-12) and iv.hi <= up * (1 + 1e-12):
+        return NO_CHANGE
+    return INCONCLUSIVE
+
+
+def ratio_interval(base, head, *, paired: bool, method: str, alpha_per_test: float) -> Interval:
+    """Interval for head/base at two-sided confidence 1 - 2*alpha_per_test."""
+    a = 2.0 * alpha_per_test
+    lb, lh = _log(base), _log(head)
+    if paired:
+        if len(lb) != len(lh):
+            raise ValueError("paired samples need equal lengths")
+        d = [h - b for b, h in zip(lb, lh)]
+        est, lo, hi, name = (_hl_paired(d, a) + ("wilcoxon-hl",)) if method == "rank" else (_t_paired(d, a) + ("paired-t",))
+    else:
+        est, lo, hi, name = (_hl_unpaired(lb, lh, a) + ("mann-whitney-hl",)) if method == "rank" else \
+            (_welch(lb, lh, a) + ("welch-t",))
+    return Interval(_exp(est), _exp(lo), _exp(hi), name, 1.0 - a)
+
+
+def _exp(x: float) -> float:
+    if x == math.inf:
+        return math.inf
+    if x == -math.inf:
+        return 0.0
+    return math.exp(x)
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    if n == 0:
+        return 0.0
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+# ----------------------------------------------------------------------------- rank
+
+@lru_cache(maxsize=256)
+def _signed_rank_cdf(n: int) -> tuple[float, ...]:
+    """P(T+ <= k) for k = 0..n(n+1)/2 under H0 (exact, by counting subsets)."""
+    total = n * (n + 1) // 2
+    counts = [0] * (total + 1)
+    counts[0] = 1
+    for r in range(1, n + 1):
+        for s in range(total, r - 1, -1):
+            counts[s] += counts[s - r]
+    denom = 2.0 ** n
+    acc, out = 0, []
+    for c in counts:
+        acc += c
+        out.append(acc / denom)
+    return tuple(out)
+
+
+def _z(p: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(p))
+
+
+def _tq(p: float, df: float) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
+
+
+def _signed_rank_k(n: int, a: float) -> int:
+    """Largest k with P(T+ <= k-1) <= a/2 (0 = no finite interval at this confidence)."""
+    if n <= 60:
+        cdf = _signed_rank_cdf(n)
+        k = 0
+        while k < len(cdf) and cdf[k] <= a / 2:
+            k += 1
+        return k
+    m = n * (n + 1) / 4
+    sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+    return max(0, int(math.floor(m - _z(1 - a / 2) * sd)))
+
+
+def _hl_paired(d: list[float], a: float) -> tuple[float, float, float]:
+    n = len(d)
+    if n == 0:
+        return 0.0, -math.inf, math.inf
+    walsh = sorted((d[i] + d[j]) / 2 for i in range(n) for j in range(i, n))
+    est = _median(walsh)
+    k = _signed_rank_k(n, a)
+    if k < 1:
+        return est, -math.inf, math.inf
+    return est, walsh[k - 1], walsh[len(walsh) - k]
+
+
+def _hl_unpaired(lb: list[float], lh: list[float], a: float) -> tuple[float, float, float]:
+    n, m = len(lb), len(lh)
+    if n == 0 or m == 0:
+        return 0.0, -math.inf, math.inf
+    diffs = sorted(h - b for b in lb for h in lh)
+    est = _median(diffs)
+    nm = n * m
+    sd = math.sqrt(nm * (n + m + 1) / 12)
+    k = int(math.floor(nm / 2 - _z(1 - a / 2) * sd))
+    if k < 1:
+        return est, -math.inf, math.inf
+    return est, diffs[k - 1], diffs[nm - k]
+
+
+# -------------------------------------------------------------------------------- t
+
+def _mean_sd(x: list[float]) -> tuple[float, float]:
+    n = len(x)
+    mu = sum(x) / n
+    var = sum((v - mu) ** 2 for v in x) / (n - 1) if n > 1 else 0.0
+    return mu, math.sqrt(var)
+
+
+def _t_paired(d: list[float], a: float) -> tuple[float, float, float]:
+    n = len(d)
+    if n == 0:
+        return 0.0, -math.inf, math.inf
+    mu, sd = _mean_sd(d)
+    if sd < 1e-12:  # identical differences: the change is exactly known
+        return mu, mu, mu
+    if n < 2:
+        return mu, -math.inf, math.inf
+    half = _tq(1 - a / 2, n - 1) * sd / math.sqrt(n)
+    return mu, mu - half, mu + half
+
+
+def _welch(lb: list[float], lh: list[float], a: float) -> tuple[float, float, float]:
+    if not lb or not lh:
+        return 0.0, -math.inf, math.inf
+    mb, sb = _mean_sd(lb)
+    mh, sh = _mean_sd(lh)
+    est = mh - mb
+    vb, vh = sb * sb / len(lb), sh * sh / len(lh)
+    se = math.sqrt(vb + vh)
+    if se < 1e-12:
+        return est, est, est
+    if len(lb) < 2 or len(lh) < 2:
+        return est, -math.inf, math.inf
+    df = (vb + vh) ** 2 / ((vb * vb / (len(lb) - 1) if vb else 0.0) + (vh * vh / (len(lh) - 1) if vh else 0.0))
+    half = _tq(1 - a / 2, df) * se
+    return est, est - half, est + half
+
+
+# ---------------------------------------------------------------------- summaries
+
+def median(values) -> float:
+    return _median([float(v) for v in values])
+
+
+def cv(values) -> float:
+    """Coefficient of variation (sd / mean), 0 for fewer than two values."""
+    xs = [float(v) for v in values]
+    if len(xs) < 2:
+        return 0.0
+    mu, sd = _mean_sd(xs)
+    return sd / mu if mu else 0.0
