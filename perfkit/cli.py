@@ -70,7 +70,10 @@ def _module_exists(module: str) -> bool:
 app = typer.Typer(
     cls=LazyGroup,
     name="perfkit",
-    help="Performance diagnostics for running Python processes.",
+    help="Performance diagnostics for running Python processes: perfkit COMMAND --help for each.",
+    epilog="Exit codes: 0 done; 1 a finding you asked to fail on; 2 usage/input/output error; "
+           "3 target problem (no such pid, not Python, exited, permission denied); "
+           "4 required tool missing or failed; 130 interrupted (partial results written).",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
