@@ -1,0 +1,162 @@
+"""Worker-to-CPU plans: which logical CPU each worker gets.
+
+Rules, in order:
+* only CPUs in the usable set (online ∩ cgroup cpuset ∩ the process's mask) — never
+  outside it — and for each worker only CPUs inside its *current* mask: a plan never
+  widens an inherited mask (a worker already restricted by taskset stays inside it);
+* one worker per physical core first, SMT siblings only when every usable core
+  already has a worker;
+* ``spread`` round-robins NUMA nodes and last-level caches (most cache and memory
+  bandwidth per worker); ``compact`` fills one LLC / NUMA node before the next
+  (workers that share data stay close).  Either way each worker gets one CPU, so
+  each worker is NUMA- and LLC-local.
+* more workers than usable CPUs: CPUs are reused (the plan says so) — pinning an
+  oversubscribed pool rarely helps; the note recommends fewer workers or no pinning.
+
+Pure functions over ``Topology``; the collectors apply the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from perfkit.collectors.topology import Topology, format_cpulist
+
+STRATEGIES = ("spread", "compact")
+
+
+@dataclass
+class Assignment:
+    pid: int
+    cpus: list[int]
+    current: list[int] | None = None  # the mask before the plan
+    name: str = ""
+    create_time: float | None = None  # guards against pid reuse between plan and apply
+
+    def to_json(self) -> dict:
+        return {"pid": self.pid, "cpus": format_cpulist(self.cpus), "current": format_cpulist(self.current)
+                if self.current is not None else None, "name": self.name, "create_time": self.create_time}
+
+
+@dataclass
+class Plan:
+    strategy: str
+    usable: list[int]
+    order: list[int]  # CPU preference order used
+    assignments: list[Assignment]
+    notes: list[str] = field(default_factory=list)
+    master: int | None = None
+
+    def taskset_lines(self) -> list[str]:
+        return [f"taskset -a -p -c {format_cpulist(a.cpus)} {a.pid}" if a.pid > 0
+                else f"taskset -c {format_cpulist(a.cpus)} <command of {a.name or 'worker'}>"
+                for a in self.assignments]
+
+    def systemd_lines(self) -> list[str]:
+        cpus = sorted({c for a in self.assignments for c in a.cpus}) or self.usable
+        lines = [f"CPUAffinity={format_cpulist(cpus)}"]
+        return lines
+
+    def to_json(self) -> dict:
+        return {"strategy": self.strategy, "usable": format_cpulist(self.usable),
+                "order": self.order, "master": self.master,
+                "assignments": [a.to_json() for a in self.assignments], "notes": self.notes,
+                "taskset": self.taskset_lines(), "systemd": self.systemd_lines()}
+
+
+def cpu_order(topo: Topology, usable: list[int], strategy: str = "spread") -> list[int]:
+    """Usable CPUs in the order workers should take them."""
+    if strategy not in STRATEGIES:
+        from perfkit.errors import UsageError
+
+        raise UsageError(f"unknown strategy {strategy!r}", f"use one of: {', '.join(STRATEGIES)}")
+    allowed = set(usable)
+    cpus = [topo.cpus[c] for c in sorted(allowed) if c in topo.cpus]
+    # the rank of a CPU inside its core among *usable* siblings: 0 = first thread
+    rank = {}
+    for core in topo.cores().values():
+        present = [c for c in core if c in allowed]
+        for i, c in enumerate(present):
+            rank[c] = i
+    order: list[int] = []
+    for level in sorted(set(rank.values())):
+        tier = [c for c in cpus if rank[c.id] == level]
+        if strategy == "compact":
+            tier.sort(key=lambda c: (c.node, c.llc, c.package, c.core, c.id))
+            order += [c.id for c in tier]
+        else:
+            order += _round_robin(tier)
+    return order
+
+
+def _round_robin(tier) -> list[int]:
+    """Alternate NUMA nodes, and within a node alternate LLC groups."""
+    by_node: dict[int, list] = {}
+    for c in sorted(tier, key=lambda c: (c.node, c.llc, c.package, c.core, c.id)):
+        by_node.setdefault(c.node, []).append(c)
+    node_lists = []
+    for node in sorted(by_node):
+        by_llc: dict[int, list[int]] = {}
+        for c in by_node[node]:
+            by_llc.setdefault(c.llc, []).append(c.id)
+        node_lists.append(_interleave(list(by_llc.values())))
+    return _interleave(node_lists)
+
+
+def _interleave(lists: list[list[int]]) -> list[int]:
+    out = []
+    i = 0
+    while any(i < len(x) for x in lists):
+        for x in lists:
+            if i < len(x):
+                out.append(x[i])
+        i += 1
+    return out
+
+
+def make_plan(topo: Topology, usable: list[int], workers: list[Assignment], strategy: str = "spread",
+              *, master: int | None = None) -> Plan:
+    """Give each worker one CPU.  ``workers`` carry their current masks (``current``)."""
+    order = cpu_order(topo, usable, strategy)
+    notes: list[str] = []
+    if not order:
+        from perfkit.errors import UsageError
+
+        raise UsageError("no usable CPU to plan on")
+    use: dict[int, int] = {c: 0 for c in order}
+    pos = {c: i for i, c in enumerate(order)}
+    # most constrained workers choose first so a narrow mask is not starved
+    todo = sorted(workers, key=lambda w: len(w.current) if w.current is not None else 1 << 30)  # stable
+    planned: dict[int, list[int]] = {}
+    for w in todo:
+        cands = [c for c in order if w.current is None or c in w.current]
+        if not cands:
+            notes.append(f"pid {w.pid}: its mask {format_cpulist(w.current or [])} has no usable CPU; left as is")
+            continue
+        best = min(cands, key=lambda c: (use[c], pos[c]))
+        use[best] += 1
+        planned[w.pid] = [best]
+        if w.current is not None and set(w.current) < set(order):
+            notes.append(f"pid {w.pid} was already restricted to {format_cpulist(w.current)}; "
+                         f"planned inside that mask (never widened)")
+    out = [Assignment(w.pid, planned[w.pid], w.current, w.name, w.create_time) for w in workers if w.pid in planned]
+    if len(workers) > len(order):
+        notes.append(f"{len(workers)} workers for {len(order)} usable CPUs: CPUs are shared; "
+                     f"for CPU-bound work run {len(order)} workers, or leave them unpinned")
+    cores_used = {topo.cpus[c].core_key for a in out for c in a.cpus if c in topo.cpus}
+    smt_shared = len(cores_used) < len({c for a in out for c in a.cpus})
+    if smt_shared:
+        notes.append("some workers share a physical core (SMT siblings): every usable core already has one")
+    return Plan(strategy=strategy, usable=sorted(usable), order=order, assignments=out, notes=notes, master=master)
+
+
+def check_inside(cpus: list[int], allowed: list[int], who: str) -> None:
+    """Raise a usage error when ``cpus`` leaves ``allowed`` (never pin outside it)."""
+    outside = sorted(set(cpus) - set(allowed))
+    if outside:
+        from perfkit.errors import UsageError
+
+        raise UsageError(f"CPU {format_cpulist(outside)} is outside the CPUs allowed for {who} "
+                         f"({format_cpulist(allowed)})",
+                         "the allowed set is online CPUs ∩ cgroup cpuset ∩ the process's affinity mask; "
+                         "pick CPUs inside it (perfkit affinity show)")

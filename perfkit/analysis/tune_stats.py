@@ -1,0 +1,130 @@
+"""Ranking tune candidates with confidence intervals and "within noise" verdicts.
+
+Each candidate has repeated measurements (throughput: higher is better; or wall time:
+lower is better).  For every candidate: mean, standard deviation and a 95 % Student-t
+confidence interval of the mean.  Each candidate is compared with the best by Welch's
+t-test and a 95 % CI of the difference (as % of the best): a difference whose CI
+includes 0 (p ≥ alpha) or that is smaller than ``min_effect`` is *within noise*.
+
+The recommendation is the best candidate, except that an unpinned candidate within
+noise of the best wins: pinning must earn its keep.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Stat:
+    name: str
+    values: list[float]
+    mean: float
+    sd: float
+    ci_low: float
+    ci_high: float
+    meta: dict = field(default_factory=dict)
+    diff_pct: float = 0.0  # vs the best, in % of the best's mean (negative = worse)
+    diff_ci_pct: tuple[float, float] = (0.0, 0.0)
+    p_value: float = 1.0
+    within_noise: bool = True
+    rank: int = 0
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "rank": self.rank, "n": len(self.values), "values": [round(v, 6) for v in self.values],
+                "mean": round(self.mean, 6), "sd": round(self.sd, 6),
+                "ci95": [round(self.ci_low, 6), round(self.ci_high, 6)],
+                "diff_vs_best_pct": round(self.diff_pct, 2),
+                "diff_ci95_pct": [round(self.diff_ci_pct[0], 2), round(self.diff_ci_pct[1], 2)],
+                "p_value": round(self.p_value, 4), "within_noise": self.within_noise, **self.meta}
+
+
+@dataclass
+class Ranking:
+    metric: str
+    higher_is_better: bool
+    stats: list[Stat]
+    recommended: Stat | None
+    verdict: str
+    all_within_noise: bool
+
+    def to_json(self) -> dict:
+        return {"metric": self.metric, "higher_is_better": self.higher_is_better,
+                "ranking": [s.to_json() for s in self.stats],
+                "recommended": self.recommended.name if self.recommended else None,
+                "verdict": self.verdict, "all_within_noise": self.all_within_noise}
+
+
+def t_quantile(df: float, q: float = 0.975) -> float:
+    if df <= 0 or not math.isfinite(df):
+        return 1.959964
+    from scipy import stats
+
+    return float(stats.t.ppf(q, df))
+
+
+def summarize(name: str, values: list[float], meta: dict | None = None) -> Stat:
+    n = len(values)
+    mean = sum(values) / n if n else float("nan")
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    half = t_quantile(n - 1) * sd / math.sqrt(n) if n > 1 else float("inf")
+    return Stat(name, list(values), mean, sd, mean - half, mean + half, dict(meta or {}))
+
+
+def welch(a: Stat, b: Stat) -> tuple[float, float, float]:
+    """(difference a−b, CI half-width, two-sided p) by Welch's t-test."""
+    na, nb = len(a.values), len(b.values)
+    diff = a.mean - b.mean
+    if na < 2 or nb < 2:
+        return diff, float("inf"), 1.0
+    va, vb = a.sd ** 2 / na, b.sd ** 2 / nb
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, 0.0, 0.0 if diff != 0 else 1.0
+    df = (va + vb) ** 2 / ((va ** 2) / (na - 1) + (vb ** 2) / (nb - 1)) if va + vb > 0 else na + nb - 2
+    from scipy import stats
+
+    t = diff / se
+    p = float(2 * stats.t.sf(abs(t), df))
+    return diff, t_quantile(df) * se, p
+
+
+def rank(samples: dict[str, list[float]], *, higher_is_better: bool = True, metric: str = "throughput",
+         meta: dict[str, dict] | None = None, alpha: float = 0.05, min_effect: float = 0.03,
+         unpinned: set[str] | None = None) -> Ranking:
+    meta = meta or {}
+    stats_ = [summarize(k, v, meta.get(k)) for k, v in samples.items() if v]
+    if not stats_:
+        return Ranking(metric, higher_is_better, [], None, "no successful runs", True)
+    sign = 1 if higher_is_better else -1
+    stats_.sort(key=lambda s: (-sign * s.mean, s.name))
+    best = stats_[0]
+    for i, s in enumerate(stats_, 1):
+        s.rank = i
+        if s is best:
+            s.within_noise, s.p_value = True, 1.0
+            continue
+        diff, half, p = welch(s, best)
+        scale = abs(best.mean) or 1.0
+        s.diff_pct = 100.0 * sign * diff / scale
+        lo, hi = sign * (diff - half) / scale * 100.0, sign * (diff + half) / scale * 100.0
+        s.diff_ci_pct = (min(lo, hi), max(lo, hi))
+        s.p_value = p
+        s.within_noise = p >= alpha or abs(s.diff_pct) < 100.0 * min_effect
+    all_noise = all(s.within_noise for s in stats_)
+    recommended = best
+    unpinned = unpinned or set()
+    calm = [s for s in stats_ if s.name in unpinned and s.within_noise]
+    if best.name in unpinned:
+        verdict = f"{best.name} is best"
+    elif calm:
+        recommended = calm[0]
+        verdict = (f"{best.name} measured best, but {recommended.name} is within noise of it "
+                   f"({recommended.diff_pct:+.1f} %, 95 % CI {recommended.diff_ci_pct[0]:+.1f} … "
+                   f"{recommended.diff_ci_pct[1]:+.1f} %): stay unpinned")
+    else:
+        verdict = f"{best.name} is best, beyond noise"
+    if all_noise:
+        verdict += "; all candidates are within noise of each other's best"
+    return Ranking(metric, higher_is_better, stats_, recommended, verdict, all_noise)

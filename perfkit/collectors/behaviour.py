@@ -1,0 +1,125 @@
+"""Measured behaviour of a process (tree) for worker-count advice.
+
+Three short py-spy recordings, one after the other (py-spy attaches one at a time):
+``--gil`` (only the thread holding the GIL is sampled), plain (only threads that are
+running), ``--idle`` (every thread, every tick); plus the CPU time psutil sees over
+the whole window.  From them, per process:
+
+* ``gil_share``: fraction of sampling ticks in which some thread held the GIL
+  (gil samples / (rate × duration); a lower bound when py-spy falls behind);
+* ``idle_share``: fraction of thread-time spent waiting (1 − running / all samples,
+  each per second of its own recording);
+* ``active_threads``: running threads per tick (>1 with gil_share≈1 → GIL contention);
+* ``cpu``: CPUs used (CPU seconds / wall seconds).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ProcessBehaviour:
+    pid: int
+    threads: int
+    gil_share: float
+    idle_share: float
+    active_threads: float
+    cpu: float
+
+    def to_json(self) -> dict:
+        return {"pid": self.pid, "threads": self.threads, "gil_share": round(self.gil_share, 3),
+                "idle_share": round(self.idle_share, 3), "active_threads": round(self.active_threads, 2),
+                "cpu": round(self.cpu, 3)}
+
+
+@dataclass
+class Behaviour:
+    processes: list[ProcessBehaviour]
+    duration_s: float
+    rate: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"processes": [p.to_json() for p in self.processes], "duration_s": self.duration_s,
+                "rate": self.rate, "notes": self.notes}
+
+
+def _per_pid(profile, default_pid: int) -> tuple[dict[int, int], dict[int, dict[int, int]]]:
+    totals: dict[int, int] = {}
+    threads: dict[int, dict[int, int]] = {}
+    for s in profile.samples:
+        pid = s.labels.pid if s.labels.pid is not None else default_pid
+        totals[pid] = totals.get(pid, 0) + s.values[0]
+        per = threads.setdefault(pid, {})
+        per[s.labels.tid] = per.get(s.labels.tid, 0) + s.values[0]
+    return totals, threads
+
+
+def _cpu_times(pids: list[int]) -> dict[int, float]:
+    import psutil
+
+    out = {}
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            out[pid] = t.user + t.system
+        except psutil.Error:
+            pass
+    return out
+
+
+def measure(pid: int, duration: float = 5.0, rate: int = 100, subprocesses: bool = True,
+            on_phase=None) -> Behaviour:
+    from perfkit.collectors import pyspy
+    from perfkit.collectors.workers import tree
+    from perfkit.target import Target
+
+    pids = [p.pid for p in tree(pid)] if subprocesses else [pid]
+    cpu0 = _cpu_times(pids)
+    t0 = time.monotonic()
+    runs = {}
+    notes = []
+    for name, opts in (("gil", pyspy.RecordOptions(duration=duration, rate=rate, gil=True, subprocesses=subprocesses)),
+                       ("running", pyspy.RecordOptions(duration=duration, rate=rate, subprocesses=subprocesses)),
+                       ("all", pyspy.RecordOptions(duration=duration, rate=rate, idle=True, subprocesses=subprocesses))):
+        if on_phase:
+            on_phase(name)
+        res = pyspy.record(Target(pid=pid), opts)
+        if res.interrupted:
+            from perfkit.errors import Interrupted
+
+            raise Interrupted("interrupted while sampling")
+        runs[name] = (res.profile, max(1e-3, float(res.profile.metadata.get("duration_s") or duration)))
+        if res.target_exited:
+            notes.append(f"the target exited during the {name} recording")
+            break
+    wall = max(1e-3, time.monotonic() - t0)
+    cpu1 = _cpu_times(pids)
+    per = {name: _per_pid(prof, pid) for name, (prof, _) in runs.items()}
+    out = []
+    seen = set(pids)
+    for name in per:
+        seen |= set(per[name][0])
+    for p in sorted(seen):
+        if p not in cpu0 and not any(p in per[n][0] for n in per):
+            continue
+        gil_n = per.get("gil", ({}, {}))[0].get(p, 0)
+        run_n = per.get("running", ({}, {}))[0].get(p, 0)
+        all_n = per.get("all", ({}, {}))[0].get(p, 0)
+        d_gil = runs["gil"][1] if "gil" in runs else duration
+        d_run = runs["running"][1] if "running" in runs else duration
+        d_all = runs["all"][1] if "all" in runs else duration
+        threads = len(per.get("all", ({}, {}))[1].get(p, {})) or len(per.get("running", ({}, {}))[1].get(p, {}))
+        gil_share = min(1.0, gil_n / (rate * d_gil))
+        if all_n:
+            idle_share = max(0.0, min(1.0, 1.0 - (run_n / d_run) / (all_n / d_all)))
+        else:
+            idle_share = 1.0 if run_n == 0 else 0.0
+        ticks_all = max(per.get("all", ({}, {}))[1].get(p, {0: 0}).values() or [0]) / d_all
+        active = (run_n / d_run) / ticks_all if ticks_all else 0.0
+        cpu = (cpu1.get(p, 0.0) - cpu0.get(p, 0.0)) / wall if p in cpu0 and p in cpu1 else 0.0
+        out.append(ProcessBehaviour(pid=p, threads=threads, gil_share=gil_share, idle_share=idle_share,
+                                    active_threads=active, cpu=max(0.0, cpu)))
+    return Behaviour(processes=out, duration_s=round(wall, 2), rate=rate, notes=notes)

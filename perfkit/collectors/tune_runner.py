@@ -1,0 +1,128 @@
+"""Run a workload once under a given worker count and layout, and measure it.
+
+The command gets the worker count through a ``{workers}`` placeholder in its
+arguments and the environment variable (``PERFKIT_WORKERS`` by default).  Layouts:
+
+* ``unpinned``: the command runs as is;
+* ``spread`` / ``compact``: every process the command starts (its descendants; the
+  top process is the master and stays unpinned) is pinned, as soon as it appears,
+  to the next CPU of the plan's order — the i-th worker gets ``order[i % len]``.
+
+Measurement: the last ``throughput=<float>`` line on the command's stdout, or the
+wall time of the run when it prints none.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+
+from perfkit.errors import TargetError
+
+_THROUGHPUT = re.compile(r"(?:^|\s)throughput\s*[=:]\s*([-+0-9.eE]+)")
+
+
+@dataclass
+class RunResult:
+    workers: int
+    layout: str
+    ok: bool
+    throughput: float | None
+    wall_s: float
+    pinned: int  # worker processes pinned during the run
+    error: str = ""
+
+
+def substitute(command: list[str], workers: int) -> list[str]:
+    return [a.replace("{workers}", str(workers)) for a in command]
+
+
+def parse_throughput(stdout: str) -> float | None:
+    found = None
+    for line in stdout.splitlines():
+        m = _THROUGHPUT.search(line)
+        if m:
+            try:
+                found = float(m.group(1))
+            except ValueError:
+                pass
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except (OSError, ValueError):
+            kids = []
+        out += kids
+        todo += kids
+    return out
+
+
+def run_once(command: list[str], workers: int, layout: str, order: list[int], *, env_var: str = "PERFKIT_WORKERS",
+             timeout: float = 300.0) -> RunResult:
+    from perfkit.collectors.workers import _set_all_threads
+
+    argv = substitute(command, workers)
+    env = dict(os.environ)
+    env[env_var] = str(workers)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                                    start_new_session=True)
+        except OSError as exc:
+            raise TargetError(f"cannot run {argv[0]!r}: {exc.strerror}", "check the command after --") from None
+        pinned: set[int] = set()
+        skipped: set[int] = set()
+        try:
+            while proc.poll() is None:
+                if time.monotonic() - start > timeout:
+                    _kill(proc)
+                    return RunResult(workers, layout, False, None, time.monotonic() - start, len(pinned),
+                                     f"timed out after {timeout:g} s")
+                if layout != "unpinned" and order:
+                    for kid in _descendants(proc.pid):
+                        if kid in pinned or kid in skipped:
+                            continue
+                        try:
+                            _set_all_threads(kid, {order[len(pinned) % len(order)]})
+                            pinned.add(kid)
+                        except (ProcessLookupError, PermissionError, OSError):
+                            skipped.add(kid)
+                time.sleep(0.01)
+        except BaseException:
+            _kill(proc)
+            raise
+        wall = time.monotonic() - start
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    if proc.returncode != 0:
+        last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no stderr"]
+        return RunResult(workers, layout, False, None, wall, len(pinned),
+                         f"exit {proc.returncode}: {last[0][:200]}")
+    return RunResult(workers, layout, True, parse_throughput(stdout), wall, len(pinned))
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()

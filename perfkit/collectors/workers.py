@@ -1,0 +1,335 @@
+"""Live worker processes: the tree of a master and its workers, and their CPU masks.
+
+* ``snapshot(pid, interval)``: master + descendants with allowed CPUs, the CPU each
+  last ran on, CPU % over ``interval``, context switches (and their rate), threads.
+* ``apply(assignments, ...)``: pin every thread of each worker with
+  ``os.sched_setaffinity`` (like ``taskset -a``), saving each thread's original mask
+  in a state file (0600) so ``reset`` can restore it.  A worker that is gone, or that
+  this user may not touch (EPERM), is reported; the others are applied, or with
+  ``all_or_nothing`` everything already applied is rolled back.
+* ``reset(state)``: restore the saved masks (skipping pids that exited or were reused).
+
+The only code in perfkit that changes a live process's affinity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+from perfkit.collectors.topology import allowed_cpus, format_cpulist, parse_cpulist
+from perfkit.errors import NoSuchProcess, PermissionDenied, UsageError
+
+
+@dataclass
+class WorkerInfo:
+    pid: int
+    ppid: int
+    name: str
+    cmdline: list[str]
+    role: str  # "master" or "worker"
+    allowed: list[int]
+    last_cpu: int | None
+    cpu_percent: float
+    ctx_voluntary: int
+    ctx_involuntary: int
+    ctx_rate: float  # context switches per second over the interval
+    threads: int
+    create_time: float
+    status: str = ""  # pinned / unpinned / restricted (filled by the command)
+
+    def to_json(self) -> dict:
+        return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "cmdline": self.cmdline, "role": self.role,
+                "allowed": format_cpulist(self.allowed), "last_cpu": self.last_cpu,
+                "cpu_percent": round(self.cpu_percent, 1), "ctx_voluntary": self.ctx_voluntary,
+                "ctx_involuntary": self.ctx_involuntary, "ctx_per_s": round(self.ctx_rate, 1),
+                "threads": self.threads, "create_time": self.create_time, "status": self.status}
+
+
+def _proc(pid: int):
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        p.create_time()
+        return p
+    except psutil.NoSuchProcess:
+        raise NoSuchProcess(f"no such process: pid {pid}", "check the pid (ps aux | grep python)") from None
+    except psutil.AccessDenied:
+        raise PermissionDenied(f"permission denied reading pid {pid}", "run as the process's user or root") from None
+
+
+def tree(pid: int) -> list:
+    """psutil processes: the master then its descendants (by pid)."""
+    import psutil
+
+    master = _proc(pid)
+    try:
+        kids = sorted(master.children(recursive=True), key=lambda p: p.pid)
+    except psutil.NoSuchProcess:
+        raise NoSuchProcess(f"pid {pid} exited") from None
+    return [master] + kids
+
+
+def _is_helper(p) -> bool:
+    """multiprocessing's resource tracker / forkserver are not workers."""
+    try:
+        cmd = " ".join(p.cmdline())
+    except Exception:
+        return False
+    return "multiprocessing.resource_tracker" in cmd or "multiprocessing.forkserver" in cmd
+
+
+def worker_pids(pid: int) -> list[int]:
+    return [p.pid for p in tree(pid)[1:] if not _is_helper(p)]
+
+
+def snapshot(pid: int, interval: float = 1.0) -> list[WorkerInfo]:
+    import psutil
+
+    procs = tree(pid)
+    first: dict[int, tuple] = {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            c = p.num_ctx_switches()
+            first[p.pid] = (t.user + t.system, c.voluntary + c.involuntary)
+        except psutil.Error:
+            pass
+    t0 = time.monotonic()
+    time.sleep(max(0.0, interval))
+    dt = max(1e-6, time.monotonic() - t0)
+    out = []
+    for p in procs:
+        if p.pid not in first or (p.pid != pid and _is_helper(p)):
+            continue
+        try:
+            with p.oneshot():
+                t = p.cpu_times()
+                c = p.num_ctx_switches()
+                cpu0, ctx0 = first[p.pid]
+                info = WorkerInfo(
+                    pid=p.pid, ppid=p.ppid(), name=p.name(), cmdline=_cmdline(p),
+                    role="master" if p.pid == pid else "worker",
+                    allowed=allowed_cpus(p.pid) or sorted(p.cpu_affinity()),
+                    last_cpu=p.cpu_num(), cpu_percent=100.0 * (t.user + t.system - cpu0) / dt,
+                    ctx_voluntary=c.voluntary, ctx_involuntary=c.involuntary,
+                    ctx_rate=(c.voluntary + c.involuntary - ctx0) / dt, threads=p.num_threads(),
+                    create_time=p.create_time())
+        except psutil.NoSuchProcess:
+            continue
+        except psutil.AccessDenied:
+            raise PermissionDenied(f"permission denied reading pid {p.pid}", "run as the process's user or root") from None
+        out.append(info)
+    return out
+
+
+def _cmdline(p) -> list[str]:
+    try:
+        return p.cmdline()
+    except Exception:
+        return []
+
+
+def create_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+# ----------------------------------------------------------------------------- state file
+
+
+def state_dir() -> str:
+    env = os.environ.get("PERFKIT_STATE_DIR")
+    if env:
+        return env
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "perfkit", "affinity")
+
+
+def state_path(master: int, override: str | None = None) -> str:
+    return override or os.path.join(state_dir(), f"pid-{master}.json")
+
+
+def load_state(path: str) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read affinity state {path}: {exc}", "delete it if it is corrupt") from None
+    if not isinstance(doc, dict) or "processes" not in doc:
+        raise UsageError(f"{path} is not a perfkit affinity state file")
+    return doc
+
+
+def save_state(path: str, doc: dict) -> None:
+    from perfkit.fileio import atomic_write, private_mkdir
+
+    private_mkdir(os.path.dirname(os.path.abspath(path)))
+    atomic_write(path, json.dumps(doc, indent=2, sort_keys=True))
+
+
+# ----------------------------------------------------------------------------- apply / reset
+
+
+@dataclass
+class ApplyResult:
+    applied: list[dict] = field(default_factory=list)  # {"pid", "cpus", "before"}
+    gone: list[int] = field(default_factory=list)
+    denied: list[int] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)  # {"pid", "cpus", "error"}
+    rolled_back: bool = False
+    state_file: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not (self.gone or self.denied or self.rejected)
+
+    def to_json(self) -> dict:
+        return {"applied": [] if self.rolled_back else self.applied, "gone": self.gone, "denied": self.denied,
+                "rejected": self.rejected, "rolled_back": self.rolled_back, "state_file": self.state_file,
+                "attempted": self.applied if self.rolled_back else None}
+
+
+def _tids(pid: int) -> list[int]:
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        raise ProcessLookupError(pid) from None
+
+
+def _set_all_threads(pid: int, cpus: set[int]) -> dict[int, list[int]]:
+    """Pin every thread of ``pid``; returns each thread's previous mask."""
+    before: dict[int, list[int]] = {}
+    for tid in _tids(pid):
+        try:
+            before[tid] = sorted(os.sched_getaffinity(tid))
+            os.sched_setaffinity(tid, cpus)
+        except ProcessLookupError:
+            if tid == pid:
+                raise
+            continue  # a thread that just ended
+    return before
+
+
+def _restore_threads(pid: int, saved: dict[int, list[int]], fallback: list[int]) -> None:
+    for tid in _tids(pid):
+        mask = saved.get(tid, fallback)
+        try:
+            os.sched_setaffinity(tid, set(mask))
+        except ProcessLookupError:
+            continue
+        except OSError:
+            # the saved mask may no longer be allowed (cpuset changed): fall back
+            os.sched_setaffinity(tid, set(fallback) or set(os.sched_getaffinity(tid)))
+
+
+def apply(assignments, *, master: int, state_file: str, all_or_nothing: bool = False,
+          strategy: str | None = None) -> ApplyResult:
+    """Pin each assignment (``.pid``, ``.cpus``, optional ``.create_time``)."""
+    res = ApplyResult(state_file=state_file)
+    previous = load_state(state_file) or {"master": master, "processes": {}}
+    saved: dict[str, dict] = dict(previous.get("processes", {}))
+    done: list[tuple[int, dict[int, list[int]], list[int]]] = []
+    for a in assignments:
+        ct = create_time(a.pid)
+        if ct is None or (a.create_time is not None and abs(ct - a.create_time) > 0.05):
+            res.gone.append(a.pid)  # exited, or the pid now belongs to another process
+            if all_or_nothing:
+                break
+            continue
+        try:
+            main_before = allowed_cpus(a.pid)
+            before = _set_all_threads(a.pid, set(a.cpus))
+        except ProcessLookupError:
+            res.gone.append(a.pid)
+            if all_or_nothing:
+                break
+            continue
+        except PermissionError:
+            res.denied.append(a.pid)
+            if all_or_nothing:
+                break
+            continue
+        except OSError as exc:  # EINVAL: CPUs not allowed by the cgroup / offline
+            res.rejected.append({"pid": a.pid, "cpus": format_cpulist(a.cpus), "error": exc.strerror or str(exc)})
+            if all_or_nothing:
+                break
+            continue
+        orig = before.get(a.pid) or main_before or []
+        done.append((a.pid, before, orig))
+        res.applied.append({"pid": a.pid, "cpus": format_cpulist(a.cpus), "before": format_cpulist(orig)})
+        key = str(a.pid)
+        if key not in saved:  # keep the very first original across repeated applies
+            saved[key] = {"create_time": ct, "original": format_cpulist(orig),
+                          "threads": {str(t): format_cpulist(m) for t, m in before.items()}}
+        saved[key]["applied"] = format_cpulist(a.cpus)
+    if all_or_nothing and not res.ok:
+        for pid, before, orig in reversed(done):
+            try:
+                _restore_threads(pid, before, orig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        res.rolled_back = True
+        res.state_file = None
+        return res
+    if done:
+        save_state(state_file, {"master": master, "strategy": strategy, "saved_at": time.time(),
+                                "processes": saved})
+    elif not previous.get("processes"):
+        res.state_file = None
+    return res
+
+
+@dataclass
+class ResetResult:
+    restored: list[dict] = field(default_factory=list)
+    gone: list[int] = field(default_factory=list)
+    denied: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"restored": self.restored, "gone": self.gone, "denied": self.denied}
+
+
+def reset(state_file: str) -> ResetResult:
+    doc = load_state(state_file)
+    if doc is None:
+        raise UsageError(f"nothing to reset: no saved masks at {state_file}",
+                         "perfkit affinity apply saves them; give --state if you used another path")
+    res = ResetResult()
+    remaining = {}
+    for key, entry in sorted(doc["processes"].items(), key=lambda kv: int(kv[0])):
+        pid = int(key)
+        ct = create_time(pid)
+        if ct is None or abs(ct - float(entry.get("create_time", ct))) > 0.05:
+            res.gone.append(pid)
+            continue
+        orig = parse_cpulist(entry.get("original", ""))
+        threads = {int(t): parse_cpulist(m) for t, m in entry.get("threads", {}).items()}
+        try:
+            _restore_threads(pid, threads, orig)
+        except ProcessLookupError:
+            res.gone.append(pid)
+            continue
+        except PermissionError:
+            res.denied.append(pid)
+            remaining[key] = entry
+            continue
+        res.restored.append({"pid": pid, "cpus": format_cpulist(orig)})
+    if remaining:
+        doc["processes"] = remaining
+        save_state(state_file, doc)
+    else:
+        try:
+            os.unlink(state_file)
+        except FileNotFoundError:
+            pass
+    return res
