@@ -68,11 +68,13 @@ def cpu(
         state.update(info)
         state["cpu"] = cpu_probe.sample(info.get("pid"))
 
+    who = f"pid {target.pid}" if target.pid is not None else _shorten(" ".join(target.command), 32)
+
     def line() -> str:
-        total = f" / {duration:g} s" if duration else ""
-        cpu_txt = f" · target CPU {state['cpu']:.0f}%" if state.get("cpu") is not None else ""
-        return (f"recording {target.describe()} with py-spy · {state['elapsed']:.1f} s{total} · "
-                f"~{int(state['elapsed'] * rate):,} sample ticks{cpu_txt} · Ctrl-C stops and keeps the profile")
+        total = f"/{duration:g}" if duration else ""
+        cpu_txt = f" · CPU {state['cpu']:.0f}%" if state.get("cpu") is not None else ""
+        return (f"py-spy recording {who} · {state['elapsed']:.1f}{total} s · "
+                f"~{int(state['elapsed'] * rate):,} ticks{cpu_txt} · Ctrl-C stops, keeps the profile")
 
     with live_status(line):
         result = pyspy.record(target, opts, on_tick=tick)
@@ -125,6 +127,10 @@ def cpu(
             err_console().print(f"wrote {w['path']} ({w['format']})", markup=False, highlight=False)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class _CpuProbe:
