@@ -1,0 +1,313 @@
+"""Python processes for triage: find them (and their children), read their facts,
+dump every thread's stack and take short CPU profiles -- never pausing a target.
+
+Stacks come from ``pyspy.dump(pid, nonblocking=True)`` and profiles from
+``pyspy.record`` with ``RecordOptions(nonblocking=True)``: py-spy reads the target's
+memory without stopping it.  Everything else is psutil and /proc.  Each reader
+catches its own failure and records it (``problems``) with whether more rights would
+have helped, so one unreadable or vanished process never stops the others.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+from perfkit.collectors.host import Problems, read_text
+
+_PY_NAME = re.compile(r"^(python|pypy)\d?(\.\d+)?[a-z]*$|^(gunicorn|uvicorn|celery|uwsgi)$")
+
+
+@dataclass
+class PyProc:
+    """A Python process chosen for triage."""
+
+    pid: int
+    ppid: int | None
+    name: str
+    cmdline: list[str]
+    user: str | None
+    role: str  # "given" (--pid), "child" (a descendant of a given pid), "found" (host scan)
+    parent_target: int | None = None  # the given pid it descends from
+    cpu_s0: float | None = None  # process CPU seconds when found
+    t0: float = 0.0  # monotonic time when found
+    threads0: dict[int, float] = field(default_factory=dict)  # tid -> CPU seconds when found
+    python_by_name: bool = False  # decided from the command name only (exe/maps not readable)
+
+    def to_json(self) -> dict:
+        return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "cmdline": self.cmdline, "user": self.user,
+                "role": self.role, "parent_target": self.parent_target, "python_by_name": self.python_by_name}
+
+
+def _looks_python(pid: int, problems: Problems) -> tuple[bool, bool]:
+    """(is python, decided by name only).  Falls back to the command name when the
+    executable and memory maps are not readable (another user's process)."""
+    from perfkit.errors import NoSuchProcess, PermissionDenied
+    from perfkit.target import is_python
+
+    try:
+        return is_python(pid), False
+    except PermissionDenied:
+        pass
+    except NoSuchProcess:
+        return False, False
+    comm = (read_text(f"/proc/{pid}/comm") or "").strip()
+    args = (read_text(f"/proc/{pid}/cmdline") or "").split("\0")
+    exe = os.path.basename(args[0]) if args and args[0] else ""
+    by_name = bool(_PY_NAME.match(comm) or _PY_NAME.match(exe))
+    return by_name, True
+
+
+def _own_tree() -> set[int]:
+    import psutil
+
+    me = os.getpid()
+    out = {me}
+    try:
+        out.update(c.pid for c in psutil.Process(me).children(recursive=True))
+    except psutil.Error:
+        pass
+    return out
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    import psutil
+
+    try:
+        return {t.id: t.user_time + t.system_time for t in psutil.Process(pid).threads()}
+    except psutil.Error:
+        return {}
+
+
+def _make(p, role: str, parent_target: int | None, problems: Problems, by_name: bool) -> PyProc | None:
+    import psutil
+
+    try:
+        with p.oneshot():
+            t = p.cpu_times()
+            try:
+                user = p.username()
+            except (psutil.Error, KeyError):
+                user = None
+            proc = PyProc(pid=p.pid, ppid=p.ppid(), name=p.name(), cmdline=_cmdline(p), user=user, role=role,
+                          parent_target=parent_target, cpu_s0=t.user + t.system, t0=time.monotonic(),
+                          python_by_name=by_name)
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.Error as exc:
+        problems.add(f"pid {p.pid}: basic facts", exc)
+        return None
+    proc.threads0 = thread_cpu(p.pid)
+    return proc
+
+
+def _cmdline(p) -> list[str]:
+    try:
+        return p.cmdline()
+    except Exception:
+        return []
+
+
+def find(pids: list[int] | None, problems: Problems) -> list[PyProc]:
+    """The Python processes to triage: ``pids`` and their Python descendants, or (no
+    pids) every Python process on the host except perfkit itself."""
+    import psutil
+
+    exclude = _own_tree()
+    found: dict[int, PyProc] = {}
+    if pids:
+        for pid in pids:
+            try:
+                root = psutil.Process(pid)
+            except psutil.Error:
+                problems.add(f"pid {pid}", "no such process")
+                continue
+            is_py, by_name = _looks_python(pid, problems)
+            pp = _make(root, "given", None, problems, by_name)
+            if pp:
+                found.setdefault(pid, pp)
+            try:
+                kids = root.children(recursive=True)
+            except psutil.Error as exc:
+                problems.add(f"pid {pid}: children", exc)
+                kids = []
+            for kid in kids:
+                if kid.pid in found or kid.pid in exclude:
+                    continue
+                kid_py, by_name = _looks_python(kid.pid, problems)
+                if kid_py:
+                    pp = _make(kid, "child", pid, problems, by_name)
+                    if pp:
+                        found[kid.pid] = pp
+        return sorted(found.values(), key=lambda p: p.pid)
+    by_name_count = 0
+    for p in psutil.process_iter():
+        if p.pid in exclude:
+            continue
+        is_py, by_name = _looks_python(p.pid, problems)
+        if not is_py:
+            continue
+        by_name_count += by_name
+        pp = _make(p, "found", None, problems, by_name)
+        if pp:
+            found[p.pid] = pp
+    if by_name_count:
+        problems.add("finding Python processes",
+                     f"{by_name_count} processes recognised by name only (their executable and memory maps "
+                     "are not readable by this user); Python processes with other names may be missed",
+                     needs_privilege=True)
+    return sorted(found.values(), key=lambda p: p.pid)
+
+
+# --------------------------------------------------------------------------- facts
+
+def _nofile_limit(pid: int, problems: Problems) -> dict | None:
+    text = read_text(f"/proc/{pid}/limits", problems, f"pid {pid}: /proc/{pid}/limits")
+    if not text:
+        return None
+    for line in text.splitlines():
+        if line.startswith("Max open files"):
+            parts = line.split()
+            soft, hard = parts[3], parts[4]
+            return {"soft": None if soft == "unlimited" else int(soft), "hard": None if hard == "unlimited" else int(hard)}
+    return None
+
+
+def _fds(pid: int, problems: Problems) -> dict | None:
+    """Open fds by kind (file, socket, pipe, anon, other), read from /proc/PID/fd."""
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError as exc:
+        problems.add(f"pid {pid}: open file descriptors", exc)
+        return None
+    kinds = {"file": 0, "socket": 0, "pipe": 0, "anon": 0, "other": 0}
+    for n in names:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{n}")
+        except OSError:
+            kinds["other"] += 1
+            continue
+        if link.startswith("socket:"):
+            kinds["socket"] += 1
+        elif link.startswith("pipe:"):
+            kinds["pipe"] += 1
+        elif link.startswith("anon_inode:"):
+            kinds["anon"] += 1
+        elif link.startswith("/"):
+            kinds["file"] += 1
+        else:
+            kinds["other"] += 1
+    return {"count": len(names), "by_kind": kinds}
+
+
+def _sockets(p, problems: Problems) -> dict | None:
+    import psutil
+
+    try:
+        conns = p.net_connections(kind="all")
+    except psutil.AccessDenied as exc:
+        problems.add(f"pid {p.pid}: sockets", exc)
+        return None
+    except psutil.Error:
+        return None
+    by_state: dict[str, int] = {}
+    listen = []
+    for c in conns:
+        kind = {1: "tcp", 2: "udp"}.get(int(c.type), "other")
+        if c.family == getattr(__import__("socket"), "AF_UNIX"):
+            kind = "unix"
+        key = f"{kind}:{c.status}" if c.status and c.status != "NONE" else kind
+        by_state[key] = by_state.get(key, 0) + 1
+        if c.status == "LISTEN" and c.laddr:
+            listen.append(f"{c.laddr[0]}:{c.laddr[1]}" if isinstance(c.laddr, tuple) else str(c.laddr))
+    return {"count": len(conns), "by_state": by_state, "listening": sorted(listen)[:50]}
+
+
+def facts(proc: PyProc, problems: Problems) -> dict:
+    """RSS, CPU %, threads (with per-thread CPU %), fds vs RLIMIT_NOFILE, sockets, status."""
+    import psutil
+
+    p = psutil.Process(proc.pid)
+    out: dict = {"pid": proc.pid}
+    with p.oneshot():
+        out["status"] = p.status()
+        t = p.cpu_times()
+        now = time.monotonic()
+        cpu_s = t.user + t.system
+        out["cpu_seconds"] = round(cpu_s, 3)
+        window = now - proc.t0
+        if proc.cpu_s0 is not None and window > 0.2:
+            out["cpu_percent"] = round(100.0 * (cpu_s - proc.cpu_s0) / window, 1)
+            out["cpu_window_s"] = round(window, 2)
+        mem = p.memory_info()
+        out["rss"] = mem.rss
+        out["vms"] = mem.vms
+        out["num_threads"] = p.num_threads()
+        out["create_time"] = p.create_time()
+        try:
+            out["nice"] = p.nice()
+        except psutil.Error:
+            pass
+    threads = {}
+    for tid, secs in thread_cpu(proc.pid).items():
+        before = proc.threads0.get(tid)
+        row = {"cpu_seconds": round(secs, 3)}
+        if before is not None and window > 0.2:
+            row["cpu_percent"] = round(100.0 * (secs - before) / window, 1)
+        threads[tid] = row
+    out["threads"] = {str(k): v for k, v in sorted(threads.items())}
+    out["fds"] = _fds(proc.pid, problems)
+    out["nofile_limit"] = _nofile_limit(proc.pid, problems)
+    soft = (out["nofile_limit"] or {}).get("soft")
+    if out["fds"] and soft:
+        out["fd_fraction"] = round(out["fds"]["count"] / soft, 4)
+    out["sockets"] = _sockets(p, problems)
+    return out
+
+
+# --------------------------------------------------------------------------- stacks
+
+def stacks(pid: int, *, locals_: bool = False, timeout: float = 10.0) -> list[dict]:
+    """Every thread's stack (non-blocking), leaf first, with the leaf's source line."""
+    from perfkit.collectors import pyspy
+
+    threads = pyspy.dump(pid, nonblocking=True, locals_=locals_, timeout=timeout)
+    out = []
+    for t in threads:
+        d = t.to_json()
+        d["leaf_source"] = _source_line(t.frames[0]) if t.frames else None
+        out.append(d)
+    return out
+
+
+def _source_line(frame: dict) -> str | None:
+    fn, line = frame.get("filename") or "", frame.get("line") or 0
+    if not fn or not line or not os.path.isfile(fn):
+        return None
+    try:
+        text = linecache.getline(fn, int(line))
+    except Exception:
+        return None
+    return text.strip()[:300] or None
+
+
+def gil_holder(threads: list[dict]) -> dict | None:
+    for t in threads:
+        if t.get("owns_gil"):
+            return {"thread_id": t.get("thread_id"), "os_thread_id": t.get("os_thread_id"), "name": t.get("name")}
+    return None
+
+
+def profile(pid: int, duration: int, *, rate: int = 100):
+    """A short non-blocking CPU profile (a ``RecordResult``)."""
+    from perfkit.collectors import pyspy
+    from perfkit.target import Target
+
+    return pyspy.record(Target(pid=pid), pyspy.RecordOptions(duration=float(int(duration)), rate=rate,
+                                                             nonblocking=True))
+
+
+__all__ = ["PyProc", "find", "thread_cpu", "facts", "stacks", "gil_holder", "profile"]
