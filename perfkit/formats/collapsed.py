@@ -3,41 +3,69 @@
 The format flamegraph.pl, inferno and speedscope read.  One line per distinct stack,
 root first, frames written as ``function (file:line)`` like py-spy does.  The format
 has no escaping, so perfkit escapes the characters that would break a line (``;``,
-newlines, backslash) as ``\\x3b``, ``\\n``, ``\\\\``; the reader reverses that.
-Labels (thread, pid) are not part of the format: stacks are merged across them.
+newlines, backslash, parentheses, edge whitespace) as ``\\x3b``, ``\\n``, ``\\\\``,
+``\\x28`` ...; the reader reverses that.
+Labels (thread, pid) are not part of the format: by default stacks are merged across
+them.  ``write(..., labels=True)`` keeps them as a leading pseudo-frame
+``[pid=7 tid=8 thread="MainThread"]`` (``-`` / ``null`` when unknown; the thread name
+JSON-quoted) which flamegraph.pl shows as a root box and the reader turns back into
+labels, so collapsed → model → collapsed round trips keep labels too.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 from perfkit.errors import InputFormatError
-from perfkit.model import SAMPLES, Frame, Labels, Profile, ProfileBuilder, ValueType
+from perfkit.model import NO_LABELS, SAMPLES, Frame, Labels, Profile, ProfileBuilder, ValueType
 
 NAME = "collapsed"
 
 _LINE = re.compile(r"^(.*\S)\s+(\d+)\s*$")
 _FRAME = re.compile(r"^(.*) \(([^()]*?):(\d+)\)$")
-_ESC = {"\\": "\\\\", ";": "\\x3b", "\n": "\\n", "\r": "\\r"}
-_UNESC = re.compile(r"\\(\\|x3b|n|r)")
-_UNESC_MAP = {"\\": "\\", "x3b": ";", "n": "\n", "r": "\r"}
+# Characters that would break a line, a stack or a frame: backslash, ';', line breaks
+# (incl. the ones str.splitlines knows), and parentheses (the frame's file part).
+_ESC = {"\\": "\\\\", ";": "\\x3b", "\n": "\\n", "\r": "\\r", "(": "\\x28", ")": "\\x29"}
+_ESC.update({c: f"\\x{ord(c):02x}" for c in "\x0b\x0c\x1c\x1d\x1e\x85"})
+_ESC.update({c: f"\\u{ord(c):04x}" for c in "\u2028\u2029"})
+_ESC_TABLE = str.maketrans(_ESC)
+_UNESC = re.compile(r"\\(\\|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|n|r)")
+_UNESC_MAP = {"\\": "\\", "n": "\n", "r": "\r"}
+_LABELS = re.compile(r'^\[pid=(-|\d+) tid=(-|\d+) thread=(null|".*")\]$', re.S)
+
+
+def _edge(c: str) -> str:
+    return f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
 
 
 def _esc(text: str) -> str:
-    if not any(c in text for c in _ESC):
-        return text
-    return "".join(_ESC.get(c, c) for c in text)
+    out = text.translate(_ESC_TABLE)
+    if out:
+        # leading/trailing whitespace and a leading '#' (a comment line) would be lost
+        if out[0].isspace() or out[0] == "#":
+            out = _edge(out[0]) + out[1:]
+        if out[-1].isspace():
+            out = out[:-1] + _edge(out[-1])
+    return out
+
+
+def _unesc_one(m: re.Match) -> str:
+    g = m.group(1)
+    if g[0] in "xu":
+        return chr(int(g[1:], 16))
+    return _UNESC_MAP[g]
 
 
 def _unesc(text: str) -> str:
     if "\\" not in text:
         return text
-    return _UNESC.sub(lambda m: _UNESC_MAP[m.group(1)], text)
+    return _UNESC.sub(_unesc_one, text)
 
 
 def frame_text(frame: Frame) -> str:
     if frame.file:
-        return _esc(f"{frame.function} ({frame.file}:{frame.line})")
+        return f"{_esc(frame.function)} ({_esc(frame.file)}:{frame.line})"
     return _esc(frame.function)
 
 
@@ -48,7 +76,30 @@ def parse_frame(text: str) -> Frame:
     return Frame(_unesc(text))
 
 
-def write(profile: Profile, value: str | None = None, **_options) -> bytes:
+def labels_text(labels: Labels) -> str:
+    pid = "-" if labels.pid is None else str(labels.pid)
+    tid = "-" if labels.tid is None else str(labels.tid)
+    return _esc(f"[pid={pid} tid={tid} thread={json.dumps(labels.thread, ensure_ascii=False)}]")
+
+
+def parse_labels(text: str) -> Labels | None:
+    """The labels of a leading ``[pid=… tid=… thread=…]`` pseudo-frame, else None."""
+    if not text.startswith("[pid="):
+        return None
+    m = _LABELS.match(_unesc(text))
+    if not m:
+        return None
+    try:
+        thread = json.loads(m.group(3))
+    except ValueError:
+        return None
+    if thread is not None and not isinstance(thread, str):
+        return None
+    return Labels(None if m.group(1) == "-" else int(m.group(1)), None if m.group(2) == "-" else int(m.group(2)),
+                  thread)
+
+
+def write(profile: Profile, value: str | None = None, labels: bool = False, **_options) -> bytes:
     """Folded text weighted by one value type.
 
     Default: sample counts when the profile has them (what flamegraph.pl users
@@ -58,12 +109,17 @@ def write(profile: Profile, value: str | None = None, **_options) -> bytes:
         value = "samples"
     vi = profile.value_index(value)
     texts = [frame_text(f) for f in profile.frames]
-    merged: dict[tuple[int, ...], int] = {}
+    merged: dict[tuple, int] = {}
     for s in profile.samples:
         v = s.values[vi]
         if v:
-            merged[s.stack] = merged.get(s.stack, 0) + v
-    lines = [";".join(texts[i] for i in stack) + f" {w}" for stack, w in merged.items() if stack]
+            key = (s.stack, s.labels) if labels else s.stack
+            merged[key] = merged.get(key, 0) + v
+    if labels:
+        lines = [";".join([labels_text(lb)] + [texts[i] for i in stack]) + f" {w}"
+                 for (stack, lb), w in merged.items() if stack or lb != Labels()]
+    else:
+        lines = [";".join(texts[i] for i in stack) + f" {w}" for stack, w in merged.items() if stack]
     lines.sort()
     return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
 
@@ -83,19 +139,25 @@ def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPL
     b = ProfileBuilder([value_type], {"source_format": NAME})
     cache: dict[str, int] = {}
     n = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
         if not line.strip() or line.startswith("#"):
             continue
         m = _LINE.match(line)
         if not m:
             raise InputFormatError(f"{source}:{lineno}: not a collapsed-stack line", f"expected {expected}")
         stack = []
-        for part in m.group(1).split(";"):
+        parts = m.group(1).split(";")
+        lb = parse_labels(parts[0])
+        if lb is not None:
+            parts = parts[1:]
+        for part in parts:
             fid = cache.get(part)
             if fid is None:
                 fid = cache[part] = b.frame_id(parse_frame(part))
             stack.append(fid)
-        b.add_ids(tuple(stack), (int(m.group(2)),), Labels())
+        b.add_ids(tuple(stack), (int(m.group(2)),), lb or NO_LABELS)
         n += 1
     if n == 0:
         raise InputFormatError(f"{source} holds no stacks", f"expected {expected}")

@@ -99,7 +99,13 @@ def _labels_from_name(name: str) -> Labels:
     if not m:
         return Labels()
     pid = int(m.group("pid")) if m.group("pid") else None
-    return Labels(pid=pid, tid=int(m.group("tid")), thread=m.group("name"))
+    name = m.group("name")
+    if name is not None and "\\" in name:
+        try:  # perfkit writes the name JSON-quoted; py-spy writes it raw
+            name = json.loads(f'"{name}"')
+        except ValueError:
+            pass
+    return Labels(pid=pid, tid=int(m.group("tid")), thread=name)
 
 
 def read(data: bytes, source: str = "<speedscope>") -> Profile:

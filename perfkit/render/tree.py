@@ -1,7 +1,9 @@
 """A top-down call tree for the terminal (``perfkit flame IN --tree``).
 
 Pruned to the heaviest paths: children under ``min_pct`` of the total are folded into
-one "… N more" line, at most ``max_children`` per node, down to ``max_depth``.
+one "… N more" line, at most ``max_children`` per node, down to ``max_depth``; runs of
+4+ single-child frames with the same value (library call chains) are shown as
+``first ⋯ N frames ⋯ last`` on one line.
 Built from ``rich.text.Text`` only (names from the target are never markup).
 """
 
@@ -38,6 +40,19 @@ class CallTree:
         hidden_v = sum(k.values[0] for k in kids) - sum(k.values[0] for k in shown)
         return shown, hidden, hidden_v
 
+    def _chain(self, node: ft.Node) -> tuple[ft.Node, int]:
+        """Follow a run of single children with the same value (deep library call
+        chains): returns its last node and how many frames lie between."""
+        chain = [node]
+        while len(chain[-1].children) == 1:
+            only = next(iter(chain[-1].children.values()))
+            if only.values[0] != node.values[0]:
+                break
+            chain.append(only)
+        if len(chain) < 4:
+            return node, 0
+        return chain[-1], len(chain) - 2
+
     def _label(self, node: ft.Node):
         from rich.text import Text
 
@@ -72,8 +87,13 @@ class CallTree:
             shown, hidden, hidden_v = self._kids(node)
             pairs = []
             for child in shown:
-                sub = branch.add(self._label(child))
-                pairs.append((child, sub, depth + 1))
+                last, skipped = self._chain(child)
+                label = self._label(child)
+                if last is not child:
+                    label.append(f"  ⋯ {skipped} frame{'s' if skipped != 1 else ''} ⋯  ", style="dim")
+                    label.append_text(self._label(last))
+                sub = branch.add(label)
+                pairs.append((last, sub, depth + 1))
             if hidden and hidden_v:
                 branch.add(Text(f"… {hidden} more ({100.0 * hidden_v / total:.1f}%)", style="dim"))
             if depth + 1 < self.max_depth:
