@@ -1,0 +1,127 @@
+"""`perfkit threads`: what every thread of a live Python process is doing, grouped."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+@app.command()
+def threads(
+    pid: int = typer.Option(..., "--pid", "-p", help="The process to inspect."),
+    interval: float = typer.Option(0.5, "--interval", "-i", min=0.05, max=60,
+                                   help="Seconds over which per-thread CPU % is measured (and --watch refresh)."),
+    all_processes: bool = typer.Option(False, "--all-processes", "-a",
+                                       help="Also every child process (each dumped separately, in parallel)."),
+    locals_: bool = typer.Option(False, "--locals", help="Include local variables (may show secrets; opt-in)."),
+    nonblocking: bool = typer.Option(False, "--nonblocking", help="Never pause the target (stacks may be torn)."),
+    depth: int = typer.Option(8, "--depth", min=1, help="Frames shown per stack group."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Refresh live until Ctrl-C, with the thread count trend."),
+    count: Optional[int] = typer.Option(None, "--count", min=1, help="With --watch: stop after this many refreshes."),
+    timeout: float = typer.Option(10.0, "--timeout", min=1.0, help="Seconds allowed for each py-spy dump."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Every thread: name, running/idle, GIL holder, CPU %, Python stack; identical stacks grouped.
+
+    Examples:  perfkit threads --pid 4242      perfkit threads --pid 4242 --all-processes --json
+    """
+    from perfkit.target import resolve
+
+    resolve(pid, None)
+    if count is not None and not watch:
+        from perfkit.errors import UsageError
+
+        raise UsageError("--count only applies with --watch")
+    opts = dict(all_processes=all_processes, interval=interval, locals_=locals_, nonblocking=nonblocking,
+                timeout=timeout)
+    if watch:
+        _watch(pid, opts, depth, count, as_json)
+        return
+    view, doc = _take(pid, opts, depth)
+    _emit(view, doc, as_json)
+
+
+def _take(pid: int, opts: dict, depth: int, trend: list[int] | None = None):
+    from perfkit.analysis.threads_view import build_threads, group
+    from perfkit.collectors.threaddump import snapshot
+    from perfkit.errors import PerfkitError
+    from perfkit.render.threads_table import ThreadsView
+
+    snap = snapshot(pid, **opts)
+    main = snap.processes[0]
+    if main.error:
+        raise PerfkitError(f"cannot dump threads of pid {pid}: {main.error}", exit_code=main.error_code or 4)
+    infos = []
+    for p in snap.processes:
+        if p.error:
+            continue
+        infos.extend(build_threads(p.stacks, p.cpu))
+        for tid in p.native:
+            c = p.cpu[tid]
+            from perfkit.analysis.threads_view import ThreadInfo
+
+            infos.append(ThreadInfo(pid=p.pid, tid=tid, name=c["name"], active=c["cpu_pct"] > 0, owns_gil=False,
+                                    cpu_pct=c["cpu_pct"], frames=[]))
+    groups = group(infos)
+    if trend is not None:
+        trend.append(len(infos))
+    view = ThreadsView(pid=pid, threads=infos, groups=groups, depth=depth, errors=snap.errors,
+                       trend=list(trend or []), show_locals=opts["locals_"])
+    doc = {"command": "threads", "pid": pid, "interval_s": snap.interval, "taken_at": snap.taken_at,
+           "processes": [{"pid": p.pid, "error": p.error, "threads": sum(1 for t in infos if t.pid == p.pid)}
+                         for p in snap.processes],
+           "thread_count": len(infos), "running": sum(1 for t in infos if t.active),
+           "gil_holders": [t.tid for t in infos if t.owns_gil],
+           "groups": [g.to_json() for g in groups], "threads": [t.to_json() for t in infos],
+           "errors": snap.errors}
+    return view, doc
+
+
+def _emit(view, doc, as_json: bool) -> None:
+    from perfkit.console import out_console, print_json
+
+    if as_json:
+        print_json(doc)
+    else:
+        out_console().print(view)
+
+
+def _watch(pid: int, opts: dict, depth: int, count: int | None, as_json: bool) -> None:
+    from perfkit.collectors import procstat
+    from perfkit.console import err_console, out_console, print_json
+
+    trend: list[int] = []
+    docs = []
+    con = out_console()
+    live = None
+    if con.is_terminal and not as_json:
+        from rich.live import Live
+
+        live = Live(console=con, refresh_per_second=2, screen=False)
+        live.start()
+    n = 0
+    try:
+        while count is None or n < count:
+            if procstat.process_status(pid) in (None, "Z", "X"):
+                err_console().print(f"pid {pid} exited", markup=False, highlight=False)
+                break
+            view, doc = _take(pid, opts, depth, trend)
+            view.max_rows = 30
+            n += 1
+            doc["trend"] = list(trend)
+            if as_json:
+                docs.append(doc)
+            elif live is not None:
+                live.update(view)
+            else:
+                con.print(view)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live is not None:
+            live.stop()
+    if as_json:
+        print_json({"command": "threads", "pid": pid, "watch": True, "trend": trend, "snapshots": docs})
