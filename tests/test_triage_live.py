@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PY, SCENARIOS, perfkit_cmd, run_perfkit, scenario
+from conftest import PY, SCENARIOS, perfkit_cmd, run_perfkit, scenario
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.live, pytest.mark.timeout(180)]
 
 
 def _state(pid: int) -> str:

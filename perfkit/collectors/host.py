@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 _TOP_N = 15
+CGROUP_ROOT = "/sys/fs/cgroup"  # tests point this at a fake tree
 
 
 @dataclass
@@ -218,8 +219,9 @@ def cgroup_path(pid: int) -> dict | None:
 
 def _cg_dir(kind: str, path: str) -> str | None:
     """Where the cgroup's files live (v2 unified or a v1 controller mount)."""
-    roots = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] if kind == "v2" else \
-        [f"/sys/fs/cgroup/{kind}", "/sys/fs/cgroup/cpu,cpuacct" if kind in ("cpu", "cpuacct") else ""]
+    r = CGROUP_ROOT
+    roots = [f"{r}/unified", r] if kind == "v2" else \
+        [f"{r}/{kind}", f"{r}/cpu,cpuacct" if kind in ("cpu", "cpuacct") else ""]
     for root in roots:
         if not root:
             continue

@@ -126,9 +126,10 @@ def find(pids: list[int] | None, problems: Problems) -> list[PyProc]:
                 problems.add(f"pid {pid}", "no such process")
                 continue
             is_py, by_name = _looks_python(pid, problems)
-            pp = _make(root, "given", None, problems, by_name)
-            if pp:
-                found.setdefault(pid, pp)
+            if is_py:
+                pp = _make(root, "given", None, problems, by_name)
+                if pp:
+                    found.setdefault(pid, pp)
             try:
                 kids = root.children(recursive=True)
             except psutil.Error as exc:
@@ -160,6 +161,20 @@ def find(pids: list[int] | None, problems: Problems) -> list[PyProc]:
                      "are not readable by this user); Python processes with other names may be missed",
                      needs_privilege=True)
     return sorted(found.values(), key=lambda p: p.pid)
+
+
+def python_in_tree(pid: int) -> bool:
+    """True if ``pid`` or one of its descendants is a Python process."""
+    import psutil
+
+    problems = Problems()
+    if _looks_python(pid, problems)[0]:
+        return True
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return False
+    return any(_looks_python(k.pid, problems)[0] for k in kids)
 
 
 # --------------------------------------------------------------------------- facts

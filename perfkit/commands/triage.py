@@ -51,7 +51,8 @@ def triage(
     from perfkit.analysis.findings import has_lock_waits
     from perfkit.collectors import triage_run
     from perfkit.console import err_console, live_status, out_console, print_json
-    from perfkit.errors import EXIT_INTERRUPTED, NoSuchProcess
+    from perfkit.collectors.pyprocs import python_in_tree
+    from perfkit.errors import EXIT_INTERRUPTED, NoSuchProcess, NotPython, UsageError
     from perfkit.render import triage_bundle
     from perfkit.render.triage_report import TerminalSummary
 
@@ -59,11 +60,12 @@ def triage(
     pids = sorted(set(pid or []))
     for p in pids:
         if p <= 0:
-            from perfkit.errors import UsageError
-
             raise UsageError(f"invalid pid {p}")
         if not Path(f"/proc/{p}").exists():
             raise NoSuchProcess(f"no such process: pid {p}", "check the pid (ps aux | grep python)")
+        if not python_in_tree(p):
+            raise NotPython(f"pid {p} is not a Python process and has no Python children",
+                            "give the pid of a Python process or of its parent (ps aux | grep python)")
     dest = output or triage_bundle.default_destination()
     triage_bundle.check_destination(dest)
 

@@ -1,0 +1,296 @@
+"""triage pieces on small fixtures: findings, escaping in every view, budget parsing,
+/proc and cgroup readers on fake trees, the bounded pool's deadline."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+
+from perfkit.analysis import findings as fnd
+from perfkit.collectors import host
+from perfkit.collectors.triage_pool import BoundedPool
+from perfkit.render import triage_report as rep
+
+PY_THREADING = "/usr/lib/python3.11/threading.py"
+
+
+def _thread(name, tid, leaf, line, src, *, active=False, filename="/srv/app.py", gil=False):
+    return {"thread_id": tid, "os_thread_id": tid, "name": name, "active": active, "owns_gil": gil,
+            "frames": [{"name": leaf, "filename": filename, "line": line},
+                       {"name": "run", "filename": PY_THREADING, "line": 982}],
+            "leaf_source": src}
+
+
+def _deadlocked():
+    return [_thread("locker-1", 11, "take_a_then_b", 36, "with LOCK_B:  # x"),
+            _thread("locker-2", 12, "take_b_then_a", 43, "with self._lock_a:"),
+            _thread("idle-worker-0", 13, "Condition.wait", 327, "waiter.acquire()", filename=PY_THREADING),
+            _thread("MainThread", 10, "main", 86, "time.sleep(args.duration)")]
+
+
+def _proc(pid=100, **kw):
+    d = {"pid": pid, "name": "python3", "script": "app.py", "facts": {}, "stacks": [], "stacks2": None,
+         "profile_top": [], "flame": None}
+    d.update(kw)
+    return d
+
+
+# --------------------------------------------------------------------------- lock waits
+
+def test_lock_wait_classification():
+    th = _deadlocked()
+    assert [fnd.is_lock_wait(t) for t in th] == [True, True, False, False]
+    assert not fnd.is_lock_wait(_thread("x", 1, "f", 1, "lock.acquire()", active=True))
+    assert fnd.is_lock_wait(_thread("x", 1, "f", 1, "if not self.mutex.acquire(timeout=5):"))
+
+
+def test_deadlock_needs_the_same_place_twice():
+    th = _deadlocked()
+    found = fnd.lock_findings(_proc(stacks=th, stacks2=th, stacks2_delay_s=2.0))
+    assert [f.kind for f in found] == ["deadlock"]
+    f = found[0]
+    assert f.severity == "high" and f.pid == 100
+    assert '"locker-1" (11) in take_a_then_b (app.py:36)' in f.detail
+    assert '"locker-2" (12) in take_b_then_a (app.py:43)' in f.detail
+    assert "idle-worker" not in f.detail and "2.0 s apart" in f.detail
+    assert f.evidence == ["procs/100/stacks.txt", "procs/100/stacks.json"]
+    moved = [dict(t) for t in th]
+    moved[0] = _thread("locker-1", 11, "take_a_then_b", 37, "x = 1")
+    moved[1] = _thread("locker-2", 12, "other", 50, "with lock:")
+    assert fnd.lock_findings(_proc(stacks=th, stacks2=moved)) == []
+    one = fnd.lock_findings(_proc(stacks=th, stacks2=[th[0]]))
+    assert [x.kind for x in one] == ["lock_wait"] and one[0].severity == "warn"
+
+
+# --------------------------------------------------------------------------- per process
+
+def test_cpu_fd_and_stopped_findings():
+    hot = _proc(1, facts={"cpu_percent": 97.0, "threads": {"1": {"cpu_percent": 96.0}}},
+                stacks=[_thread(None, 1, "spin", 20, "x += 1", active=True)],
+                profile_top=[{"function": "spin", "location": "app.py:20", "self_percent": 88.0}],
+                flame="procs/1/cpu.svg")
+    f = fnd.cpu_findings(hot)[0]
+    assert (f.kind, f.severity) == ("cpu_hog", "high")
+    assert "pegs a core (97% CPU)" in f.title and "spin (app.py:20) 88% self" in f.detail
+    assert f.evidence[0] == "procs/1/cpu.svg"
+    starved = _proc(2, facts={"cpu_percent": 45.0}, profile_busy_percent=99.0)
+    assert "on CPU or runnable in 99% of samples" in fnd.cpu_findings(starved)[0].title
+    assert fnd.cpu_findings(_proc(3, facts={"cpu_percent": 30.0})) == []
+    multi = fnd.cpu_findings(_proc(4, facts={"cpu_percent": 210.0}))[0]
+    assert "uses 2.1 cores" in multi.title
+
+    near = _proc(5, facts={"fd_fraction": 0.9, "fds": {"count": 58, "by_kind": {"file": 55, "pipe": 3}},
+                           "nofile_limit": {"soft": 64, "hard": 4096}})
+    f = fnd.fd_findings(near)[0]
+    assert (f.kind, f.severity) == ("fd_limit", "warn") and "58 of 64" in f.title and "55 file" in f.detail
+    near["facts"]["fd_fraction"] = 0.97
+    assert fnd.fd_findings(near)[0].severity == "high"
+    assert fnd.fd_findings(_proc(6, facts={"fd_fraction": 0.1})) == []
+    st = fnd.state_findings(_proc(7, facts={"status": "stopped"}))
+    assert st[0].kind == "stopped" and st[0].evidence == ["procs/7/process.json", "procs/7/stacks.txt"]
+
+
+# --------------------------------------------------------------------------- host
+
+def _host(**kw):
+    h = {"memory": {"total": 100 << 30, "available": 50 << 30, "swap_used": 0, "swap_total": 0, "swap_percent": 0},
+         "vmstat_delta": {}, "pressure": {}, "load": {"load1": 1.0, "load5": 1, "load15": 1, "cpus": 4},
+         "cpu_modes_percent": {"user": 10.0, "iowait": 0.0, "steal": 0.0}, "cgroups": {}, "oom": {}}
+    h.update(kw)
+    return h
+
+
+def test_quiet_host_has_no_findings():
+    assert fnd.host_findings(_host(), []) == []
+
+
+def test_host_findings_each_with_evidence():
+    h = _host(memory={"total": 100, "available": 5, "swap_used": 40, "swap_total": 100, "swap_percent": 40.0},
+              vmstat_delta={"pswpin": 10, "pswpout": 3, "oom_kill": 1},
+              pressure={"memory": {"some": {"avg10": 12.0}, "full": {"avg10": 6.0}},
+                        "cpu": {"some": {"avg10": 25.0}, "full": {"avg10": 0.0}}},
+              load={"load1": 9.5, "load5": 8, "load15": 7, "cpus": 4, "runnable": 9},
+              cgroups={"by_pid": {"100": "k"}, "groups": {"k": {
+                  "cgroup": "/svc", "memory_fraction": 0.97, "memory_current": 97, "memory_limit": 100,
+                  "nr_throttled_delta": 12, "nr_periods_delta": 40, "throttled_us_delta": 1_500_000,
+                  "cpu_quota_cores": 0.5}}})
+    got = {(f.kind, f.severity) for f in fnd.host_findings(h, [])}
+    assert got == {("memory_low", "high"), ("swap", "high"), ("pressure", "high"), ("pressure", "warn"),
+                   ("load", "warn"), ("cgroup_memory", "high"), ("throttling", "warn"), ("oom", "high")}
+    for f in fnd.host_findings(h, []):
+        assert f.evidence and all(e.startswith("host/host.json") for e in f.evidence)
+    thr = next(f for f in fnd.host_findings(h, []) if f.kind == "throttling")
+    assert "12 of 40 periods" in thr.title and "(pids 100)" in thr.title and "1.50 s" in thr.detail
+
+
+def test_analyse_orders_by_severity():
+    procs = [_proc(1, facts={"cpu_percent": 85.0}), _proc(2, facts={"status": "stopped"}),
+             _proc(3, stacks=_deadlocked(), stacks2=_deadlocked())]
+    kinds = [(f.severity, f.kind) for f in fnd.analyse(_host(), procs)]
+    assert kinds == [("high", "deadlock"), ("warn", "cpu_hog"), ("warn", "stopped")]
+
+
+# --------------------------------------------------------------------------- escaping
+
+EVIL = '<script>alert(1)</script> [x](javascript:y) *b* `c` \x1b[31m|#\n# h'
+
+
+def _doc():
+    evil_thread = _thread(EVIL, 7, EVIL, 3, "with lock:")
+    return {"hostname": "h<1>", "started": 0, "elapsed_s": 1.0, "budget_s": 30, "within_budget": True,
+            "findings": [fnd.Finding("deadlock", "high", f"pid 7 ({EVIL})", f"thread {EVIL}",
+                                     ["procs/7/stacks.txt"], 7).to_json()],
+            "processes": [{"pid": 7, "ppid": 1, "name": EVIL, "script": EVIL, "cmdline": [EVIL], "cpu_percent": 1.0,
+                           "rss": 1 << 20, "threads": 1, "fds": 3, "fd_limit": 64, "sockets": 0,
+                           "gil_holder": EVIL, "stacks": "procs/7/stacks.txt", "flame": None,
+                           "process_json": "procs/7/process.json", "state": "sleeping"}],
+            "collection": {"failed": [{"pid": 7, "what": EVIL, "status": "failed", "error": EVIL,
+                                       "needs_privilege": True}]},
+            "host": {}, "_thread": evil_thread}
+
+
+def test_html_escapes_every_target_name():
+    doc = _doc()
+    html = rep.index_html(doc, {7: rep.stacks_text(7, [doc["_thread"]], {})})
+    assert "<script>" not in html and "alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "\x1b" not in html and "\\x1b[31m" in html
+    assert "javascript:y" not in html.split("href=")[1][:40]
+
+
+def test_markdown_escapes_every_target_name():
+    md = rep.summary_md(_doc())
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert "\\[x\\](javascript:y)" in md and "\\*b\\*" in md and "\\`c\\`" in md
+    assert "\x1b" not in md
+    for line in md.splitlines():  # the newline in the name never starts a heading
+        assert not line.startswith("# h")
+    assert "\\|" in md  # a pipe in a name cannot break the table
+
+
+def test_terminal_summary_shows_markup_literally():
+    from rich.console import Console
+
+    doc = _doc()
+    doc["findings"][0]["title"] = "[bold red]pid 7[/bold red] " + EVIL
+    buf = io.StringIO()
+    Console(file=buf, width=300, color_system=None, force_terminal=False).print(rep.TerminalSummary(doc))
+    out = buf.getvalue()
+    assert "[bold red]pid 7[/bold red]" in out
+    assert "\x1b" not in out and "\\x1b[31m" in out
+
+
+def test_stacks_text_escapes_control_characters():
+    text = rep.stacks_text(7, [_thread("a\nb", 7, "f\rg", 1, "x")], {"threads": {"7": {"cpu_percent": 42.0}}})
+    assert '"a\\nb"' in text and "f\\rg" in text and "42% CPU" in text
+
+
+# --------------------------------------------------------------------------- readers
+
+def test_budget_parsing():
+    from perfkit.commands.triage import parse_budget
+    from perfkit.errors import UsageError
+
+    assert parse_budget("30s") == 30 and parse_budget("45") == 45 and parse_budget("1m") == 60
+    assert parse_budget("1m30s") == 90 and parse_budget("7.5s") == 7.5
+    for bad in ("", "abc", "0s", "2s", "-5", "30x", "2h"):
+        with pytest.raises(UsageError):
+            parse_budget(bad)
+
+
+def test_parse_pressure():
+    got = host.parse_pressure("some avg10=1.50 avg60=0.20 avg300=0.00 total=123\n"
+                              "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    assert got["some"] == {"avg10": 1.5, "avg60": 0.2, "avg300": 0.0, "total": 123}
+    assert got["full"]["total"] == 0
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_cgroup_v2_limits_and_throttling(tmp_path, monkeypatch):
+    d = tmp_path / "svc"
+    _write(d / "cgroup.controllers", "cpu memory")
+    _write(d / "cpu.max", "50000 100000\n")
+    _write(d / "cpu.stat", "usage_usec 10\nnr_periods 40\nnr_throttled 12\nthrottled_usec 1500000\n")
+    _write(d / "memory.max", "1073741824\n")
+    _write(d / "memory.current", "1020054732\n")
+    _write(d / "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    monkeypatch.setattr(host, "CGROUP_ROOT", str(tmp_path))
+    p = host.Problems()
+    f = host.cgroup_facts({"v2": "/svc"}, p)
+    assert f["cpu_quota_cores"] == 0.5 and f["nr_throttled"] == 12 and f["throttled_us"] == 1500000
+    assert f["memory_limit"] == 1 << 30 and f["memory_fraction"] == pytest.approx(0.95, abs=0.001)
+    assert f["oom_kills"] == 1 and p.items == []
+    _write(d / "memory.max", "max\n")
+    _write(d / "cpu.max", "max 100000\n")
+    f = host.cgroup_facts({"v2": "/svc"}, p)
+    assert f["memory_limit"] is None and f["cpu_quota_cores"] is None and "memory_fraction" not in f
+
+
+def test_cgroup_v1_and_missing_files(tmp_path, monkeypatch):
+    _write(tmp_path / "cpu" / "g" / "cgroup.procs", "")
+    _write(tmp_path / "cpu" / "g" / "cpu.cfs_quota_us", "200000\n")
+    _write(tmp_path / "cpu" / "g" / "cpu.cfs_period_us", "100000\n")
+    _write(tmp_path / "cpu" / "g" / "cpu.stat", "nr_periods 5\nnr_throttled 2\nthrottled_time 3000000\n")
+    _write(tmp_path / "memory" / "g" / "cgroup.procs", "")
+    _write(tmp_path / "memory" / "g" / "memory.limit_in_bytes", "9223372036854771712\n")
+    monkeypatch.setattr(host, "CGROUP_ROOT", str(tmp_path))
+    p = host.Problems()
+    f = host.cgroup_facts({"cpu": "/g", "memory": "/g"}, p)
+    assert f["cpu_quota_cores"] == 2.0 and f["nr_throttled"] == 2 and f["throttled_us"] == 3000
+    assert f["memory_limit"] is None  # "unlimited"
+    assert f["memory_current"] is None  # file missing: tolerated
+    assert host.cgroup_facts({"v2": "/nowhere"}, p)["note"] == "cgroup files not visible from here"
+
+
+def test_unreadable_file_recorded_not_raised(tmp_path):
+    p = host.Problems()
+    assert host.read_text(str(tmp_path / "nope"), p, "x") is None and p.items == []
+    assert host.read_text(str(tmp_path / "nope"), p, "x", missing_ok=False) is None
+    assert p.items[0]["what"] == "x" and not p.items[0]["needs_privilege"]
+    p.add("y", PermissionError(13, "Permission denied", "/proc/1/fd"))
+    assert p.items[1] == {"what": "y", "error": "Permission denied (/proc/1/fd)", "needs_privilege": True}
+
+
+def test_host_window_reads_this_host():
+    import os
+
+    w = host.start_window([os.getpid()])
+    time.sleep(0.2)
+    h = host.finish_window(w, [os.getpid()])
+    assert h["load"]["cpus"] == os.cpu_count()
+    assert 99.0 <= sum(h["cpu_modes_percent"].values()) <= 101.0
+    assert h["memory"]["total"] > 0 and h["processes"]["count"] > 1
+    assert any(r["pid"] == os.getpid() for r in h["processes"]["top_rss"] + h["processes"]["top_cpu"]) or \
+        h["processes"]["count"] > 15
+    assert str(os.getpid()) in h["cgroups"]["by_pid"]
+
+
+# --------------------------------------------------------------------------- pool
+
+def test_pool_abandons_a_hung_job_at_the_deadline():
+    pool = BoundedPool(2)
+    gate = threading.Event()
+    hung = pool.submit("hung", lambda: gate.wait(30))
+    quick = pool.submit("quick", lambda: 42)
+    later = pool.submit("later", lambda: gate.wait(30))
+    never = pool.submit("never", lambda: 1)
+    t = time.monotonic()
+    assert BoundedPool.wait([hung, quick, later, never], time.monotonic() + 0.5) is False
+    assert time.monotonic() - t < 5
+    BoundedPool.cancel_unstarted([hung, quick, later, never])
+    assert quick.state == "ok" and quick.result == 42
+    assert hung.state == "running" and later.state == "running" and never.state == "skipped"
+    gate.set()
+    pool.close()
+    boom = BoundedPool(1)
+    j = boom.submit("err", lambda: 1 / 0)
+    assert BoundedPool.wait([j], time.monotonic() + 5)
+    assert j.state == "error" and isinstance(j.error, ZeroDivisionError)
+    boom.close()
