@@ -126,5 +126,5 @@ def rank(samples: dict[str, list[float]], *, higher_is_better: bool = True, metr
     else:
         verdict = f"{best.name} is best, beyond noise"
     if all_noise:
-        verdict += "; all candidates are within noise of each other's best"
+        verdict += "; every candidate is within noise of the best"
     return Ranking(metric, higher_is_better, stats_, recommended, verdict, all_noise)

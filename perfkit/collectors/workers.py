@@ -163,6 +163,9 @@ def load_state(path: str) -> dict | None:
             doc = json.load(f)
     except FileNotFoundError:
         return None
+    except PermissionError:
+        raise UsageError(f"cannot read affinity state {path}: permission denied",
+                         "give --state with a path you own") from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read affinity state {path}: {exc}", "delete it if it is corrupt") from None
     if not isinstance(doc, dict) or "processes" not in doc:

@@ -497,7 +497,9 @@ def tune(
                           "run the command by hand to check it")
     use_tp = all(x.throughput is not None for x in runs)
     samples = {k: [(x.throughput if use_tp else x.wall_s) for x in v] for k, v in results.items()}
-    meta = {f"{n} workers, {lay}": {"workers": n, "layout": lay} for n, lay in cands}
+    meta = {f"{n} workers, {lay}": {"workers": n, "layout": lay,
+                                     "pinned_processes": max((x.pinned for x in results[f"{n} workers, {lay}"]),
+                                                             default=0)} for n, lay in cands}
     ranking = rank(samples, higher_is_better=use_tp, metric="throughput" if use_tp else "wall_s", meta=meta,
                    alpha=alpha, min_effect=min_effect,
                    unpinned={f"{n} workers, unpinned" for n in counts})

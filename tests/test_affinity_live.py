@@ -1,0 +1,214 @@
+"""`perfkit affinity` against live scenario processes (pool, GIL-bound, IO-bound).
+
+Truths (see each scenario's docstring): the pool's master only supervises and each
+worker is CPU-bound; gil_server holds the GIL nearly all the time; io_server waits
+~99 % of the time.  Tolerances are wide because the 2-core box is shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import PY, ROOT, run_perfkit, scenario, scenario_cmd
+
+pytestmark = pytest.mark.live
+
+
+def cpus_allowed(pid: int) -> str:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Cpus_allowed_list:"):
+                return line.split(":", 1)[1].strip()
+    raise AssertionError("no Cpus_allowed_list")
+
+
+def thread_masks(pid: int) -> set[str]:
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            out |= {ln.split(":", 1)[1].strip() for ln in f if ln.startswith("Cpus_allowed_list:")}
+    return out
+
+
+def full_mask() -> str:
+    from perfkit.collectors.topology import format_cpulist
+
+    return format_cpulist(os.sched_getaffinity(0))
+
+
+def wait_respawn(sc, old: int, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = sc.proc.stdout.readline()
+        if line.startswith(f"respawned {old} "):
+            return int(line.split()[2])
+    raise AssertionError("the pool did not respawn the worker")
+
+
+def test_show_pool_tree_and_budget():
+    with scenario("worker_pool", "--workers", "2", "--duration", "30") as sc:
+        workers = [int(x) for x in sc.ready_line.split()[1:]]
+        doc = json.loads(run_perfkit("affinity", "show", "--pid", sc.pid, "--interval", "1", "--json",
+                                     check=True).stdout)
+    procs = {p["pid"]: p for p in doc["processes"]}
+    assert set(procs) == {sc.pid, *workers}
+    assert procs[sc.pid]["role"] == "master"
+    # truth: the master only supervises, the workers burn CPU (shared box: wide tolerance)
+    assert procs[sc.pid]["cpu_percent"] < 20
+    assert sum(procs[w]["cpu_percent"] for w in workers) > 60
+    assert all(procs[w]["status"] == "unpinned" for w in workers)
+    assert doc["budget"]["cpus"] == len(os.sched_getaffinity(0))
+    assert doc["budget"]["usable"] == full_mask()
+
+
+def test_apply_pins_each_worker_reset_restores_and_late_worker_is_unpinned(tmp_path):
+    state = tmp_path / "state.json"
+    with scenario("worker_pool", "--workers", "2", "--duration", "40") as sc:
+        workers = [int(x) for x in sc.ready_line.split()[1:]]
+        plan = json.loads(run_perfkit("affinity", "plan", "--pid", sc.pid, "--json", check=True).stdout)["plan"]
+        planned = {a["pid"]: a["cpus"] for a in plan["assignments"]}
+        assert set(planned) == set(workers)
+        assert sorted(planned.values()) == ["0", "1"]  # one worker per core on this 2-core box
+        doc = json.loads(run_perfkit("affinity", "apply", "--pid", sc.pid, "--state", state, "--json",
+                                     check=True).stdout)
+        assert {a["pid"]: a["cpus"] for a in doc["result"]["applied"]} == planned
+        for w in workers:
+            assert cpus_allowed(w) == planned[w]
+            assert thread_masks(w) == {planned[w]}  # every thread, like taskset -a
+        assert cpus_allowed(sc.pid) == full_mask()  # master untouched
+        assert stat.S_IMODE(state.stat().st_mode) == 0o600
+        # a worker that dies is respawned by the master: the new one is not pinned
+        os.kill(workers[1], signal.SIGKILL)
+        late = wait_respawn(sc, workers[1])
+        show = json.loads(run_perfkit("affinity", "show", "--pid", sc.pid, "--state", state, "--interval", "0.3",
+                                      "--json", check=True).stdout)
+        status = {p["pid"]: p["status"] for p in show["processes"]}
+        assert status[workers[0]] == "pinned"
+        assert status[late] == "unpinned"
+        assert any(f["kind"] == "unpinned" and str(late) in f["message"] for f in show["findings"])
+        res = json.loads(run_perfkit("affinity", "reset", "--state", state, "--json", check=True).stdout)
+        assert [r["pid"] for r in res["restored"]] == [workers[0]]
+        assert res["gone"] == [workers[1]]
+        assert cpus_allowed(workers[0]) == full_mask()
+        assert not state.exists()
+
+
+def test_pid_gone_mid_apply_rest_applied_or_rolled_back(tmp_path):
+    plan_file = tmp_path / "plan.json"
+    with scenario("worker_pool", "--workers", "2", "--duration", "40") as sc:
+        workers = sorted(int(x) for x in sc.ready_line.split()[1:])
+        run_perfkit("affinity", "plan", "--pid", sc.pid, "-o", plan_file, check=True)
+        assert stat.S_IMODE(plan_file.stat().st_mode) == 0o600
+        os.kill(workers[1], signal.SIGKILL)  # gone between plan and apply
+        wait_respawn(sc, workers[1])
+        planned = {a["pid"]: a["cpus"] for a in json.loads(plan_file.read_text())["assignments"]}
+        # all-or-nothing: the first worker was pinned, then rolled back
+        res = run_perfkit("affinity", "apply", "--plan", plan_file, "--all-or-nothing", "--state",
+                          tmp_path / "s1.json")
+        assert res.returncode == 3, res.stderr
+        assert f"pid {workers[1]} exited" in res.stderr and "rolled back" in res.stderr
+        assert "Traceback" not in res.stderr
+        assert cpus_allowed(workers[0]) == full_mask()
+        # default: the rest is applied, and it says so
+        res = run_perfkit("affinity", "apply", "--plan", plan_file, "--state", tmp_path / "s2.json")
+        assert res.returncode == 3
+        assert f"pid {workers[1]} exited" in res.stderr and "the rest were applied" in res.stderr
+        assert cpus_allowed(workers[0]) == planned[workers[0]]
+        run_perfkit("affinity", "reset", "--state", tmp_path / "s2.json", check=True)
+        assert cpus_allowed(workers[0]) == full_mask()
+
+
+def test_cpus_outside_the_allowed_set_are_refused(tmp_path):
+    with scenario("worker_pool", "--workers", "1", "--duration", "30") as sc:
+        w = int(sc.ready_line.split()[1])
+        for args in (["apply", "--assign", f"{w}=7"], ["apply", "--pid", sc.pid, "--cpus", "0-9"],
+                     ["plan", "--pid", sc.pid, "--cpus", "5"]):
+            res = run_perfkit("affinity", *args, "--state", tmp_path / "s.json") if args[0] == "apply" else \
+                run_perfkit("affinity", *args)
+            assert res.returncode == 2, (args, res.stderr)
+            assert "outside the CPUs allowed" in res.stderr and "Traceback" not in res.stderr
+            assert len(res.stderr.strip().splitlines()) <= 2
+        assert cpus_allowed(w) == full_mask()
+        # a worker restricted before (taskset) is never widened
+        os.sched_setaffinity(w, {0})
+        res = run_perfkit("affinity", "apply", "--assign", f"{w}=0-1", "--state", tmp_path / "s.json")
+        assert res.returncode == 2 and "outside the CPUs allowed" in res.stderr
+        assert cpus_allowed(w) == "0"
+
+
+def test_eperm_as_nobody_against_a_root_process(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start a process nobody may not touch")
+    with scenario("worker_pool", "--workers", "1", "--duration", "30") as sc:
+        w = int(sc.ready_line.split()[1])
+        env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+        env.update(NO_COLOR="1", PERFKIT_STATE_DIR="/nonexistent/perfkit-state")
+        res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", PY, "-m", "perfkit",
+                              "affinity", "apply", "--assign", f"{w}=0"], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT, env=env)
+        assert res.returncode == 3, res.stderr
+        assert "permission denied (EPERM)" in res.stderr and "Traceback" not in res.stderr
+        assert cpus_allowed(w) == full_mask()
+
+
+def test_bad_targets():
+    res = run_perfkit("affinity", "show", "--pid", "999999999")
+    assert res.returncode == 3 and "no such process" in res.stderr
+    res = run_perfkit("affinity", "reset", "--state", "/nonexistent/state.json")
+    assert res.returncode == 2 and "nothing to reset" in res.stderr
+    res = run_perfkit("affinity", "apply", "--assign", "12=abc")
+    assert res.returncode == 2 and "bad CPU list" in res.stderr
+    res = run_perfkit("affinity", "tune", "--layouts", "diagonal", "--", PY, "-c", "pass")
+    assert res.returncode == 2 and "unknown layout" in res.stderr
+
+
+@pytest.mark.parametrize("name,kind", [("gil_server", "gil-bound"), ("io_server", "waiting")])
+def test_recommend_tells_gil_bound_from_io_bound(name, kind):
+    with scenario(name, "--duration", "30") as sc:
+        doc = json.loads(run_perfkit("affinity", "recommend", "--pid", sc.pid, "--duration", "1.5", "--json",
+                                     check=True).stdout)
+    rec = doc["recommendation"]
+    assert rec["kind"] == kind, doc
+    p = doc["behaviour"]["processes"][0]
+    if kind == "gil-bound":
+        assert p["gil_share"] >= 0.35 and rec["processes"] == doc["budget"]["whole_cpus"]
+        assert "processes" in rec["summary"]
+    else:
+        assert p["gil_share"] < 0.2 and p["cpu"] < 0.5 and rec["threads_per_process"] >= 2
+        assert "threads/async" in rec["summary"]
+
+
+def test_tune_ranks_pool_candidates_and_judges_noise():
+    cmd = scenario_cmd("worker_pool", "--workers", "{workers}", "--duration", "0.4", "--item", "5000")
+    doc = json.loads(run_perfkit("affinity", "tune", "--workers", "1,2", "--layouts", "spread", "--repeat", "3",
+                                 "--warmup", "1", "--json", "--", *cmd, check=True, timeout=180).stdout)
+    assert doc["metric"] == "throughput" and doc["higher_is_better"]
+    names = [s["name"] for s in doc["ranking"]]
+    assert sorted(names) == sorted(["1 workers, unpinned", "1 workers, spread", "2 workers, unpinned",
+                                    "2 workers, spread"])
+    assert all(s["n"] == 3 and s["ci95"][0] <= s["mean"] <= s["ci95"][1] for s in doc["ranking"])
+    assert [s["rank"] for s in doc["ranking"]] == [1, 2, 3, 4]
+    pinned = {s["name"]: s["pinned_processes"] for s in doc["ranking"]}
+    assert pinned["2 workers, spread"] == 2 and pinned["2 workers, unpinned"] == 0
+    assert doc["recommended"] in names and doc["verdict"]
+    # if the recommendation is pinned, it must be beyond noise versus every unpinned candidate
+    rec = next(s for s in doc["ranking"] if s["name"] == doc["recommended"])
+    if rec["layout"] != "unpinned":
+        assert all(not s["within_noise"] for s in doc["ranking"] if s["layout"] == "unpinned")
+
+
+def test_tune_wall_time_when_no_throughput_line_and_failing_workload():
+    doc = json.loads(run_perfkit("affinity", "tune", "--workers", "1", "--repeat", "2", "--warmup", "0", "--json",
+                                 "--", PY, "-c", "import time; time.sleep(0.05)", check=True).stdout)
+    assert doc["metric"] == "wall_s" and not doc["higher_is_better"]
+    assert all(0.04 < v < 5 for s in doc["ranking"] for v in s["values"])
+    res = run_perfkit("affinity", "tune", "--workers", "1", "--repeat", "2", "--warmup", "0", "--",
+                      PY, "-c", "import sys; sys.exit('boom')")
+    assert res.returncode == 3 and "every run of the workload failed" in res.stderr and "boom" in res.stderr
