@@ -1,0 +1,122 @@
+"""`perfkit convert` and the format writers: every reader to every writer, speedscope
+schema, plain collapsed lines, py-spy's own speedscope files, filters, and
+`perfkit cpu -o` writing every format for a live scenario."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conftest import run_perfkit, scenario_cmd
+from perfkit.analysis.top import top
+from perfkit.formats import collapsed, native, pprof, read_profile, speedscope
+from perfkit.formats.autoload import load
+from test_pprof import _canon, go_top, heap_profile
+
+FIX = Path(__file__).parent / "fixtures"
+SUFFIXES = {"perfkit": ".perfkit", "pprof": ".pb.gz", "speedscope": ".speedscope.json", "collapsed": ".collapsed"}
+
+
+def fixture(name="cpu_split_75_25.perfkit"):
+    return native.read((FIX / name).read_bytes())
+
+
+@pytest.mark.parametrize("src", list(SUFFIXES))
+def test_convert_any_reader_to_any_writer_keeps_the_samples(tmp_path, src):
+    p = fixture()
+    start = tmp_path / f"in{SUFFIXES[src]}"
+    start.write_bytes({"perfkit": native, "pprof": pprof, "speedscope": speedscope,
+                       "collapsed": collapsed}[src].write(p, value="samples"))
+    args = ["convert", start]
+    for name, suf in SUFFIXES.items():
+        args += ["-o", tmp_path / f"out{suf}"]
+    args += ["-o", tmp_path / "out.svg", "-o", tmp_path / "out.html"]
+    doc = json.loads(run_perfkit(*args, "--json", check=True).stdout)
+    assert [o["format"] for o in doc["outputs"]] == list(SUFFIXES) + ["svg", "html"]
+    ref = load(start)
+    for name, suf in SUFFIXES.items():
+        q = load(tmp_path / f"out{suf}")
+        for vi, vt in enumerate(q.sample_types):  # speedscope carries one type: the default one
+            ri = ref.value_index(vt.type) if vt.type in {v.type for v in ref.sample_types} else ref.default_index
+            assert q.total(vi) == ref.total(ri), (src, name, vt)
+            assert top(q, vi, limit=1)[0].self_pct == pytest.approx(top(ref, ri, limit=1)[0].self_pct, abs=1e-9)
+
+
+def test_speedscope_output_validates_against_the_official_schema(tmp_path, speedscope_schema):
+    for p in (fixture(), fixture("weird_names.perfkit"), heap_profile()):
+        doc = json.loads(speedscope.write(p))
+        jsonschema.validate(doc, speedscope_schema)
+    doc = json.loads(speedscope.write(fixture(), value="samples"))
+    assert sum(sum(pr["weights"]) for pr in doc["profiles"]) == fixture().total(0)
+
+
+def test_collapsed_output_is_plain_folded_lines():
+    text = collapsed.write(fixture()).decode()
+    lines = text.splitlines()
+    assert lines and all(re.fullmatch(r"[^;\n]+(;[^;\n]+)* \d+", ln) for ln in lines)
+    assert sum(int(ln.rsplit(" ", 1)[1]) for ln in lines) == fixture().total(0)  # default: sample counts
+    assert any(ln.startswith("<module> (") and ";spin_a (" in ln for ln in lines)
+
+
+def test_collapsed_labels_option_round_trips_threads():
+    p = fixture("weird_names.perfkit")
+    text = collapsed.write(p, labels=True)
+    assert text.startswith(b"[pid=")
+    assert _canon(collapsed.read(text)) == _canon(p, 0)
+
+
+def test_reads_py_spy_speedscope_with_thread_labels():
+    p = read_profile(FIX / "pyspy_cpu_threads.speedscope.json")
+    names = {lb.thread for lb in p.labels_seen()}
+    assert {"worker-a", "worker-b"} <= names
+    rows = {r.function: r for r in top(p)}
+    assert rows["work_a"].total_pct > rows["work_b"].total_pct  # 75:25 scenario (time is in _spin)
+    assert sum(s.values[0] for s in p.samples) == sum(len(pr["samples"]) for pr in json.loads(
+        (FIX / "pyspy_cpu_threads.speedscope.json").read_bytes())["profiles"])
+
+
+def test_cpu_launch_writes_every_format_and_go_pprof_agrees(tmp_path):
+    outs = {k: tmp_path / f"f{v}" for k, v in SUFFIXES.items()}
+    outs["svg"], outs["html"] = tmp_path / "f.svg", tmp_path / "f.html"
+    args = ["cpu", "-d", "3", "--rate", "200"]
+    for p in outs.values():
+        args += ["-o", p]
+    doc = json.loads(run_perfkit(*args, "--json", "--", *scenario_cmd("cpu_split", "--ratio", "75:25", "--duration", "5"),
+                                 check=True, timeout=120).stdout)
+    assert {o["format"] for o in doc["outputs"]} == set(outs)
+    shares = {r["function"]: r["self_pct"] for r in doc["top"]}
+    assert shares["spin_a"] == pytest.approx(75, abs=8)  # truth 75:25 (loaded shared box: 8 pp)
+    assert shares["spin_b"] == pytest.approx(25, abs=8)
+    total_s, flat = go_top(outs["perfkit"].with_name("f.pb.gz"), tmp_path, "cpu")
+    assert total_s * 1e9 == pytest.approx(doc["total"], rel=1e-6)
+    ours = {r["function"]: r["self"] for r in doc["top"]}
+    for fn in ("spin_a", "spin_b"):
+        assert flat[fn] * 1e9 == pytest.approx(ours[fn], abs=5e6)
+    from test_flame import html_data, svg_frames
+
+    svg = {f["name"]: f for f in svg_frames(outs["svg"].read_bytes()) if "cpu_split" in f["n"]}
+    assert 100 * svg["spin_a"]["v"] / doc["total"] == pytest.approx(shares["spin_a"], abs=0.01)
+    assert html_data(outs["html"].read_bytes())["views"][0]["total"] == doc["total"]
+    assert load(outs["perfkit"]).total(1) == doc["total"]
+
+
+def test_convert_filters_thread_and_pid():
+    p = read_profile(FIX / "pyspy_cpu_threads.speedscope.json")
+    res = run_perfkit("convert", FIX / "pyspy_cpu_threads.speedscope.json", "-o", "/dev/null", "--format", "collapsed",
+                      "--thread", "worker-a", "--json", check=True)
+    doc = json.loads(res.stdout)
+    expected = sum(s.values[0] for s in p.samples if s.labels.thread == "worker-a")
+    assert doc["total"] == expected
+
+
+def test_convert_unknown_output_suffix_and_format(tmp_path):
+    res = run_perfkit("convert", FIX / "cpu_split_75_25.perfkit", "-o", tmp_path / "x.unknown")
+    assert res.returncode == 2 and "cannot tell the format" in res.stderr
+    res = run_perfkit("convert", FIX / "cpu_split_75_25.perfkit", "-o", tmp_path / "x.svg", "--from", "svg")
+    assert res.returncode == 2 and "cannot read" in res.stderr
+    res = run_perfkit("convert", FIX / "cpu_split_75_25.perfkit", "-o", tmp_path / "nodir" / "x.svg")
+    assert res.returncode == 2 and "does not exist" in res.stderr
