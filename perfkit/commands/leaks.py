@@ -39,7 +39,8 @@ Examples:  perfkit leaks --pid 4242 -d 60      perfkit leaks --pid 4242 -d 300 -
 def leaks(
     pid: int = typer.Option(..., "--pid", "-p", help="The process to watch."),
     duration: float = typer.Option(60.0, "--duration", "-d", min=1.0, help="Seconds to monitor."),
-    interval: float = typer.Option(1.0, "--interval", "-i", min=0.05, max=60.0, help="Seconds between samples."),
+    interval: Optional[float] = typer.Option(None, "--interval", "-i", min=0.05, max=60.0,
+                                             help="Seconds between samples [default: 1, or duration/30 if shorter]."),
     attribute_memory: bool = typer.Option(False, "--attribute-memory",
                                           help="If memory leaks: a short memray capture naming the lines holding it."),
     memray_seconds: float = typer.Option(10.0, "--memray-seconds", min=1.0, help="Length of that capture."),
@@ -70,6 +71,8 @@ def leaks(
         if _kind(path) is None:
             raise UsageError(f"cannot tell the report format of {path}", "use a .html, .md or .json suffix")
         check_writable(path)
+    if interval is None:
+        interval = max(0.05, min(1.0, duration / 30.0))
     if interval > duration / 4:
         raise UsageError(f"--interval {interval:g} s is too coarse for --duration {duration:g} s",
                          "take at least 4 samples per window, ideally 30+")

@@ -148,7 +148,7 @@ class LeakSummary:
 # ------------------------------------------------------------------ markdown
 
 
-_MD_SPECIAL = "\\`*_{}[]()#+-.!|<>~"
+_MD_SPECIAL = "\\`*_[]|<>~#"
 
 
 def md(text: object) -> str:
@@ -165,7 +165,7 @@ def markdown(report: LeakReport) -> str:
     out = [f"# perfkit leaks: pid {r.pid}", ""]
     out.append(f"Monitored {r.elapsed:.0f} s ({r.n_samples} samples every {r.interval:g} s) from "
                f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(r.started))}; command: "
-               f"`{md(' '.join(r.cmdline))[:300]}`" if r.cmdline else
+               f"{md(' '.join(r.cmdline)[:300])}" if r.cmdline else
                f"Monitored {r.elapsed:.0f} s ({r.n_samples} samples every {r.interval:g} s).")
     out += ["", "| resource | verdict | start | end | slope [95% CI] | limit | time to limit |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -184,18 +184,15 @@ def markdown(report: LeakReport) -> str:
         out += ["", f"## {f.resource}: {f.verdict.verdict}", ""]
         out += [f"- {md(x)}" for x in f.verdict.reasons]
         if lines:
-            out += ["", "```text", *[_fence(x) for x in lines], "```"]
+            out += ["", "Attribution:", ""]
+            for x in lines:
+                depth = (len(x) - len(x.lstrip(" "))) // 2
+                out.append("  " * depth + "- " + md(x.strip()))
     if r.notes:
         out += ["", "## Notes", ""] + [f"- {md(n)}" for n in r.notes]
     out += ["", "## Thresholds", ""] + [f"- {md(thresholds_text(f.resource, f.verdict.thresholds))}"
                                          for f in r.findings]
     return "\n".join(out) + "\n"
-
-
-def _fence(text: str) -> str:
-    from perfkit.console import plain
-
-    return plain(text).replace("```", "`\u200b``")
 
 
 # ------------------------------------------------------------------ HTML / SVG
