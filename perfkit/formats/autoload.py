@@ -12,6 +12,16 @@ from perfkit.errors import InputFormatError, UsageError
 
 
 def load(path: str | os.PathLike, fmt: str | None = None):
+    """A profile from ``path``; any reader failure becomes a one-line InputFormatError."""
+    try:
+        return _load(path, fmt)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError, RecursionError, OverflowError,
+            EOFError) as exc:  # a reader missed a damaged-file case: still one line, exit 2
+        raise InputFormatError(f"{path} is damaged or not a profile ({type(exc).__name__})",
+                               "expected one of: perfkit, pprof, speedscope, collapsed") from None
+
+
+def _load(path: str | os.PathLike, fmt: str | None = None):
     from perfkit.formats import FORMATS, format_for_path, read_profile
 
     if fmt:

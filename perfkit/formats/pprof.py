@@ -242,11 +242,11 @@ def read(data: bytes, source: str = "<pprof>") -> Profile:
 
     try:
         msg = _parse(raw)
-    except (DecodeError, RuntimeError, ValueError) as exc:
+    except (DecodeError, RuntimeError, ValueError, RecursionError) as exc:
         raise InputFormatError(f"{source} is not a valid profile.proto ({type(exc).__name__})", f"expected {EXPECTED}") from None
     try:
         return _to_model(msg)
-    except (IndexError, KeyError, ValueError, TypeError, OverflowError) as exc:
+    except (IndexError, KeyError, ValueError, TypeError, OverflowError, OSError) as exc:
         raise InputFormatError(f"{source} is a damaged pprof profile ({exc})", f"expected {EXPECTED}") from None
 
 
@@ -276,10 +276,13 @@ def _to_model(msg) -> Profile:
         if text.startswith(META_PREFIX):
             try:
                 extra = json.loads(text[len(META_PREFIX):])
-                meta.update(extra.get("metadata") or {})
-                series = extra.get("series") or {}
-            except (ValueError, AttributeError):
-                pass
+            except (ValueError, RecursionError):
+                extra = None
+            if isinstance(extra, dict):
+                if isinstance(extra.get("metadata"), dict):
+                    meta.update(extra["metadata"])
+                if isinstance(extra.get("series"), dict):
+                    series = extra["series"]
             break
     for c in msg.comment:
         meta.setdefault("comments", []).append(S(c))

@@ -116,7 +116,7 @@ def read(data: bytes, source: str = "<speedscope>") -> Profile:
         profiles = doc["profiles"]
         if not isinstance(profiles, list) or not isinstance(frames_raw, list):
             raise TypeError("profiles/frames must be lists")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise InputFormatError(f"{source} is not a valid speedscope file ({type(exc).__name__})", f"expected {expected}") from None
     try:
         frames = [Frame(str(f["name"]), str(f.get("file") or ""), int(f.get("line") or 0)) for f in frames_raw]
@@ -174,7 +174,7 @@ def read(data: bytes, source: str = "<speedscope>") -> Profile:
         return _with_frames(b.build(), frames)
     except InputFormatError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError) as exc:
         raise InputFormatError(f"{source} is a damaged speedscope file ({exc})", f"expected {expected}") from None
 
 

@@ -1,0 +1,111 @@
+"""`perfkit diff` and perfkit.analysis.diff: shares normalised to totals, the live
+cpu_split 75:25 → 25:75 answer, and the differential SVG/HTML."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import run_perfkit, scenario
+from perfkit.analysis.diff import diff
+from perfkit.formats import native
+from perfkit.model import SAMPLES, Frame, ProfileBuilder
+from perfkit.render import flamegraph_svg, html_report
+from test_flame import html_data, svg_frames
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def fixture(name):
+    return native.read((FIX / name).read_bytes())
+
+
+def simple(weights: dict[str, int]):
+    b = ProfileBuilder([SAMPLES])
+    for fn, w in weights.items():
+        b.add([Frame("main", "/a.py", 1), Frame(fn, "/a.py", 2)], (w,))
+    return b.build()
+
+
+def test_diff_normalises_to_totals():
+    base = simple({"a": 30, "b": 10})  # 75:25
+    new = simple({"a": 100, "b": 300, "c": 100})  # 20:60:20, five times bigger
+    r = diff(base, new)
+    rows = {x.function: x for x in r.rows}
+    assert rows["a"].base_pct == pytest.approx(75) and rows["a"].new_pct == pytest.approx(20)
+    assert rows["a"].delta_pp == pytest.approx(-55) and rows["b"].delta_pp == pytest.approx(35)
+    assert rows["c"].delta_pp == pytest.approx(20) and rows["c"].status == "new"
+    assert rows["main"].delta_pp == 0 and rows["main"].base_total_pct == rows["main"].new_total_pct == 100
+    assert [x.function for x in r.rows][:3] == ["a", "b", "c"]  # by |delta| desc
+    doc = r.to_json()
+    assert doc["rows"][0]["function"] == "a" and doc["base_total"] == 40 and doc["new_total"] == 500
+    from rich.console import Console
+
+    con = Console(width=150, record=True, no_color=True)
+    con.print(r)
+    assert re.search(r"-55\.00 .* a ", con.export_text())
+
+
+def test_diff_of_identical_profiles_is_zero():
+    p = fixture("cpu_split_75_25.perfkit")
+    assert all(abs(r.delta_pp) < 1e-9 for r in diff(p, p).rows)
+
+
+def test_recorded_fixtures_diff_and_differential_graphs():
+    base, new = fixture("cpu_split_75_25.perfkit"), fixture("cpu_split_25_75.perfkit")
+    rows = {r.function: r for r in diff(base, new).rows}
+    assert rows["spin_a"].delta_pp == pytest.approx(-50, abs=10)
+    assert rows["spin_b"].delta_pp == pytest.approx(50, abs=10)
+    frames = {f["name"]: f for f in svg_frames(flamegraph_svg.write_diff(base, new)) if "cpu_split" in f["n"]}
+    red = re.compile(r"rgb\(250,(\d+),\1\)")
+    assert "→ new" in frames["spin_b"]["title"]
+    svg = flamegraph_svg.write_diff(base, new).decode()
+    a_fill = re.search(r'data-l="spin_a".*?fill="(rgb\([^)]*\))"', svg).group(1)
+    b_fill = re.search(r'data-l="spin_b".*?fill="(rgb\([^)]*\))"', svg).group(1)
+    assert red.match(b_fill) and a_fill.endswith(",250)") and a_fill != "rgb(250,250,250)"
+    # widths follow the new profile
+    assert frames["spin_b"]["w"] > frames["spin_a"]["w"]
+    data = html_report.write_diff(base, new)
+    doc = html_data(data)
+    assert doc["diff"] is True
+    boxes = {doc["views"][0]["keys"][b[0]][0]: b for b in doc["views"][0]["boxes"]}
+    assert boxes["spin_a"][8] - boxes["spin_a"][7] == pytest.approx(rows["spin_a"].total_delta_pp, abs=1e-3)
+    assert b"Functions whose share changed most" in data and b"Base metadata" in data
+
+
+@pytest.mark.live
+def test_live_cpu_split_75_25_then_25_75(tmp_path):
+    """Truth: spin_a goes from 75% to 25% (-50 pp), spin_b from 25% to 75% (+50 pp)."""
+    paths = []
+    for ratio in ("75:25", "25:75"):
+        out = tmp_path / f"{ratio.replace(':', '_')}.perfkit"
+        with scenario("cpu_split", "--ratio", ratio, "--duration", "8") as sc:
+            run_perfkit("cpu", "--pid", sc.pid, "-d", "3", "--rate", "250", "-o", out, check=True, timeout=60)
+        paths.append(out)
+    html, svg = tmp_path / "d.html", tmp_path / "d.svg"
+    doc = json.loads(run_perfkit("diff", *paths, "-o", html, "-o", svg, "--json", check=True).stdout)
+    rows = {r["function"]: r for r in doc["rows"]}
+    assert rows["spin_a"]["delta_pp"] == pytest.approx(-50, abs=5)
+    assert rows["spin_b"]["delta_pp"] == pytest.approx(50, abs=5)
+    assert [r["function"] for r in doc["rows"][:2]] == sorted(["spin_a", "spin_b"], key=lambda f: -abs(rows[f]["delta_pp"]))
+    assert html.stat().st_size > 0 and svg.stat().st_size > 0
+    res = run_perfkit("diff", *paths, "--top", "5", check=True)
+    assert re.search(r"[-]\d\d\.\d\d .*spin_a", res.stdout) and re.search(r"\+\d\d\.\d\d .*spin_b", res.stdout)
+
+
+def test_diff_rejects_non_graph_outputs_and_bad_value(tmp_path):
+    a, b = FIX / "cpu_split_75_25.perfkit", FIX / "cpu_split_25_75.perfkit"
+    res = run_perfkit("diff", a, b, "-o", tmp_path / "d.pb.gz")
+    assert res.returncode == 2 and "use an .svg or .html output" in res.stderr
+    res = run_perfkit("diff", a, b, "--value", "alloc_space")
+    assert res.returncode == 2 and "no value type" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_diff_filters_apply_to_both(tmp_path):
+    a, b = FIX / "cpu_split_75_25.perfkit", FIX / "cpu_split_25_75.perfkit"
+    doc = json.loads(run_perfkit("diff", a, b, "--ignore", "spin_b", "--json", check=True).stdout)
+    rows = {r["function"]: r for r in doc["rows"]}
+    assert "spin_b" not in rows and rows["spin_a"]["new_pct"] > 90
