@@ -28,13 +28,12 @@ def threads(
 
     Examples:  perfkit threads --pid 4242      perfkit threads --pid 4242 --all-processes --json
     """
+    from perfkit.errors import UsageError
     from perfkit.target import resolve
 
-    resolve(pid, None)
     if count is not None and not watch:
-        from perfkit.errors import UsageError
-
-        raise UsageError("--count only applies with --watch")
+        raise UsageError("--count only applies with --watch", "add --watch, or drop --count")
+    resolve(pid, None)
     opts = dict(all_processes=all_processes, interval=interval, locals_=locals_, nonblocking=nonblocking,
                 timeout=timeout)
     if watch:
