@@ -40,6 +40,7 @@ class TriageOptions:
     profile_min_cpu: float = 10.0  # percent of one core
     locals_: bool = False
     workers: int = 8
+    already_spent: float = 0.0  # seconds of the budget used before run() (start-up, checks)
 
 
 @dataclass
@@ -199,8 +200,9 @@ def _timeout_pending(jobs: dict[int, Job], results: dict[int, ProcResult], what:
 def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = None,
         lock_suspects: Callable[[list[dict]], bool] | None = None) -> TriageResult:
     """Collect everything within ``opts.budget`` seconds (see module doc)."""
-    t0 = time.monotonic()
-    started = time.time()
+    spent = max(0.0, opts.already_spent)
+    t0 = time.monotonic() - spent
+    started = time.time() - spent
     end = t0 + opts.budget
     reserve = max(1.0, 0.08 * opts.budget)  # left for writing the bundle
     dump_timeout = min(10.0, max(2.0, 0.25 * opts.budget))

@@ -26,6 +26,18 @@ def parse_budget(text: str) -> float:
     return secs
 
 
+def _since_start() -> float:
+    """Seconds since this perfkit process started (start-up counts against the budget)."""
+    import time
+
+    import psutil
+
+    try:
+        return max(0.0, time.time() - psutil.Process().create_time())
+    except psutil.Error:
+        return 0.0
+
+
 @app.command()
 def triage(
     pid: Optional[List[int]] = typer.Option(None, "--pid", "-p",
@@ -70,7 +82,8 @@ def triage(
     triage_bundle.check_destination(dest)
 
     opts = triage_run.TriageOptions(pids=pids or None, budget=secs, profile_top=profile_top,
-                                    profile_seconds=profile_seconds, locals_=locals_, workers=workers)
+                                    profile_seconds=profile_seconds, locals_=locals_, workers=workers,
+                                    already_spent=_since_start())
     state: dict = {"phase": "starting", "elapsed": 0.0, "done": 0, "total": 0}
 
     def line() -> str:
