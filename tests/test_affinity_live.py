@@ -212,3 +212,31 @@ def test_tune_wall_time_when_no_throughput_line_and_failing_workload():
     res = run_perfkit("affinity", "tune", "--workers", "1", "--repeat", "2", "--warmup", "0", "--",
                       PY, "-c", "import sys; sys.exit('boom')")
     assert res.returncode == 3 and "every run of the workload failed" in res.stderr and "boom" in res.stderr
+
+
+MARKUP_CHILD = r"""
+import os, sys, time
+with open('/proc/self/comm', 'w') as f:
+    f.write('[red]x\x1b[2J')
+pid = os.fork()
+if pid == 0:
+    time.sleep(30); os._exit(0)
+print('ready', pid, flush=True)
+time.sleep(30)
+"""
+
+
+def test_show_escapes_untrusted_process_names_and_dry_run_changes_nothing():
+    proc = subprocess.Popen([PY, "-c", MARKUP_CHILD], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        child = int(line.split()[1])
+        res = run_perfkit("affinity", "show", "--pid", proc.pid, "--interval", "0.2", check=True)
+        assert "[red]x\\x1b[2J" in res.stdout  # shown literally, control char escaped
+        assert "\x1b[2J" not in res.stdout
+        res = run_perfkit("affinity", "apply", "--pid", proc.pid, "--dry-run", check=True)
+        assert "taskset -a -p -c 0" in res.stdout
+        assert cpus_allowed(child) == full_mask()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

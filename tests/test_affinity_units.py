@@ -1,0 +1,132 @@
+"""Pure parts of `perfkit affinity`: tune statistics, advice rules, layout findings."""
+
+from __future__ import annotations
+
+import pytest
+
+from affinity_fakes import PID, build, load
+from perfkit.analysis.affinity_advice import recommend
+from perfkit.analysis.affinity_findings import findings
+from perfkit.analysis.tune_stats import rank, summarize
+from perfkit.collectors import topology
+from perfkit.collectors.behaviour import Behaviour, ProcessBehaviour
+from perfkit.collectors.tune_runner import parse_throughput, substitute
+from perfkit.collectors.workers import WorkerInfo
+
+SPECS = {s["name"]: s for s in load()}
+
+
+# ----------------------------------------------------------------------------- tune statistics
+
+def test_ci_contains_mean_and_matches_t_table():
+    s = summarize("x", [10.0, 12.0, 11.0, 13.0, 9.0])
+    assert s.mean == pytest.approx(11.0)
+    assert s.sd == pytest.approx(1.5811, abs=1e-3)
+    # t(0.975, 4) = 2.776: half-width 2.776 * 1.5811 / sqrt(5) = 1.963
+    assert s.ci_high - s.mean == pytest.approx(1.963, abs=2e-3)
+
+
+def test_clear_winner_is_beyond_noise_and_recommended_even_if_pinned():
+    r = rank({"2 workers, unpinned": [100, 101, 99, 100, 100], "2 workers, spread": [130, 131, 129, 130, 131]},
+             unpinned={"2 workers, unpinned"})
+    assert r.recommended.name == "2 workers, spread"
+    loser = r.stats[1]
+    assert not loser.within_noise and loser.diff_pct == pytest.approx(-23.2, abs=0.5)
+    assert loser.diff_ci_pct[0] < loser.diff_pct < loser.diff_ci_pct[1] < 0
+    assert "beyond noise" in r.verdict
+
+
+def test_within_noise_recommends_unpinned():
+    a = [100.0, 105.0, 95.0, 102.0, 98.0]  # unpinned
+    b = [103.0, 97.0, 108.0, 99.0, 104.0]  # pinned: +2 % on average, well inside the spread
+    r = rank({"2 workers, spread": b, "2 workers, unpinned": a}, unpinned={"2 workers, unpinned"})
+    assert r.stats[0].name == "2 workers, spread" and r.all_within_noise
+    assert r.recommended.name == "2 workers, unpinned"
+    assert "stay unpinned" in r.verdict
+
+
+def test_tiny_but_significant_difference_is_still_noise_below_min_effect():
+    r = rank({"a": [100.0, 100.1, 100.0, 100.1], "b": [101.0, 101.1, 101.0, 101.1]}, min_effect=0.03)
+    assert r.stats[1].p_value < 0.01 and r.stats[1].within_noise
+
+
+def test_wall_time_lower_is_better():
+    r = rank({"fast": [1.0, 1.1, 1.0], "slow": [2.0, 2.1, 2.0]}, higher_is_better=False, metric="wall_s")
+    assert r.stats[0].name == "fast" and r.stats[1].diff_pct < -50
+
+
+def test_throughput_line_parsing_and_placeholder():
+    assert parse_throughput("ready\nitems=3\nthroughput=12.5\n") == 12.5
+    assert parse_throughput("throughput: 3e2 req/s") == 300.0
+    assert parse_throughput("nothing here") is None
+    assert substitute(["app", "--workers={workers}", "-w", "{workers}"], 3) == ["app", "--workers=3", "-w", "3"]
+
+
+# ----------------------------------------------------------------------------- advice
+
+def beh(*procs):
+    return Behaviour([ProcessBehaviour(*p) for p in procs], 3.0, 100)
+
+
+def test_gil_bound_threads_mean_processes_equal_to_budget():
+    rec = recommend(3.0, "quota 3 CPUs from /kubepods", beh((1, 8, 0.97, 0.05, 5.5, 1.0)))
+    assert rec.kind == "gil-bound" and rec.processes == 3 and rec.threads == 1
+    assert "processes, N = 3" in rec.summary
+    assert any("want to run but only the GIL holder can" in r for r in rec.reasons)
+
+
+def test_fractional_budget_rounds_down_but_never_to_zero():
+    assert recommend(1.5, "quota", beh((1, 1, 0.99, 0.0, 1.0, 1.0))).processes == 1
+    assert recommend(0.5, "quota", beh((1, 1, 0.99, 0.0, 1.0, 0.5))).processes == 1
+
+
+def test_waiting_means_threads():
+    rec = recommend(2.0, "2 online CPUs", beh((1, 9, 0.01, 0.98, 0.1, 0.05)))
+    assert rec.kind == "waiting" and rec.threads >= 16
+    assert "threads/async are fine" in rec.summary
+
+
+def test_mixed():
+    assert recommend(4.0, "r", beh((1, 4, 0.2, 0.5, 1.0, 0.6))).kind == "mixed"
+
+
+def test_pool_oversubscribed_reason():
+    rec = recommend(2.0, "r", beh(*[(i, 1, 0.95, 0.02, 1.0, 0.66) for i in range(3)]))
+    assert rec.kind == "gil-bound" and any("oversubscribed" in r for r in rec.reasons)
+
+
+# ----------------------------------------------------------------------------- findings
+
+def worker(pid, allowed, last, cpu, role="worker"):
+    return WorkerInfo(pid, 1, "python", [], role, allowed, last, cpu, 0, 0, 0.0, 1, 0.0)
+
+
+def fake(name, tmp_path):
+    root = str(build(SPECS[name], tmp_path))
+    topo = topology.read_topology(root)
+    return topo, topology.budget(PID, root, topo)
+
+
+def test_oversubscription_against_a_quota(tmp_path):
+    topo, bud = fake("v1-docker-quota", tmp_path)  # 8 CPUs but quota 2
+    ws = [worker(1, list(range(8)), None, 1.0, "master")] + [worker(i, list(range(8)), i, 90.0) for i in range(2, 6)]
+    kinds = {f.kind: f.message for f in findings(ws, topo, bud)}
+    assert "oversubscribed" in kinds and "4 busy workers for a budget of 2 CPUs" in kinds["oversubscribed"]
+    assert "quota 2 CPUs from /docker/abc" in kinds["oversubscribed"]
+
+
+def test_smt_siblings_shared_while_cores_idle(tmp_path):
+    topo, bud = fake("v2-plain-smt", tmp_path)  # siblings (0,4) (1,5) ...
+    ws = [worker(2, [0], 0, 95.0), worker(3, [4], 4, 95.0)]
+    fs = findings(ws, topo, bud)
+    assert [f.kind for f in fs] == ["smt-shared"] and "2, 3" in fs[0].message
+    assert findings([worker(2, [0], 0, 95.0), worker(3, [1], 1, 95.0)], topo, bud) == []
+
+
+def test_cross_numa_and_throttling(tmp_path):
+    topo, bud = fake("numa-2-nodes", tmp_path)
+    fs = findings([worker(2, list(range(16)), 3, 10.0), worker(3, [4], 4, 10.0)], topo, bud,
+                  {"nr_periods": 50, "nr_throttled": 12, "throttled_s": 0.4, "cgroup": "/app"})
+    kinds = [f.kind for f in fs]
+    assert kinds.count("cross-numa") == 1 and "worker 2" in fs[0].message
+    assert "throttled" in kinds
