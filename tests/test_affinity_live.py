@@ -60,9 +60,12 @@ def test_show_pool_tree_and_budget():
     procs = {p["pid"]: p for p in doc["processes"]}
     assert set(procs) == {sc.pid, *workers}
     assert procs[sc.pid]["role"] == "master"
-    # truth: the master only supervises, the workers burn CPU (shared box: wide tolerance)
-    assert procs[sc.pid]["cpu_percent"] < 20
-    assert sum(procs[w]["cpu_percent"] for w in workers) > 60
+    # truth: the master only supervises, the workers burn CPU.  The box is shared (load
+    # from other tests), so absolute CPU % varies: assert the split instead — the workers
+    # hold >= 90 % of the tree's CPU, and use a clearly non-zero amount.
+    master_cpu = procs[sc.pid]["cpu_percent"]
+    workers_cpu = sum(procs[w]["cpu_percent"] for w in workers)
+    assert workers_cpu > 15 and workers_cpu >= 0.9 * (workers_cpu + master_cpu)
     assert all(procs[w]["status"] == "unpinned" for w in workers)
     assert doc["budget"]["cpus"] == len(os.sched_getaffinity(0))
     assert doc["budget"]["usable"] == full_mask()
