@@ -111,56 +111,62 @@ def _cmdline(p) -> list[str]:
         return []
 
 
-def find(pids: list[int] | None, problems: Problems) -> list[PyProc]:
-    """The Python processes to triage: ``pids`` and their Python descendants, or (no
-    pids) every Python process on the host except perfkit itself."""
+def candidates(pids: list[int] | None, problems: Problems) -> list[tuple[int, str, int | None]]:
+    """(pid, role, parent_target) of every process to examine: ``pids`` and their
+    descendants, or (no pids) every process on the host except perfkit itself.
+    Reads only /proc/*/stat (parent links), which never blocks on a wedged process."""
     import psutil
 
     exclude = _own_tree()
-    found: dict[int, PyProc] = {}
-    if pids:
-        for pid in pids:
-            try:
-                root = psutil.Process(pid)
-            except psutil.Error:
-                problems.add(f"pid {pid}", "no such process")
-                continue
-            is_py, by_name = _looks_python(pid, problems)
-            if is_py:
-                pp = _make(root, "given", None, problems, by_name)
-                if pp:
-                    found.setdefault(pid, pp)
-            try:
-                kids = root.children(recursive=True)
-            except psutil.Error as exc:
-                problems.add(f"pid {pid}: children", exc)
-                kids = []
-            for kid in kids:
-                if kid.pid in found or kid.pid in exclude:
-                    continue
-                kid_py, by_name = _looks_python(kid.pid, problems)
-                if kid_py:
-                    pp = _make(kid, "child", pid, problems, by_name)
-                    if pp:
-                        found[kid.pid] = pp
-        return sorted(found.values(), key=lambda p: p.pid)
-    by_name_count = 0
-    for p in psutil.process_iter():
-        if p.pid in exclude:
+    if not pids:
+        return [(pid, "found", None) for pid in psutil.pids() if pid not in exclude]
+    out: dict[int, tuple[int, str, int | None]] = {}
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+        except psutil.Error:
+            problems.add(f"pid {pid}", "no such process")
             continue
-        is_py, by_name = _looks_python(p.pid, problems)
-        if not is_py:
-            continue
-        by_name_count += by_name
-        pp = _make(p, "found", None, problems, by_name)
-        if pp:
-            found[p.pid] = pp
-    if by_name_count:
+        out.setdefault(pid, (pid, "given", None))
+        try:
+            kids = root.children(recursive=True)
+        except psutil.Error as exc:
+            problems.add(f"pid {pid}: children", exc)
+            kids = []
+        for kid in kids:
+            if kid.pid not in exclude and kid.pid not in out:
+                out[kid.pid] = (kid.pid, "child", pid)
+    return sorted(out.values())
+
+
+def examine(pid: int, role: str, parent_target: int | None, problems: Problems) -> PyProc | None:
+    """A ``PyProc`` if ``pid`` runs Python (reads its exe link and memory maps)."""
+    import psutil
+
+    is_py, by_name = _looks_python(pid, problems)
+    if not is_py:
+        return None
+    try:
+        p = psutil.Process(pid)
+    except psutil.Error:
+        return None
+    return _make(p, role, parent_target, problems, by_name)
+
+
+def find(pids: list[int] | None, problems: Problems) -> list[PyProc]:
+    """The Python processes among :func:`candidates`, examined one after another."""
+    found = [examine(pid, role, parent, problems) for pid, role, parent in candidates(pids, problems)]
+    return note_by_name([p for p in found if p], problems)
+
+
+def note_by_name(procs: list[PyProc], problems: Problems) -> list[PyProc]:
+    n = sum(1 for p in procs if p.python_by_name)
+    if n:
         problems.add("finding Python processes",
-                     f"{by_name_count} processes recognised by name only (their executable and memory maps "
+                     f"{n} processes recognised by name only (their executable and memory maps "
                      "are not readable by this user); Python processes with other names may be missed",
                      needs_privilege=True)
-    return sorted(found.values(), key=lambda p: p.pid)
+    return sorted(procs, key=lambda p: p.pid)
 
 
 def python_in_tree(pid: int) -> bool:
@@ -325,4 +331,4 @@ def profile(pid: int, duration: int, *, rate: int = 100):
                                                              nonblocking=True))
 
 
-__all__ = ["PyProc", "find", "thread_cpu", "facts", "stacks", "gil_holder", "profile"]
+__all__ = ["PyProc", "find", "candidates", "examine", "note_by_name", "thread_cpu", "facts", "stacks", "gil_holder", "profile"]

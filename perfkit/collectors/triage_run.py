@@ -219,13 +219,26 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
     notes: list[str] = []
     phases: dict = {}
     pool = BoundedPool(opts.workers)
-    win = None
+    host_pool = BoundedPool(1)  # never queued behind a wedged target
+    host_start: Job | None = None
     with _sigterm_as_interrupt():
         try:
             tick()
-            procs = pyprocs.find(opts.pids, problems)
+            cands = pyprocs.candidates(opts.pids, problems)
+            tick(phase="finding Python processes", total=len(cands))
+            disc = {c[0]: pool.submit(f"examine {c[0]}", lambda c=c: pyprocs.examine(*c, problems)) for c in cands}
+            limit_d = min(end - reserve, time.monotonic() + max(0.2 * opts.budget, 1.0))
+            BoundedPool.wait(list(disc.values()), limit_d,
+                             poll=lambda: tick(done=sum(j.done.is_set() for j in disc.values())))
+            BoundedPool.cancel_unstarted(list(disc.values()))
+            late = [pid for pid, j in disc.items() if not j.done.is_set()]
+            if late:
+                problems.add("finding Python processes",
+                             f"{len(late)} processes not examined in time (reading /proc/PID did not finish: "
+                             f"uninterruptible sleep?): pids {', '.join(map(str, late[:20]))}")
+            procs = pyprocs.note_by_name([j.result for j in disc.values() if j.done.is_set() and j.result], problems)
             results = {p.pid: ProcResult(p) for p in procs}
-            win = host.start_window(list(results))
+            host_start = host_pool.submit("host start", lambda: host.start_window(list(results)))
             phases["discovery_s"] = round(time.monotonic() - t0, 3)
 
             # phase A: facts + stacks for everyone
@@ -286,13 +299,29 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
         finally:
             pool.close()
         tick(phase="host counters")
-        if win is None:
-            win = host.start_window([])
-        host_facts = host.finish_window(win, list(results))
+        host_facts = _host_facts(host_pool, host_start, list(results), end - reserve / 2)
+        host_pool.close()
     elapsed = time.monotonic() - t0
     return TriageResult(options=opts, started=started, elapsed=round(elapsed, 3), host=host_facts,
                         procs=sorted(results.values(), key=lambda r: r.pid), problems=problems.items,
                         interrupted=interrupted, notes=notes, phases=phases)
+
+
+def _host_facts(host_pool: BoundedPool, start: Job | None, pids: list[int], deadline: float) -> dict:
+    """Close the host window in its own thread, bounded by ``deadline``."""
+    if start is None or not BoundedPool.wait([start], deadline) or start.result is None:
+        why = "host counters: the first reading did not finish in time"
+        if start is not None and start.error is not None:
+            why = f"host counters: {_msg(start.error)}"
+        start_job = host_pool.submit("host start (late)", lambda: host.start_window([]))
+        if not BoundedPool.wait([start_job], max(deadline, time.monotonic() + 1.0)) or start_job.result is None:
+            return {"problems": [{"what": "host facts", "error": why, "needs_privilege": False}]}
+        start = start_job
+    job = host_pool.submit("host finish", lambda: host.finish_window(start.result, pids))
+    if not BoundedPool.wait([job], max(deadline, time.monotonic() + 1.0)) or job.result is None:
+        err = _msg(job.error) if job.error is not None else "did not finish in time"
+        return {"problems": [{"what": "host facts", "error": err, "needs_privilege": False}]}
+    return job.result
 
 
 def _refresh_cpu(r: ProcResult) -> None:
