@@ -2,11 +2,11 @@
 
 Rules (documented in docs/affinity.md):
 
-* **CPU-bound under the GIL** (some process holds the GIL ≥ 35 % of the time and is
-  not mostly waiting): threads cannot use more than one CPU per process → run
-  processes, ``N = floor(budget)`` (at least 1), 1 thread each for CPU work.
-* **mostly waiting** (GIL held < 30 % and either thread-time idle ≥ 70 % or the
-  process uses < 0.3 CPU — py-spy's idle detection is noisy on a loaded box): threads / async
+* **CPU-bound under the GIL** (some process holds the GIL ≥ 60 % of the time, or
+  ≥ 35 % while its threads are not mostly waiting): threads cannot use more than one
+  CPU per process → run processes, ``N = floor(budget)`` (at least 1), 1 thread each for CPU work.
+* **mostly waiting** (GIL held < 10 %, or < 30 % with thread-time idle ≥ 70 % —
+  py-spy's idle detection is noisy on a loaded box, the GIL share is not): threads / async
   are fine; a handful of processes (≤ budget) each with many threads — sized by
   Little's law, threads ≈ 1 / (1 − idle share), capped at 64.
 * otherwise **mixed**: processes = budget, 2–4 threads each.
@@ -18,8 +18,10 @@ import math
 from dataclasses import dataclass, field
 
 GIL_BOUND = 0.35
+GIL_SURE = 0.6
 IDLE_BOUND = 0.7
 GIL_LOW = 0.3
+GIL_RARE = 0.1
 
 
 @dataclass
@@ -48,7 +50,7 @@ def recommend(budget_cpus: float, budget_reason: str, behaviour) -> Recommendati
     reasons.append(f"GIL held {busiest.gil_share:.0%} of the time in pid {busiest.pid} "
                    f"({busiest.active_threads:.1f} running threads per sample, {busiest.threads} threads)")
     reasons.append(f"threads idle {idle:.0%} of their time; the process tree uses {total_cpu:.2f} CPUs")
-    if busiest.gil_share >= GIL_BOUND and busiest.idle_share < IDLE_BOUND:
+    if busiest.gil_share >= GIL_SURE or (busiest.gil_share >= GIL_BOUND and busiest.idle_share < IDLE_BOUND):
         if busiest.active_threads >= 1.5:
             reasons.append(f"{busiest.active_threads:.1f} threads want to run but only the GIL holder can: "
                            "more threads add contention, not throughput")
@@ -58,7 +60,7 @@ def recommend(budget_cpus: float, budget_reason: str, behaviour) -> Recommendati
         return Recommendation("gil-bound", n, 1,
                               f"CPU-bound under the GIL → use processes, N = {n} (the CPU budget), "
                               "1 thread each for CPU work", reasons)
-    if busiest.gil_share < GIL_LOW and (idle >= IDLE_BOUND or max(p.cpu for p in procs) < 0.3):
+    if busiest.gil_share < GIL_RARE or (busiest.gil_share < GIL_LOW and idle >= IDLE_BOUND):
         busy = max(0.01, 1.0 - idle)
         threads = max(2, min(64, int(math.ceil(1.0 / busy))))
         return Recommendation("waiting", n, threads,

@@ -6,7 +6,8 @@ running), ``--idle`` (every thread, every tick); plus the CPU time psutil sees o
 the whole window.  From them, per process:
 
 * ``gil_share``: fraction of sampling ticks in which some thread held the GIL
-  (gil samples / (rate × duration); a lower bound when py-spy falls behind);
+  (gil samples / (tick rate × duration), the tick rate being what py-spy achieved in
+  the --idle run, at most --rate);
 * ``idle_share``: fraction of thread-time spent waiting (1 − running / all samples,
   each per second of its own recording);
 * ``active_threads``: running threads per tick (>1 with gil_share≈1 → GIL contention);
@@ -112,13 +113,16 @@ def measure(pid: int, duration: float = 5.0, rate: int = 100, subprocesses: bool
         d_run = runs["running"][1] if "running" in runs else duration
         d_all = runs["all"][1] if "all" in runs else duration
         threads = len(per.get("all", ({}, {}))[1].get(p, {})) or len(per.get("running", ({}, {}))[1].get(p, {}))
-        gil_share = min(1.0, gil_n / (rate * d_gil))
+        ticks_all = max(per.get("all", ({}, {}))[1].get(p, {0: 0}).values() or [0]) / d_all
+        # py-spy falls behind on a loaded box: count against the tick rate it achieved
+        # (every thread is sampled on every tick of the --idle run), never above --rate
+        tick_rate = min(float(rate), ticks_all) if ticks_all >= 1.0 else float(rate)
+        gil_share = min(1.0, gil_n / (tick_rate * d_gil))
         if all_n:
             idle_share = max(0.0, min(1.0, 1.0 - (run_n / d_run) / (all_n / d_all)))
         else:
             idle_share = 1.0 if run_n == 0 else 0.0
-        ticks_all = max(per.get("all", ({}, {}))[1].get(p, {0: 0}).values() or [0]) / d_all
-        active = (run_n / d_run) / ticks_all if ticks_all else 0.0
+        active = min(float(threads), (run_n / d_run) / ticks_all) if ticks_all else 0.0
         cpu = (cpu1.get(p, 0.0) - cpu0.get(p, 0.0)) / wall if p in cpu0 and p in cpu1 else 0.0
         out.append(ProcessBehaviour(pid=p, threads=threads, gil_share=gil_share, idle_share=idle_share,
                                     active_threads=active, cpu=max(0.0, cpu)))
