@@ -106,6 +106,7 @@ def test_six_scenarios_named_with_evidence(tmp_path):
     assert [f["pid"] for f in fdf] == [fd.pid]
     assert pids[fd.pid]["fd_limit"] == 64 and pids[fd.pid]["fds"] >= 56
 
+    assert " = " not in (out / f"procs/{idle.pid}/stacks.txt").read_text()  # no locals unless --locals
     # nothing was found wrong with the idle process or the master
     assert not [f for f in doc["findings"] if f.get("pid") in (idle.pid, master.pid)]
 
@@ -129,7 +130,7 @@ def test_stopped_and_exiting_targets_do_not_stall(tmp_path):
         os.kill(stopped.pid, signal.SIGSTOP)
         try:
             doc, _ = _triage("--pid", stopped.pid, "--pid", leaving.pid, "--pid", other.pid, "-o", out,
-                             "--budget", "12s", "--profile-seconds", "5")
+                             "--budget", "12s", "--profile-seconds", "5", "--locals")
             assert _state(stopped.pid) == "T"  # triage did not resume it either
         finally:
             os.kill(stopped.pid, signal.SIGCONT)
@@ -149,6 +150,9 @@ def test_stopped_and_exiting_targets_do_not_stall(tmp_path):
     assert any(e["pid"] == stopped.pid and e["status"] == "stopped" for e in manifest["failed"])
     # the stopped process's stacks were still read (non-blocking)
     assert rows[stopped.pid]["stacks"] and any(n.endswith(f"procs/{stopped.pid}/stacks.txt") for n in names)
+    with tarfile.open(out) as tar:  # --locals: wait_for_work's argument is shown
+        text = tar.extractfile(next(n for n in names if n.endswith(f"procs/{stopped.pid}/stacks.txt"))).read()
+    assert b"wait_for_work" in text and b"seconds = " in text
     # the one that left: its profile (or later steps) report that it went away
     gone = [e for e in manifest["failed"] + manifest["collected"] if e.get("pid") == leaving.pid]
     assert gone, manifest
@@ -177,6 +181,9 @@ def test_ten_idle_processes_host_wide_within_budget(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start root-owned targets and drop to nobody")
 def test_unprivileged_does_what_it_can(tmp_path):
+    if not stat.S_ISCHR(os.stat("/dev/null").st_mode):
+        pytest.skip("/dev/null is not a character device here (replaced by a regular root-only file), "
+                    "so the unprivileged user cannot start py-spy")
     shm = Path("/dev/shm")
     if not shm.is_dir():
         pytest.skip("no /dev/shm for a directory the user nobody can write")
@@ -222,3 +229,38 @@ def test_sigterm_writes_partial_bundle_and_exits_130(tmp_path):
     assert manifest["interrupted"] is True
     assert (out / f"procs/{sc.pid}/stacks.txt").is_file()
     assert PY  # the scenario ran under the test interpreter
+
+
+def test_hung_pyspy_for_one_target_does_not_stall_the_rest(tmp_path):
+    """A wrapper py-spy that never answers for one pid (as with a wedged process):
+    the run still ends within its budget, that pid is reported as timed out, and the
+    other targets are complete."""
+    from perfkit.collectors.pyspy import find_pyspy
+
+    real = find_pyspy()
+    sleeper = tmp_path / "sleeper.pid"
+    with scenario("idle", "--duration", "60") as hung, scenario("deadlock", "--duration", "60") as ok:
+        fake = tmp_path / "py-spy"
+        fake.write_text("#!/bin/sh\n"
+                        f'case " $* " in *" --pid {hung.pid} "*) sleep 40 & echo $! > {sleeper}; wait ;; esac\n'
+                        f'exec {real} "$@"\n')
+        fake.chmod(0o700)
+        try:
+            t = time.monotonic()
+            res = run_perfkit("triage", "--pid", hung.pid, "--pid", ok.pid, "-o", tmp_path / "b", "--budget", "8s",
+                              "--json", env={"PERFKIT_PYSPY": str(fake)}, timeout=60)
+            wall = time.monotonic() - t
+        finally:
+            if sleeper.exists():
+                try:
+                    os.kill(int(sleeper.read_text()), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+        assert hung.alive() and ok.alive()
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["within_budget"] and wall < 30  # nowhere near the 40 s the wrapper hangs
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    bad = [e for e in manifest["failed"] if e.get("pid") == hung.pid and e["what"].startswith("stacks")]
+    assert bad and bad[0]["status"] == "timeout", manifest["failed"]
+    assert any(f["kind"] == "deadlock" and f["pid"] == ok.pid for f in doc["findings"])
