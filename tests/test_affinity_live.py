@@ -243,3 +243,22 @@ def test_show_escapes_untrusted_process_names_and_dry_run_changes_nothing():
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_tune_ctrl_c_ranks_what_was_measured_and_leaves_no_workload_behind():
+    cmd = scenario_cmd("worker_pool", "--workers", "{workers}", "--duration", "0.4", "--item", "5000")
+    env = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.Popen([PY, "-m", "perfkit", "affinity", "tune", "-w", "1", "--repeat", "20", "--warmup", "0",
+                             "--json", "--", *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, env=env)
+    time.sleep(4.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["interrupted"] and all(1 <= s["n"] < 20 for s in doc["ranking"])
+    assert "Traceback" not in err
+    time.sleep(0.3)
+    left = subprocess.run(["pgrep", "-f", "worker_pool.py --workers 1 --duration 0.4 --item 5000"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == []

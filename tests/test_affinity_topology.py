@@ -141,3 +141,11 @@ def test_cli_plan_on_a_fake_container_shows_quota_reason(tmp_path):
     root = build(spec, tmp_path)
     res = run_perfkit("affinity", "plan", "--pid", PID, "--sysroot", root, "--workers", "1", check=True)
     assert "quota 1.5 CPUs from /app.slice" in res.stdout
+
+
+def test_cli_sysroot_needs_hypothetical_workers(tmp_path):
+    from conftest import run_perfkit
+
+    root = build(SPECS[0], tmp_path)
+    res = run_perfkit("affinity", "plan", "--pid", PID, "--sysroot", root)
+    assert res.returncode == 2 and "give --workers N" in res.stderr

@@ -84,6 +84,8 @@ def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers
     from perfkit.collectors.topology import allowed_cpus
     from perfkit.errors import UsageError
 
+    if root not in ("/", "") and workers is None:
+        raise UsageError("--sysroot plans for hypothetical workers: give --workers N")
     topo, bud = _context(pid, root)
     usable = bud.usable
     if cpus:
@@ -478,20 +480,28 @@ def tune(
     def line() -> str:
         return f"tune round {prog['round']}/{rounds} · {prog['cand']}"
 
+    interrupted = False
     with live_status(line):
-        for r in range(rounds):
-            prog["round"] = r + 1
-            k = r % len(cands)
-            for n, lay in cands[k:] + cands[:k]:  # interleaved, rotated each round
-                name = f"{n} workers, {lay}"
-                prog["cand"] = name
-                res = run_once(target.command, n, lay, orders.get(lay, []), env_var=env_var, timeout=timeout)
-                if not res.ok:
-                    failures.append(f"{name}: {res.error}")
-                    continue
-                if r >= warmup:
-                    results[name].append(res)
+        try:
+            for r in range(rounds):
+                prog["round"] = r + 1
+                k = r % len(cands)
+                for n, lay in cands[k:] + cands[:k]:  # interleaved, rotated each round
+                    name = f"{n} workers, {lay}"
+                    prog["cand"] = name
+                    res = run_once(target.command, n, lay, orders.get(lay, []), env_var=env_var, timeout=timeout)
+                    if not res.ok:
+                        failures.append(f"{name}: {res.error}")
+                        continue
+                    if r >= warmup:
+                        results[name].append(res)
+        except KeyboardInterrupt:  # rank what was measured, then exit 130
+            interrupted = True
     runs = [x for v in results.values() for x in v]
+    if not runs and interrupted:
+        from perfkit.errors import Interrupted
+
+        raise Interrupted("interrupted before any measured run")
     if not runs:
         raise TargetError(f"every run of the workload failed ({failures[0] if failures else 'no runs'})",
                           "run the command by hand to check it")
@@ -504,9 +514,11 @@ def tune(
                    alpha=alpha, min_effect=min_effect,
                    unpinned={f"{n} workers, unpinned" for n in counts})
     doc = {"command": "affinity tune", "argv": target.command, "budget": bud.to_json(), "workers": counts,
-           "layouts": lays, "repeat": repeat, "warmup": warmup, "failures": failures, **ranking.to_json()}
+           "layouts": lays, "repeat": repeat, "warmup": warmup, "failures": failures, "interrupted": interrupted,
+           **ranking.to_json()}
     if as_json:
         print_json(doc)
+        _tune_exit(interrupted)
         return
     from rich.text import Text
 
@@ -518,3 +530,13 @@ def tune(
     con.print(Text(doc["verdict"]))
     for f in failures[:5]:
         message(f"failed run: {f}")
+    _tune_exit(interrupted)
+
+
+def _tune_exit(interrupted: bool) -> None:
+    if interrupted:
+        from perfkit.console import message
+        from perfkit.errors import EXIT_INTERRUPTED
+
+        message("interrupted: the ranking covers the runs measured so far")
+        raise typer.Exit(EXIT_INTERRUPTED)
