@@ -10,15 +10,18 @@ chunk) still alive at the end.  Nothing else in the process grows.  Some short-l
 churn (``--churn`` bytes/s, freed at once, from ``churn``) keeps the allocator busy.
 
 The ready line says where the leak is: ``ready leak_line=N rate=R chunk=C``.
+SIGUSR1 makes it stop leaking and exit normally (status 0) at once.
 
     python scenarios/mem_leak.py --rate 1048576 --duration 30
 """
 
 import argparse
+import signal
 import sys
 import time
 
 LEAKED = []
+STOP = []
 
 
 def leak(nbytes):
@@ -46,6 +49,7 @@ def main(argv=None):
     ap.add_argument("--tick", type=float, default=0.02, help="seconds between pacing steps")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds to run, then exit")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGUSR1, lambda *_: STOP.append(1))
     print(f"ready leak_line={leak_line()} rate={args.rate} chunk={args.chunk}", flush=True)
     start = time.monotonic()
     end = start + args.duration
@@ -53,7 +57,7 @@ def main(argv=None):
     churned = 0
     while True:
         now = time.monotonic()
-        if now >= end:
+        if now >= end or STOP:
             break
         due = int(args.rate * (now - start))
         while leaked + args.chunk <= due:

@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 
-STATE = {"rounds": 0, "failures": 0}
+STATE = {"rounds": 0, "failures": 0, "report": False}
 
 
 def one_round(items, seed):
@@ -26,8 +26,8 @@ def one_round(items, seed):
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
 
 
-def report(signum=None, frame=None):
-    print(f"status rounds={STATE['rounds']} failures={STATE['failures']}", flush=True)
+def ask_report(signum=None, frame=None):
+    STATE["report"] = True  # printed by the loop: print() inside a handler can re-enter stdout
 
 
 def main(argv=None):
@@ -37,13 +37,16 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=120.0, help="seconds to run, then exit")
     args = ap.parse_args(argv)
     expected = one_round(args.items, 17)
-    signal.signal(signal.SIGUSR1, report)
+    signal.signal(signal.SIGUSR1, ask_report)
     print(f"ready items={args.items}", flush=True)
     end = time.monotonic() + args.duration
     while time.monotonic() < end:
         if one_round(args.items, 17) != expected:
             STATE["failures"] += 1
         STATE["rounds"] += 1
+        if STATE["report"]:
+            STATE["report"] = False
+            print(f"status rounds={STATE['rounds']} failures={STATE['failures']}", flush=True)
         time.sleep(args.pause)
     print(f"done rounds={STATE['rounds']} failures={STATE['failures']}", flush=True)
     return 1 if STATE["failures"] else 0

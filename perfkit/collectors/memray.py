@@ -355,12 +355,23 @@ def _capture_complete(path: str) -> bool:
         if os.path.getsize(path) == 0:
             return False
         memray = _memray()
-        memray.set_log_level(100)
+        memray.set_log_level(100)  # a file still being written may end mid-record
         with memray.FileReader(path) as r:
-            m = r.metadata
-            return m.end_time > m.start_time
+            return _finished(r.metadata, list(r.get_memory_snapshots()))
     except Exception:
         return False
+
+
+def _finished(meta, snaps) -> bool:
+    """The tracker stopped and wrote its final header: the end time covers every snapshot.
+
+    (An unfinished file's header carries an end time within a millisecond or so of its
+    start, while its memory snapshots run on.)
+    """
+    start, end = meta.start_time.timestamp(), meta.end_time.timestamp()
+    if end <= start:
+        return False
+    return not snaps or end >= snaps[-1].time / 1000.0 - 0.1
 
 
 # --------------------------------------------------------------------------- launch
@@ -369,8 +380,8 @@ _PY_NAME = re.compile(r"^(python|pypy)\d*(\.\d+)?[a-z]?$")
 _PY_OPTS_WITH_ARG = {"-X", "-W", "--check-hash-based-pycs"}
 
 
-def run_argv(command: list[str], out: str, opts: MemrayOptions) -> list[str]:
-    """``python [opts] prog args`` → ``python [opts] -m memray run ... prog args``."""
+def split_command(command: list[str]) -> tuple[list[str], list[str]]:
+    """``python [opts] prog args`` → (``[python, opts...]``, ``[prog, args...]``); scripts via their shebang."""
     exe = command[0]
     resolved = shutil.which(exe) or exe
     if _PY_NAME.match(os.path.basename(resolved)) or _PY_NAME.match(os.path.basename(exe)):
@@ -379,25 +390,44 @@ def run_argv(command: list[str], out: str, opts: MemrayOptions) -> list[str]:
         bang = _shebang(resolved)
         if not bang or not any(_PY_NAME.match(os.path.basename(p)) for p in bang):
             raise NotPython(f"{exe} is not a Python interpreter or a Python script",
-                             "memray tracks Python programs: perfkit heap -- python app.py ARGS")
+                            "memray tracks Python programs: perfkit heap -- python app.py ARGS")
         interp, rest = bang, [resolved, *command[1:]]
-    pyopts: list[str] = []
     i = 0
     while i < len(rest) and rest[i].startswith("-") and rest[i] not in ("-m", "-c", "-"):
-        pyopts.append(rest[i])
+        interp.append(rest[i])
         if rest[i] in _PY_OPTS_WITH_ARG and i + 1 < len(rest):
-            pyopts.append(rest[i + 1])
+            interp.append(rest[i + 1])
             i += 1
         i += 1
     prog = rest[i:]
     if not prog or prog[0] == "-" or (prog[0] in ("-m", "-c") and len(prog) < 2):
         raise UsageError("no Python program to run", "e.g. perfkit heap -- python app.py   or   -- python -m pkg")
+    return interp, prog
+
+
+def run_argv(command: list[str], out: str, opts: MemrayOptions) -> list[str]:
+    """``python [opts] prog args`` → ``python [opts] -m memray run ... prog args``."""
+    interp, prog = split_command(command)
     mem = ["-m", "memray", "run", "-q", "-f", "--no-compress", "-o", out]
     if opts.native:
         mem.append("--native")
     if opts.trace_python_allocators:
         mem.append("--trace-python-allocators")
-    return [*interp, *pyopts, *mem, *prog]
+    return [*interp, *mem, *prog]
+
+
+def _check_memray_importable(interp: list[str]) -> None:
+    """The launched program's interpreter (with its options) must be able to import memray."""
+    probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('memray') else 3)"
+    try:
+        res = subprocess.run([*interp, "-c", probe], stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return  # let the real launch report whatever is wrong
+    except OSError as exc:
+        raise NoSuchProcess(f"cannot launch {interp[0]!r}: {exc.strerror}") from None
+    if res.returncode == 3:
+        raise ToolMissing(f"memray is not importable by {' '.join(interp)}",
+                          f"install memray for that interpreter ({interp[0]} -m pip install memray)")
 
 
 def _shebang(path: str) -> list[str]:
@@ -419,6 +449,7 @@ def _capture_launch(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     workdir = _workdir(None)
     out = os.path.join(workdir, "capture.bin")
     cmd = run_argv(target.command, out, opts)
+    _check_memray_importable(split_command(target.command)[0])
     started_wall = time.time()
     interrupted = False
     notes: list[str] = []
@@ -523,19 +554,60 @@ def read_capture(path: str | os.PathLike, *, source: str | None = None, peak_sit
         raise UsageError(f"no such file: {p}")
     if p.is_dir():
         raise UsageError(f"{p} is a directory, not a memray capture")
-    memray.set_log_level(100)  # memray's C++ logger would print partial-record noise on stderr
-    try:
-        reader = memray.FileReader(str(p))
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise InputFormatError(f"{src} is not a readable memray capture ({_first_line(exc)})",
-                               "expected a file written by memray run / memray attach (-o FILE.bin)") from None
-    try:
-        with reader:
-            return _read(reader, src, peak_sites)
-    except InputFormatError:
-        raise
-    except (OSError, ValueError, RuntimeError, MemoryError) as exc:
-        raise InputFormatError(f"{src} is corrupt or truncated ({_first_line(exc)})") from None
+    with _MemrayLog(memray) as log:  # memray's C++ logger reports unreadable records on fd 2
+        try:
+            reader = memray.FileReader(str(p))
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise InputFormatError(f"{src} is not a readable memray capture ({_first_line(exc)})",
+                                   "expected a file written by memray run / memray attach (-o FILE.bin)") from None
+        try:
+            with reader:
+                profile = _read(reader, src, peak_sites)
+        except InputFormatError:
+            raise
+        except (OSError, ValueError, RuntimeError, MemoryError) as exc:
+            raise InputFormatError(f"{src} is corrupt or truncated ({_first_line(exc)})") from None
+    if log.errors:
+        profile.metadata["capture_complete"] = False
+        profile.metadata["reader_errors"] = log.errors[:5]
+    return profile
+
+
+class _MemrayLog:
+    """Collects what memray's native logger writes to fd 2 while a capture is read."""
+
+    def __init__(self, memray) -> None:
+        self.memray = memray
+        self.errors: list[str] = []
+        self._saved = -1
+        self._tmp = None
+
+    def __enter__(self):
+        try:
+            sys.stderr.flush()
+            self._tmp = tempfile.TemporaryFile()
+            self._saved = os.dup(2)
+            os.dup2(self._tmp.fileno(), 2)
+            self.memray.set_log_level(40)
+        except OSError:
+            self._restore()
+            self.memray.set_log_level(100)
+        return self
+
+    def _restore(self) -> None:
+        if self._saved >= 0:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = -1
+
+    def __exit__(self, *exc) -> None:
+        self.memray.set_log_level(100)
+        self._restore()
+        if self._tmp is not None:
+            self._tmp.seek(0)
+            text = self._tmp.read(65536).decode("utf-8", "replace")
+            self._tmp.close()
+            self.errors = [ln.strip() for ln in text.splitlines() if "memray" in ln.lower() and ln.strip()]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -571,7 +643,9 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
     acc: dict[tuple, list[int]] = {}
     first: dict[tuple, object] = {}
     alloc_bytes = alloc_count = 0
+    records = 0
     for rec in reader.get_allocation_records():
+        records += 1
         if rec.allocator in _DEALLOCATORS:
             continue
         key = ((rec.stack_id, rec.native_stack_id, rec.native_segment_generation) if native else rec.stack_id,
@@ -626,7 +700,8 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
         "memray_command_line": meta.command_line,
         "start": start,
         "duration_s": round(max(0.0, end - start), 3),
-        "capture_complete": end > start,
+        "capture_complete": _finished(meta, snaps) and records >= int(meta.total_allocations),
+        "records_read": records,
         "peak_heap_bytes": int(meta.peak_memory),
         "peak_rss_bytes": max((int(s.rss) for s in snaps), default=None),
         "end_heap_bytes": int(snaps[-1].heap) if snaps else None,
@@ -642,7 +717,7 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
                      for (f, fl, ln), v in peak_top],
         "threads": len({lab.tid for lab in labels_cache.values()}),
     })
-    if end <= start:
+    if not _finished(meta, snaps):
         profile.metadata["duration_s"] = round(max(0.0, (snaps[-1].time / 1000.0 - start) if snaps else 0.0), 3)
     return profile
 
@@ -659,7 +734,7 @@ def _annotate(profile: Profile, target: Target, opts: MemrayOptions, started: fl
               interrupted: bool, exited: bool, notes: list[str]) -> None:
     m = profile.metadata
     if not m.get("capture_complete"):
-        notes.append("the capture file is incomplete (the tracker did not finish it); totals cover what was written")
+        notes.append(_incomplete_note(m))
     m.update({
         "target": target.describe(),
         "pid": pid if pid is not None else m.get("pid"),
@@ -673,6 +748,14 @@ def _annotate(profile: Profile, target: Target, opts: MemrayOptions, started: fl
         "notes": list(notes),
     })
     m.setdefault("start", started)
+
+
+def _incomplete_note(meta: dict) -> str:
+    total = meta.get("memray_total_allocations") or 0
+    read = meta.get("records_read") or 0
+    if total > read:
+        return f"the capture file is incomplete (truncated: {read:,} of {total:,} records); totals cover what was read"
+    return "the capture file is incomplete (the tracker did not finish it); totals cover what was written"
 
 
 def _perfkit_version() -> str:

@@ -60,7 +60,7 @@ def heap(
         profile.metadata.setdefault("target", str(from_file))
         result = memray.HeapResult(profile=profile, notes=list(profile.metadata.get("notes") or []))
         if not profile.metadata.get("capture_complete"):
-            result.notes.append("the capture file is incomplete (the tracker did not finish it)")
+            result.notes.append(memray._incomplete_note(profile.metadata))
             profile.metadata["notes"] = list(result.notes)
     else:
         target = resolve(pid, command)

@@ -1,0 +1,142 @@
+"""Heap summaries and their terminal view on a small hand-made profile (no live process)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from perfkit.analysis.heap import explain_rss, for_leaks, summarize, top_sites
+from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Labels, ProfileBuilder
+
+MiB = 1 << 20
+EVIL = "[bold red]<script>alert(1)</script>\x1b[2J"
+
+
+def _profile(launched: bool = False):
+    b = ProfileBuilder([ALLOC_SPACE, ALLOC_OBJECTS, INUSE_SPACE, INUSE_OBJECTS])
+    main = Frame("main", "/app/job.py", 10)
+    leak = Frame("leak", "/app/job.py", 25)
+    churn = Frame("churn", "/app/job.py", 29)
+    lib = Frame("loads", "/usr/lib/python3.11/json/decoder.py", 353)
+    evil = Frame(EVIL, "/app/[red]x.py", 7)
+    lab = Labels(42, 1, None)
+    b.add([main, leak], (4 * MiB, 256, 4 * MiB, 256), lab)
+    b.add([main, churn], (32 * MiB, 4096, 8192, 1), lab)
+    b.add([main, lib], (2 * MiB, 100, 0, 0), Labels(42, 2, "worker"))
+    b.add([main, evil], (1000, 1, 1000, 1), lab)
+    b.series = {"heap_bytes": [[0.0, 0], [1.0, 2 * MiB], [2.0, 4 * MiB]],
+                "rss_bytes": [[0.0, 30 * MiB], [1.0, 33 * MiB], [2.0, 35 * MiB]]}
+    p = b.build()
+    p.metadata.update({"kind": "heap", "target": "pid 42", "pid": 42, "launched": launched, "duration_s": 2.0,
+                       "peak_heap_bytes": 5 * MiB, "peak_rss_bytes": 35 * MiB, "end_heap_bytes": 4 * MiB,
+                       "end_rss_bytes": 35 * MiB,
+                       "totals": {"alloc_bytes": 38 * MiB + 1000, "alloc_count": 4453,
+                                  "inuse_bytes": 4 * MiB + 9192, "inuse_count": 258},
+                       "peak_top": [{"function": "leak", "file": "/app/job.py", "line": 25, "bytes": 4 * MiB,
+                                     "count": 256}]})
+    return p
+
+
+def test_top_sites_rank_by_allocated_and_alive():
+    p = _profile()
+    alloc = top_sites(p, "alloc_space", "alloc_objects")
+    assert [(s.function, s.line) for s in alloc[:3]] == [("churn", 29), ("leak", 25), ("loads", 353)]
+    assert alloc[0].bytes == 32 * MiB and alloc[0].count == 4096
+    assert alloc[2].caller == "main /app/job.py:10"  # a library site points at the user's line
+    alive = top_sites(p, "inuse_space", "inuse_objects")
+    assert (alive[0].function, alive[0].bytes, alive[0].count) == ("leak", 4 * MiB, 256)
+    assert abs(sum(s.pct for s in alive) - 100.0) < 1e-6
+
+
+def test_summary_numbers_and_json():
+    s = summarize(_profile(), limit=2)
+    doc = s.to_json()
+    assert doc["peak_heap_bytes"] == 5 * MiB and doc["peak_rss_bytes"] == 35 * MiB
+    assert doc["totals"]["inuse_count"] == 258
+    assert len(doc["top_allocated"]) == 2 and doc["top_alive"][0]["line"] == 25
+    assert doc["peak_sites"][0]["pct"] == pytest.approx(80.0)
+
+
+def test_rss_explanation_attached_vs_launched():
+    att = explain_rss(_profile(launched=False))
+    assert att.attached and att.tracked_pct == pytest.approx(100 * 4 / 35)
+    text = " ".join(att.lines)
+    assert "11% of the process's 35.0 MiB RSS" in text and "before perfkit attached" in text
+    assert "RSS changed by +5.0 MiB and the tracked heap by +4.0 MiB" in text
+    launched = explain_rss(_profile(launched=True))
+    assert not launched.attached and "before perfkit attached" not in " ".join(launched.lines)
+    p = _profile()
+    p.metadata["end_heap_bytes"] = 50 * MiB
+    assert "exceeds RSS" in " ".join(explain_rss(p).lines)
+
+
+def test_leaks_view_weighs_by_inuse():
+    p = for_leaks(_profile())
+    assert str(p.sample_types[p.default_index]) == "inuse_space/bytes"
+    assert _profile().default_index == 0
+
+
+def _render(view, width: int = 220) -> str:
+    from rich.console import Console
+
+    con = Console(record=True, width=width, color_system=None, force_terminal=False)
+    con.print(view)
+    return con.export_text()
+
+
+def test_view_shows_tables_and_escapes_untrusted_names():
+    from perfkit.render.heap_view import HeapView
+
+    p = _profile()
+    out = _render(HeapView(summarize(p), series=p.series))
+    assert "peak heap 5.0 MiB · peak RSS 35.0 MiB" in out
+    assert "Still alive at the end" in out and "Top allocating lines" in out
+    assert "/app/job.py:25" in out and "4.0 MiB" in out
+    assert "[bold red]<script>alert(1)</script>\\x1b[2J" in out  # shown as text, never as markup
+    assert "\x1b" not in out
+    assert "/app/[red]x.py:7" in out
+    leaks = _render(HeapView(summarize(p), leaks=True))
+    assert "Top allocating lines" not in leaks and "Still alive" in leaks
+
+
+def test_sparkline():
+    from perfkit.render.heap_view import sparkline
+
+    assert sparkline([[0, 1], [1, 2], [2, 3]]) == "▁▅█"
+    assert sparkline([[0, 5], [1, 5]]) == "▁▁"
+    assert len(sparkline([[i, i] for i in range(1000)], width=40)) == 40
+    assert sparkline([]) == ""
+
+
+@pytest.mark.parametrize("command, interp, prog", [
+    (["python3", "app.py", "-x"], ["python3"], ["app.py", "-x"]),
+    (["python", "-u", "-X", "dev", "-m", "pkg.mod", "a"], ["python", "-u", "-X", "dev"], ["-m", "pkg.mod", "a"]),
+    ([sys.executable, "-c", "print(1)"], [sys.executable], ["-c", "print(1)"]),
+])
+def test_split_command(command, interp, prog):
+    from perfkit.collectors.memray import split_command
+
+    assert split_command(command) == (interp, prog)
+
+
+def test_run_argv_wraps_with_memray_run(tmp_path):
+    from perfkit.collectors.memray import MemrayOptions, run_argv
+
+    argv = run_argv(["python", "-u", "app.py", "--n", "3"], "/tmp/x.bin", MemrayOptions(native=True))
+    assert argv == ["python", "-u", "-m", "memray", "run", "-q", "-f", "--no-compress", "-o", "/tmp/x.bin",
+                    "--native", "app.py", "--n", "3"]
+    script = tmp_path / "tool"
+    script.write_text(f"#!{sys.executable}\nprint(1)\n")
+    script.chmod(0o755)
+    assert run_argv([str(script), "a"], "o.bin", MemrayOptions())[:2] == [sys.executable, "-m"]
+
+
+def test_split_command_rejects_non_python(tmp_path):
+    from perfkit.collectors.memray import split_command
+    from perfkit.errors import NotPython, UsageError
+
+    with pytest.raises(NotPython):
+        split_command(["/bin/sleep", "1"])
+    with pytest.raises(UsageError):
+        split_command(["python", "-u"])
