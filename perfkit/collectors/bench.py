@@ -4,7 +4,9 @@ Three kinds of run, each a fresh child process that perfkit launches itself (no 
 no ptrace):
 
 * ``run_plain``  — wall time, CPU user+sys and peak RSS from the child's ``os.wait4``
-  rusage, max thread count from a cheap poll of ``/proc/PID/status``;
+  rusage, max thread count from a cheap poll of ``/proc/PID/status``.  The child is
+  spawned by a tiny launcher (``_bench_launch.py`` under ``python -S``), because a
+  child's peak RSS starts at its parent's RSS and perfkit's own is tens of MiB;
 * ``run_memray`` — ``python -m memray run`` on the command's own interpreter; the
   capture's metadata (memray.FileReader) gives the allocation count and peak heap;
 * ``run_callgrind`` — ``valgrind --tool=callgrind``; the instruction count is the sum
@@ -57,54 +59,62 @@ class RunSpec:
         return f"benchmark {self.name!r}" + (f" ({self.side})" if self.side else "")
 
 
+_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bench_launch.py")
+
+
 def _run(spec: RunSpec, argv: list[str], *, poll_threads: bool = False, timeout: float | None = None) -> dict:
-    """Run ``argv``; return rusage facts, wall time, max threads and the stderr tail."""
+    """Run ``argv`` through the small launcher; rusage facts, wall time, max threads, stderr tail."""
+    import sys
+
     timeout = spec.timeout if timeout is None else timeout
     with tempfile.TemporaryFile() as err:
         try:
-            start = time.perf_counter()
-            proc = subprocess.Popen(argv, cwd=spec.cwd, env=spec.full_env(), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-        except FileNotFoundError:
-            raise BenchmarkFailed(f"{spec.describe()}: cannot run {argv[0]!r}: command not found",
-                                  "check the benchmark's command and PATH") from None
-        except NotADirectoryError:
+            proc = subprocess.Popen([sys.executable, "-S", _LAUNCHER, *argv], cwd=spec.cwd, env=spec.full_env(),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                                    start_new_session=True)
+        except (NotADirectoryError, FileNotFoundError):
             raise BenchmarkFailed(f"{spec.describe()}: working directory {spec.cwd} does not exist") from None
         except OSError as exc:
-            raise BenchmarkFailed(f"{spec.describe()}: cannot run {argv[0]!r}: {exc.strerror}") from None
-        done: dict = {}
+            raise BenchmarkFailed(f"{spec.describe()}: cannot start: {exc.strerror}") from None
+        lines: list[str] = []
+        def read_report() -> None:
+            for raw in proc.stdout:
+                lines.append(raw.decode("utf-8", "replace").strip())
 
-        def reap() -> None:
-            _, status, ru = os.wait4(proc.pid, 0)
-            done["end"] = time.perf_counter()
-            done["status"], done["ru"] = status, ru
-
-        waiter = threading.Thread(target=reap, daemon=True, name="perfkit-bench-wait")
-        waiter.start()
-        threads = _threads(proc.pid) if poll_threads else 0
+        reader = threading.Thread(target=read_report, daemon=True, name="perfkit-bench-report")
+        reader.start()
+        threads = 0
         deadline = time.monotonic() + timeout
         try:
-            while waiter.is_alive():
+            while True:
+                try:
+                    proc.wait(_THREAD_POLL_S if poll_threads else 0.1)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
                 if time.monotonic() > deadline:
-                    _kill_group(proc.pid)
-                    waiter.join(10)
                     raise BenchmarkFailed(f"{spec.describe()} timed out after {timeout:g} s",
                                           "raise its timeout in [tool.perfkit.gate] or make the benchmark shorter")
-                if poll_threads:
-                    threads = max(threads, _threads(proc.pid))
-                waiter.join(_THREAD_POLL_S if poll_threads else 0.1)
-        except BaseException:
-            _kill_group(proc.pid)
-            waiter.join(10)
-            raise
-        proc.returncode = os.waitstatus_to_exitcode(done["status"])  # already reaped; keep Popen quiet
-        _kill_group(proc.pid)  # leftovers of the benchmark's own process group
+                if poll_threads and lines:
+                    threads = max(threads, _threads(int(lines[0])))
+        finally:
+            _kill_group(proc.pid)  # the benchmark's leftovers (or all of it on timeout / Ctrl-C)
+            proc.wait()
+            reader.join(5)
         err.seek(0)
-        data = err.read()
-    tail = data[-_STDERR_KEEP:].decode("utf-8", "replace")
-    ru = done["ru"]
-    return {"rc": proc.returncode, "wall": done["end"] - start, "cpu": ru.ru_utime + ru.ru_stime,
-            "rss": ru.ru_maxrss * 1024, "threads": threads, "stderr": tail}
+        tail = err.read()[-_STDERR_KEEP:].decode("utf-8", "replace")
+    if lines and lines[0].startswith("error "):
+        errno_ = int(lines[0].split()[1])
+        why = os.strerror(errno_)
+        raise BenchmarkFailed(f"{spec.describe()}: cannot run {argv[0]!r}: {why}",
+                              "check the benchmark's command and PATH")
+    if len(lines) < 2:
+        raise BenchmarkFailed(f"{spec.describe()}: the benchmark launcher failed: {last_line(tail)}")
+    status, utime, stime, maxrss, wall = lines[1].split()
+    if poll_threads and not threads:
+        threads = 1  # finished before the first poll: at least its main thread
+    return {"rc": os.waitstatus_to_exitcode(int(status)), "wall": float(wall), "cpu": float(utime) + float(stime),
+            "rss": int(maxrss) * 1024, "threads": threads, "stderr": tail}
 
 
 def _threads(pid: int) -> int:
@@ -245,11 +255,30 @@ def _in_context(spec: RunSpec):
         os.environ.update(old_env)
 
 
-def profile(spec: RunSpec, rate: int = 500):
-    """One py-spy CPU profile of the launched benchmark (a ``Profile``)."""
+def profile(spec: RunSpec, rate: int = 500, *, min_samples: int = 500, max_runs: int = 8,
+            budget_s: float = 20.0):
+    """A py-spy CPU profile of the launched benchmark (a ``Profile``).
+
+    A short benchmark gives few samples in one run, so it is profiled again (and the
+    profiles merged) until ``min_samples`` samples, ``max_runs`` runs or ``budget_s``
+    seconds — whichever comes first.
+    """
     from perfkit.collectors import pyspy
+    from perfkit.formats import collapsed
     from perfkit.target import Target
 
+    start = time.monotonic()
+    texts: list[bytes] = []
+    samples = 0
     with _in_context(spec):
-        result = pyspy.record(Target(command=list(spec.command)), pyspy.RecordOptions(duration=None, rate=rate))
-    return result.profile
+        for _ in range(max_runs):
+            result = pyspy.record(Target(command=list(spec.command)), pyspy.RecordOptions(duration=None, rate=rate))
+            prof = result.profile
+            texts.append(collapsed.write(prof, "samples"))
+            samples += prof.total(prof.value_index("samples"))
+            if result.interrupted or samples >= min_samples or time.monotonic() - start > budget_s:
+                break
+    merged = b"".join(texts)
+    if not merged.strip():
+        raise ToolError(f"{spec.describe()}: py-spy took no samples (the benchmark is too short to profile)")
+    return collapsed.read(merged, "py-spy profile")

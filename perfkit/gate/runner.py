@@ -124,7 +124,8 @@ def measure(cfg: GateConfig, b: Benchmark, head: bench.RunSpec, *, base: bench.R
                             progress(f"{b.name}: {kind} run {done + 1}/{target} ({side_name})")
                         values = sides[side_name].run(kind)
                         for r in mine:
-                            (r.base if side_name == "base" else r.head).append(values[r.metric])
+                            if r.decision == stats.INCONCLUSIVE:  # decided metrics keep their runs
+                                (r.base if side_name == "base" else r.head).append(values[r.metric])
                     done += 1
                 undecided = [r for r in mine if r.decision == stats.INCONCLUSIVE]
                 for r in undecided:
@@ -180,4 +181,4 @@ def profile_rate(result_or_values) -> int:
         wall = stats.median(result_or_values["wall"])
     if not wall:
         return 250
-    return int(min(1000, max(100, 400 / wall)))
+    return int(min(500, max(100, 400 / wall)))

@@ -1,0 +1,121 @@
+"""`perfkit gate` end to end on the real bench_slowdown scenario (real runs, memray, py-spy).
+
+Truths (scenarios/bench_slowdown.py): identical commands differ in nothing; --slowdown
+0.5 adds 50 % more loop work, all in `checksum`; --mem-increase 0.5 makes the peak
+buffer 50 % larger (16 MiB -> 24 MiB); callgrind instruction counts are reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import PY, SCENARIOS, run_perfkit
+
+SCEN = str(SCENARIOS / "bench_slowdown.py")
+pytestmark = pytest.mark.live
+
+
+def bench(*extra: str, work: int = 150) -> str:
+    return shlex.join([PY, SCEN, "--quiet", "--work", str(work), *extra])
+
+
+def decisions(doc: dict) -> dict[str, str]:
+    return {m["metric"]: m["decision"] for b in doc["benchmarks"] for m in b["metrics"]}
+
+
+def test_identical_code_is_not_a_regression():
+    res = run_perfkit("gate", "compare", "--base-cmd", bench(), "--head-cmd", bench(), "--json",
+                      "-m", "cpu,rss,threads,allocations,heap_peak", "--no-profile", "--max-repetitions", "20")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    d = decisions(doc)
+    assert "regression" not in d.values(), d
+    # the deterministic metrics are decided exactly: no change
+    for m in ("allocations", "heap_peak", "threads"):
+        assert d[m] == "no change", d
+    assert doc["verdict"] in ("pass", "inconclusive")
+
+
+def test_large_slowdown_and_memory_increase_are_caught_and_explained(tmp_path):
+    md, junit, summary = tmp_path / "gate.md", tmp_path / "gate.xml", tmp_path / "summary.md"
+    # --work 1000 (~0.15 s): long enough that py-spy's attach delay in launch mode does
+    # not skew the profile of the run
+    res = run_perfkit("gate", "compare", "--base-cmd", bench(work=1000), "--head-cmd",
+                      bench("--slowdown", "0.5", "--mem-increase", "0.5", work=1000), "--json",
+                      "-m", "cpu,rss,threads,heap_peak", "--markdown", md, "--junit", junit,
+                      env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"})
+    assert res.returncode == 1, res.stderr
+    doc = json.loads(res.stdout)
+    d = decisions(doc)
+    assert d["cpu"] == "regression" and d["heap_peak"] == "regression" and d["rss"] == "regression", d
+    assert d["threads"] == "no change"
+    by_metric = {m["metric"]: m for m in doc["benchmarks"][0]["metrics"]}
+    # truth: +50 % buffer -> heap peak about +47 % (the buffer is ~95 % of the peak)
+    assert 0.35 <= by_metric["heap_peak"]["change"] <= 0.55
+    # truth: +50 % loop work; at --work 1000 the loop is ~80 % of the CPU (start-up and
+    # filling the buffer are the rest), so CPU grows by roughly +40 %
+    assert 0.25 <= by_metric["cpu"]["change"] <= 0.6
+    grew = doc["benchmarks"][0]["explanation"]["grew"]
+    assert grew[0]["function"] == "checksum", grew
+    assert grew[0]["delta_pp"] > 5
+    # reports: markdown file, step summary, JUnit, ::error annotations (stderr under --json)
+    assert "checksum" in md.read_text() and "regression" in md.read_text()
+    assert summary.read_text() == md.read_text() + "\n"
+    root = ET.parse(junit).getroot()
+    assert root.get("failures") == "3"
+    assert "::error title=perfkit gate%3A benchmark cpu::" in res.stderr
+    assert oct(os.stat(md).st_mode & 0o777) == "0o600"
+
+
+def test_record_then_check_names_the_slowed_function(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(f"""
+[tool.perfkit.gate]
+baseline = "perf/baseline.json"
+metrics = ["cpu", "heap_peak"]
+repetitions = 10
+max_repetitions = 10
+deterministic_repetitions = 2
+warmups = 0
+
+[tool.perfkit.gate.benchmarks.slow]
+command = {json.dumps(shlex.split(bench(work=1000)))}
+""")
+    cfg = tmp_path / "pyproject.toml"
+    rec = run_perfkit("gate", "record", "--config", cfg, "--json")
+    assert rec.returncode == 0, rec.stderr
+    stored = json.loads((tmp_path / "perf" / "baseline.json").read_text())
+    assert len(stored["benchmarks"]["slow"]["metrics"]["cpu"]) == 10
+    assert len(stored["benchmarks"]["slow"]["metrics"]["heap_peak"]) == 6
+    assert "checksum" in stored["benchmarks"]["slow"]["profile"]
+    assert stored["environment"]["cpu_model"]
+    same = run_perfkit("gate", "check", "--config", cfg, "--json", "--no-profile")
+    assert same.returncode == 0, same.stderr
+    assert "regression" not in decisions(json.loads(same.stdout)).values()
+    worse = run_perfkit("gate", "check", "--config", cfg, "--json", "--name", "slow", "--",
+                        *shlex.split(bench("--slowdown", "0.5", work=1000)))
+    assert worse.returncode == 1, worse.stderr
+    doc = json.loads(worse.stdout)
+    assert decisions(doc)["cpu"] == "regression"
+    assert doc["benchmarks"][0]["explanation"]["grew"][0]["function"] == "checksum"
+    assert "command changed" in " ".join(doc["benchmarks"][0]["notes"])
+
+
+def test_callgrind_catches_a_five_percent_instruction_increase(tmp_path):
+    if not any(os.access(os.path.join(d, "valgrind"), os.X_OK) for d in os.environ["PATH"].split(os.pathsep)):
+        pytest.skip("valgrind not installed")
+    cfg = tmp_path / "gate.toml"
+    cfg.write_text("deterministic_repetitions = 2\nwarmups = 0\n")
+    # work 30: ~35 M loop instructions on ~140 M of start-up; --slowdown 0.3 adds ~+7 %
+    res = run_perfkit("gate", "compare", "--config", cfg, "--base-cmd", bench(work=30),
+                      "--head-cmd", bench("--slowdown", "0.3", work=30), "-m", "instructions", "--json",
+                      "--no-profile", timeout=240)
+    assert res.returncode == 1, res.stderr
+    m = json.loads(res.stdout)["benchmarks"][0]["metrics"][0]
+    assert m["decision"] == "regression"
+    assert 0.04 <= m["change"] <= 0.12
+    assert m["base"]["cv"] < 0.001  # instruction counts are near deterministic
