@@ -96,3 +96,25 @@ def test_another_users_process_reports_what_could_not_be_measured():
                              capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert "fds: not measured (permission denied" in res.stdout
+
+
+def test_launch_mode_watches_the_command_and_stops_it():
+    from conftest import scenario_cmd
+
+    res = run_perfkit("leaks", "-d", "6", "-i", "0.2", "--json", "--", *scenario_cmd("fd_leak", "--rate", "5",
+                                                                                      "--duration", "60"))
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["leaks"] == ["fds"]
+    assert doc["cmdline"][-4:] == ["--rate", "5", "--duration", "60"]
+    assert doc["gone_at_s"] is None
+    assert subprocess.run(["pgrep", "-f", "fd_leak.py --rate 5 --duration 60"], capture_output=True).returncode == 1
+
+
+def test_target_and_command_together_is_a_usage_error():
+    res = run_perfkit("leaks", "--pid", "1", "--", "python", "-c", "pass")
+    assert res.returncode == 2
+    one_line_error(res)
+    res = run_perfkit("leaks")
+    assert res.returncode == 2
+    assert "no target" in one_line_error(res)

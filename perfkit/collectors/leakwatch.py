@@ -63,7 +63,8 @@ def watch(pid: int, duration: float, interval: float, *, python: bool = True, ps
     fds0 = _fds(pid, notes)
     tids0 = _tids(pid)
     st0 = _stacks(pid, notes, "the start", python)
-    mon = procstat.monitor(pid, duration, interval, pss=pss, on_sample=on_sample)
+    with _SigtermAsInterrupt():
+        mon = procstat.monitor(pid, duration, interval, pss=pss, on_sample=on_sample)
     w = Watch(pid=pid, monitor=mon, fds_start=fds0, threads_start=st0, thread_tids_start=tids0, notes=notes)
     w.limits = limits(pid)
     if mon.gone_at is None and not mon.interrupted:
@@ -76,6 +77,29 @@ def watch(pid: int, duration: float, interval: float, *, python: bool = True, ps
             except OSError:
                 w.new_fds = [{"fd": fd, "kind": procstat.fd_kind(link), "target": link} for fd, link in new.items()]
     return w
+
+
+class _SigtermAsInterrupt:
+    """SIGTERM during monitoring ends it like Ctrl-C: the report of what was seen is kept."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
 
 
 def limits(pid: int) -> dict[str, tuple[float | None, str]]:
@@ -100,3 +124,49 @@ def capture_memory(pid: int, seconds: float):
         return None, exc.message
     except ImportError as exc:
         return None, f"memray collector unavailable: {exc}"
+
+
+def launch(command: list[str]):
+    """Start ``command`` for watching: its stdout goes to perfkit's stderr (stdout stays data)."""
+    import subprocess
+    import sys
+
+    from perfkit.errors import NoSuchProcess
+
+    try:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
+                                start_new_session=True)
+    except OSError as exc:
+        raise NoSuchProcess(f"cannot launch {command[0]!r}: {exc.strerror}", "check the command and your PATH") from None
+
+
+def settle(proc, seconds: float = 0.5) -> None:
+    """Give a launched interpreter a moment to start (so py-spy finds Python in it)."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.05)
+
+
+def stop_launched(proc, grace: float = 5.0) -> int | None:
+    """Terminate a launched command perfkit started (SIGTERM, then SIGKILL); its exit code."""
+    import os
+    import signal
+    import subprocess
+
+    if proc.poll() is not None:
+        return proc.returncode
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.poll()

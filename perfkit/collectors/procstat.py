@@ -167,18 +167,7 @@ def _addr(hexaddr: str) -> str:
 
 
 def children(pid: int) -> list[int]:
-    kids: list[int] = []
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        raise Gone(pid) from None
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids.extend(int(x) for x in f.read().split())
-        except OSError:
-            continue
-    return kids
+    return _children_by_task(pid)[0]
 
 
 class SocketCache:
@@ -201,8 +190,56 @@ class SocketCache:
         return self.table
 
 
+class ChildCache:
+    """Children without reading every thread's ``children`` file on every sample.
+
+    A full scan (one read per thread) runs at most every ``refresh`` s; in between only
+    the main thread and the threads that had children at the last scan are read.  With
+    hundreds of threads this keeps a sample cheap.
+    """
+
+    def __init__(self, refresh: float = 5.0) -> None:
+        self.refresh = refresh
+        self.parents: set[str] = set()
+        self.scanned_at = -1e9
+
+    def count(self, pid: int) -> int:
+        now = time.monotonic()
+        if now - self.scanned_at >= self.refresh:
+            self.scanned_at = now
+            kids, self.parents = _children_by_task(pid)
+            return len(kids)
+        total = 0
+        for tid in self.parents | {str(pid)}:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    total += len(f.read().split())
+            except OSError:
+                continue
+        return total
+
+
+def _children_by_task(pid: int) -> tuple[list[int], set[str]]:
+    kids: list[int] = []
+    parents: set[str] = set()
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        raise Gone(pid) from None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                mine = [int(x) for x in f.read().split()]
+        except OSError:
+            continue
+        if mine:
+            parents.add(tid)
+            kids.extend(mine)
+    return kids, parents
+
+
 def sample(pid: int, t: float = 0.0, *, pss: bool = False, socket_states: bool = True,
-           sockets: SocketCache | None = None) -> ResourceSample:
+           sockets: SocketCache | None = None, kids: ChildCache | None = None) -> ResourceSample:
     """One cheap reading of ``pid``'s resources; raises :class:`Gone` if it has exited."""
     c0 = time.process_time()
     state, nthreads, rss = read_stat(pid)
@@ -236,10 +273,7 @@ def sample(pid: int, t: float = 0.0, *, pss: bool = False, socket_states: bool =
                     key = f"{info['proto']}:{info['state']}" if info else "unknown"
                     states[key] = states.get(key, 0) + 1
             s.socket_states = dict(sorted(states.items()))
-    try:
-        s.children = len(children(pid))
-    except Gone:
-        raise
+    s.children = kids.count(pid) if kids is not None else len(children(pid))
     read_stat(pid)  # still there? (a pid that exited mid-sample must not yield a half sample)
     s.cost_s = time.process_time() - c0
     return s
@@ -455,11 +489,12 @@ def monitor(pid: int, duration: float, interval: float = 1.0, *, pss: bool = Fal
     t0 = time.monotonic()
     k = 0
     cache = SocketCache()
+    kids = ChildCache()
     try:
         while True:
             now = time.monotonic() - t0
             try:
-                s = sample(pid, now, pss=pss, sockets=cache)
+                s = sample(pid, now, pss=pss, sockets=cache, kids=kids)
             except Gone:
                 res.gone_at = now
                 break

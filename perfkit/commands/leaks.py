@@ -35,9 +35,10 @@ Examples:  perfkit leaks --pid 4242 -d 60      perfkit leaks --pid 4242 -d 300 -
 """
 
 
-@app.command(help=_HELP)
+@app.command(help=_HELP, context_settings={"allow_interspersed_args": False})
 def leaks(
-    pid: int = typer.Option(..., "--pid", "-p", help="The process to watch."),
+    command: Optional[List[str]] = typer.Argument(None, help="Command to launch and watch (after --)."),
+    pid: Optional[int] = typer.Option(None, "--pid", "-p", help="The process to watch."),
     duration: float = typer.Option(60.0, "--duration", "-d", min=1.0, help="Seconds to monitor."),
     interval: Optional[float] = typer.Option(None, "--interval", "-i", min=0.05, max=60.0,
                                              help="Seconds between samples [default: 1, or duration/30 if shorter]."),
@@ -76,7 +77,25 @@ def leaks(
     if interval > duration / 4:
         raise UsageError(f"--interval {interval:g} s is too coarse for --duration {duration:g} s",
                          "take at least 4 samples per window, ideally 30+")
-    python = _check_target(pid)
+    launched = None
+    if pid is not None and command:
+        raise UsageError("give either --pid or a command after --, not both")
+    if pid is None and not command:
+        raise UsageError("no target: give --pid N to watch, or -- CMD ARGS to launch and watch",
+                         "e.g. perfkit leaks --pid 4242 -d 60   or   perfkit leaks -d 60 -- python app.py")
+    if command:
+        from perfkit.target import resolve
+
+        resolve(None, command)
+        launched = leakwatch.launch(list(command))
+        pid = launched.pid
+        leakwatch.settle(launched)
+    try:
+        python = _check_target(pid)
+    except Exception:
+        if launched is not None:
+            leakwatch.stop_launched(launched)
+        raise
 
     thresholds = {}
     for res, th in trend.DEFAULT_THRESHOLDS.items():
@@ -97,9 +116,14 @@ def leaks(
                 f"threads {s.threads} · fds {s.fds if s.fds is not None else '?'} · "
                 f"sockets {s.sockets if s.sockets is not None else '?'} · Ctrl-C stops and reports")
 
-    with live_status(line):
-        watch = leakwatch.watch(pid, duration, interval, python=python, pss=pss, on_sample=on_sample)
-    report = leak_findings.build(watch, thresholds, bin_seconds=bin_s, cmdline=procstat_cmdline(pid))
+    cmd_line = procstat_cmdline(pid)
+    try:
+        with live_status(line):
+            watch = leakwatch.watch(pid, duration, interval, python=python, pss=pss, on_sample=on_sample)
+    finally:
+        if launched is not None and (attribute_memory is False or launched.poll() is not None):
+            leakwatch.stop_launched(launched)
+    report = leak_findings.build(watch, thresholds, bin_seconds=bin_s, cmdline=cmd_line or list(command or []))
     leak_findings.attribute(report, watch)
     mem = next(f for f in report.findings if f.resource == "memory")
     if attribute_memory:
@@ -112,6 +136,12 @@ def leaks(
                 prof, why = leakwatch.capture_memory(pid, memray_seconds)
             mem.attribution = (leak_findings.memory_attribution(prof) if prof is not None
                                else {"available": False, "why": why})
+    if launched is not None:
+        code = leakwatch.stop_launched(launched)
+        if watch.monitor.gone_at is not None:
+            report.notes = [n for n in report.notes if "exited" not in n]
+            report.notes.append(f"the launched command exited (code {code}) {watch.monitor.gone_at:.1f} s in; "
+                                "verdicts use the samples until then")
 
     for path in outputs:
         kind = _kind(path)
@@ -134,7 +164,7 @@ def leaks(
         err_console().print(f"perfkit: leak found ({', '.join(f.resource for f in report.leaks)}); "
                             "failing as asked (--fail-on-leak)", markup=False, highlight=False)
         raise typer.Exit(EXIT_FINDING)
-    if watch.monitor.gone_at is not None:
+    if watch.monitor.gone_at is not None and launched is None:
         err_console().print(f"perfkit: pid {pid} exited {watch.monitor.gone_at:.1f} s into the window; "
                             "the report covers the time until then", markup=False, highlight=False)
         raise typer.Exit(EXIT_TARGET)
