@@ -1,6 +1,8 @@
 """What is wrong with a live worker layout (pure: reads snapshots and topology).
 
-* oversubscription: more busy workers (≥ 50 % CPU) than the CPU budget;
+* oversubscription: more busy workers than the CPU budget — busy means wanting ≥ 50 %
+  of a CPU: on CPU plus runnable-but-waiting (schedstat), so starved workers count;
+* starved: busy workers spend ≥ 25 % of the time waiting for a CPU (run queue);
 * SMT sharing: busy workers on two hardware threads of one core while a usable core
   has no busy worker;
 * cross-NUMA: a worker allowed on CPUs of several NUMA nodes (it may migrate away
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from perfkit.collectors.topology import format_cpulist
 
 BUSY = 50.0
+STARVED = 25.0
 
 
 @dataclass
@@ -34,10 +37,15 @@ def _cpu_of(w) -> list[int]:
 
 def findings(workers, topo, budget, throttle_delta: dict | None = None) -> list[Finding]:
     out: list[Finding] = []
-    busy = [w for w in workers if w.role == "worker" and w.cpu_percent >= BUSY]
+    busy = [w for w in workers if w.role == "worker" and w.demand_percent >= BUSY]
     if len(busy) > budget.cpus + 1e-9:
         out.append(Finding("oversubscribed", f"{len(busy)} busy workers for a budget of {budget.cpus:g} CPUs "
                                              f"({budget.reason}): they queue for CPU; run {budget.whole}"))
+    starved = [w for w in busy if w.runq_wait_percent >= STARVED]
+    if starved:
+        avg = sum(w.runq_wait_percent for w in starved) / len(starved)
+        out.append(Finding("starved", f"{len(starved)} busy worker(s) wait {avg:.0f} % of the time for a CPU "
+                                      "(run queue): too many workers, or other load on these CPUs"))
     # SMT siblings shared while a core idles
     core_load: dict[tuple, list[int]] = {}
     for w in busy:

@@ -69,6 +69,15 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _is_helper(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return False
+    return b"multiprocessing.resource_tracker" in cmd or b"multiprocessing.forkserver" in cmd
+
+
 def run_once(command: list[str], workers: int, layout: str, order: list[int], *, env_var: str = "PERFKIT_WORKERS",
              timeout: float = 300.0) -> RunResult:
     from perfkit.collectors.workers import _set_all_threads
@@ -94,6 +103,9 @@ def run_once(command: list[str], workers: int, layout: str, order: list[int], *,
                 if layout != "unpinned" and order:
                     for kid in _descendants(proc.pid):
                         if kid in pinned or kid in skipped:
+                            continue
+                        if _is_helper(kid):  # multiprocessing's resource tracker / forkserver
+                            skipped.add(kid)
                             continue
                         try:
                             _set_all_threads(kid, {order[len(pinned) % len(order)]})

@@ -38,14 +38,21 @@ class WorkerInfo:
     ctx_rate: float  # context switches per second over the interval
     threads: int
     create_time: float
+    runq_wait_percent: float = 0.0  # % of the interval spent runnable but waiting for a CPU
     status: str = ""  # pinned / unpinned / restricted (filled by the command)
+
+    @property
+    def demand_percent(self) -> float:
+        """CPU wanted: on CPU + waiting on the run queue (a starved busy worker is still busy)."""
+        return self.cpu_percent + self.runq_wait_percent
 
     def to_json(self) -> dict:
         return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "cmdline": self.cmdline, "role": self.role,
                 "allowed": format_cpulist(self.allowed), "last_cpu": self.last_cpu,
                 "cpu_percent": round(self.cpu_percent, 1), "ctx_voluntary": self.ctx_voluntary,
                 "ctx_involuntary": self.ctx_involuntary, "ctx_per_s": round(self.ctx_rate, 1),
-                "threads": self.threads, "create_time": self.create_time, "status": self.status}
+                "threads": self.threads, "create_time": self.create_time,
+                "runq_wait_percent": round(self.runq_wait_percent, 1), "status": self.status}
 
 
 def _proc(pid: int):
@@ -98,6 +105,7 @@ def snapshot(pid: int, interval: float = 1.0) -> list[WorkerInfo]:
             first[p.pid] = (t.user + t.system, c.voluntary + c.involuntary)
         except psutil.Error:
             pass
+    waits = {p.pid: _runq_wait_ns(p.pid) for p in procs}
     t0 = time.monotonic()
     time.sleep(max(0.0, interval))
     dt = max(1e-6, time.monotonic() - t0)
@@ -117,13 +125,30 @@ def snapshot(pid: int, interval: float = 1.0) -> list[WorkerInfo]:
                     last_cpu=p.cpu_num(), cpu_percent=100.0 * (t.user + t.system - cpu0) / dt,
                     ctx_voluntary=c.voluntary, ctx_involuntary=c.involuntary,
                     ctx_rate=(c.voluntary + c.involuntary - ctx0) / dt, threads=p.num_threads(),
-                    create_time=p.create_time())
+                    create_time=p.create_time(),
+                    runq_wait_percent=100.0 * max(0, _runq_wait_ns(p.pid) - waits.get(p.pid, 0)) / 1e9 / dt)
         except psutil.NoSuchProcess:
             continue
         except psutil.AccessDenied:
             raise PermissionDenied(f"permission denied reading pid {p.pid}", "run as the process's user or root") from None
         out.append(info)
     return out
+
+
+def _runq_wait_ns(pid: int) -> int:
+    """Nanoseconds all threads of ``pid`` spent runnable but not running (schedstat)."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def _cmdline(p) -> list[str]:

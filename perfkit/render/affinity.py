@@ -33,11 +33,12 @@ def topology_lines(topo_json: dict, budget_json: dict):
 def workers_table(workers: list[dict], title: str):
     from rich.text import Text
 
-    t = _table(title, "pid", "role", "name", "allowed", "last CPU", "CPU %", "ctx/s", "threads", "status",
-               right=("pid", "last CPU", "CPU %", "ctx/s", "threads"))
+    t = _table(title, "pid", "role", "name", "allowed", "last CPU", "CPU %", "wait %", "ctx/s", "threads", "status",
+               right=("pid", "last CPU", "CPU %", "wait %", "ctx/s", "threads"))
     for w in workers:
         t.add_row(str(w["pid"]), w["role"], Text(plain(w["name"])), w["allowed"],
                   "" if w["last_cpu"] is None else str(w["last_cpu"]), f"{w['cpu_percent']:.0f}",
+                  f"{w['runq_wait_percent']:.0f}",
                   f"{w['ctx_per_s']:.0f}", str(w["threads"]), w.get("status", ""))
     return t
 
