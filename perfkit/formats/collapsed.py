@@ -18,7 +18,7 @@ import json
 import re
 
 from perfkit.errors import InputFormatError
-from perfkit.model import NO_LABELS, SAMPLES, Frame, Labels, Profile, ProfileBuilder, ValueType
+from perfkit.model import NO_LABELS, SAMPLES, Frame, Labels, Profile, Sample, ValueType
 
 NAME = "collapsed"
 
@@ -130,35 +130,55 @@ def sniff(data: bytes) -> bool:
     return bool(_LINE.match(first)) and not first.lstrip().startswith(("{", "[", "<?xml", "<svg", "<!", "<html"))
 
 
+def _split_line(line: str) -> tuple[str, str] | None:
+    """(stack text, count) of one line; a fast path for the usual single space."""
+    head, sep, num = line.rpartition(" ")
+    if sep and num.isdecimal():
+        head = head.rstrip()
+        if head and not head[-1].isspace():
+            return head, num
+    m = _LINE.match(line)
+    return (m.group(1), m.group(2)) if m else None
+
+
 def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPLES) -> Profile:
     expected = "collapsed stacks: lines of 'frame;frame;frame COUNT'"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputFormatError(f"{source} is not UTF-8 text", f"expected {expected}") from None
-    b = ProfileBuilder([value_type], {"source_format": NAME})
+    frames: list[Frame] = []
+    frame_ids: dict[Frame, int] = {}
     cache: dict[str, int] = {}
-    n = 0
+    get = cache.get
+    acc: dict[tuple, int] = {}
     for lineno, line in enumerate(text.split("\n"), 1):
-        if line.endswith("\r"):
-            line = line[:-1]
-        if not line.strip() or line.startswith("#"):
+        line = line.rstrip()
+        if not line or line[0] == "#" or line.isspace():
             continue
-        m = _LINE.match(line)
-        if not m:
+        split = _split_line(line)
+        if split is None:
             raise InputFormatError(f"{source}:{lineno}: not a collapsed-stack line", f"expected {expected}")
-        stack = []
-        parts = m.group(1).split(";")
-        lb = parse_labels(parts[0])
+        parts = split[0].split(";")
+        lb = parse_labels(parts[0]) if parts[0].startswith("[pid=") else None
         if lb is not None:
             parts = parts[1:]
-        for part in parts:
-            fid = cache.get(part)
-            if fid is None:
-                fid = cache[part] = b.frame_id(parse_frame(part))
-            stack.append(fid)
-        b.add_ids(tuple(stack), (int(m.group(2)),), lb or NO_LABELS)
-        n += 1
-    if n == 0:
+        stack = list(map(get, parts))
+        if None in stack:
+            for i, part in enumerate(parts):
+                if stack[i] is None:
+                    fid = get(part)
+                    if fid is None:
+                        frame = parse_frame(part)
+                        fid = frame_ids.get(frame)
+                        if fid is None:
+                            fid = frame_ids[frame] = len(frames)
+                            frames.append(frame)
+                        cache[part] = fid
+                    stack[i] = fid
+        key = (tuple(stack), lb or NO_LABELS)
+        acc[key] = acc.get(key, 0) + int(split[1])
+    if not acc:
         raise InputFormatError(f"{source} holds no stacks", f"expected {expected}")
-    return b.build()
+    samples = [Sample(stack, (v,), lb) for (stack, lb), v in acc.items()]
+    return Profile(frames=frames, sample_types=[value_type], samples=samples, metadata={"source_format": NAME})

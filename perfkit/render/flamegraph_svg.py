@@ -146,7 +146,8 @@ def write(profile: Profile, value: str | None = None, *, title: str | None = Non
           **_options) -> bytes:
     """An interactive flame graph of ``profile`` weighted by ``value`` (default type)."""
     vi = profile.value_index(value)
-    tree = ft.build([profile], value, lines=lines, min_fraction=min_width / max(width - 2 * PAD, 1))
+    tree = ft.build([profile], value, lines=lines, min_fraction=min_width / max(width - 2 * PAD, 1),
+                    keep_small=False)
     total = tree.totals[0]
     unit = tree.units[0]
     pct = 100.0 / total if total else 0.0
@@ -177,7 +178,8 @@ def write_diff(base: Profile, new: Profile, value: str | None = None, *, title: 
                **_options) -> bytes:
     """A differential flame graph: the NEW profile's shape, coloured by each frame's change
     in share of the total (new% - base%, both normalised to their own totals)."""
-    tree = ft.build([base, new], value, lines=lines, min_fraction=min_width / max(width - 2 * PAD, 1))
+    tree = ft.build([base, new], value, lines=lines, min_fraction=min_width / max(width - 2 * PAD, 1),
+                    keep_small=False)
     tb, tn = tree.totals
     deltas: dict[int, float] = {}
     scale = 0.0

@@ -94,13 +94,14 @@ def _keymap(profile: Profile, keys: list[Key], index: dict[Key, int], lines: boo
 
 
 def build(profiles: list[Profile], value: str | None = None, *, lines: bool = False,
-          min_fraction: float = 0.0) -> FlameTree:
+          min_fraction: float = 0.0, keep_small: bool = True) -> FlameTree:
     """One tree over one or more profiles (slot i holds profile i's values).
 
     Built level by level with numpy (group by (parent, frame) per depth); a node whose
     value is at most ``min_fraction`` of the total in every slot is kept as an
     unexpanded leaf (what no view would draw is never built), which keeps 100k-stack
-    profiles fast.  Values are exact: sums stay far below 2**53.
+    profiles fast; with ``keep_small=False`` such nodes are dropped altogether (views
+    that never draw them).  Values are exact: sums stay far below 2**53.
     """
     import numpy as np
     from itertools import chain
@@ -151,28 +152,30 @@ def build(profiles: list[Profile], value: str | None = None, *, lines: bool = Fa
             w = a_vals if nslots == 1 else np.where(a_slots == slot, a_vals, 0.0)
             sums.append(np.bincount(inv, weights=w, minlength=m))
             selfs.append(np.bincount(inv, weights=np.where(ends, w, 0.0), minlength=m))
+        big = np.zeros(m, bool)
+        for slot in range(nslots):
+            big |= sums[slot] > limits[slot]
         new_ids = np.full(m, -1, np.int64)
-        for g in range(m):
-            c = int(uniq[g])
-            parent = nodes[c // K]
+        keep = np.arange(m) if keep_small else np.nonzero(big)[0]
+        sums_l = [np.rint(x[keep]).astype(np.int64).tolist() for x in sums]
+        selfs_l = [np.rint(x[keep]).astype(np.int64).tolist() for x in selfs]
+        big_l = big[keep].tolist()
+        uniq_l = uniq[keep].tolist()
+        for j, g in enumerate(keep.tolist()):
+            c = uniq_l[j]
             node = Node(c % K, nslots)
-            big = False
             for slot in range(nslots):
-                v = int(round(sums[slot][g]))
-                node.values[slot] = v
-                node.selfv[slot] = int(round(selfs[slot][g]))
-                if v > limits[slot]:
-                    big = True
-            parent.children[node.key] = node
-            if big:
+                node.values[slot] = sums_l[slot][j]
+                node.selfv[slot] = selfs_l[slot][j]
+            nodes[c // K].children[node.key] = node
+            if big_l[j]:
                 new_ids[g] = len(nodes)
                 nodes.append(node)
             else:
                 node.expanded = False
         ids = new_ids[inv]
-        keep = (ids >= 0) & ~ends
         group[active] = np.maximum(ids, 0)
-        active = active[keep]
+        active = active[(ids >= 0) & ~ends]
         d += 1
     return FlameTree(root, keys, totals, units)
 

@@ -57,7 +57,7 @@ def _plain_views(profile: Profile, value: str | None, min_fraction: float) -> li
     views = []
     for i in order[:4]:
         vt = profile.sample_types[i]
-        tree = ft.build([profile], vt.type, min_fraction=min_fraction)
+        tree = ft.build([profile], vt.type, min_fraction=min_fraction, keep_small=False)
         cache: dict[int, str] = {}
 
         def color(node, k, cache=cache):
@@ -225,7 +225,7 @@ def write_diff(base: Profile, new: Profile, value: str | None = None, *, title: 
     from perfkit.analysis.diff import diff
 
     result = diff(base, new, value)
-    tree = ft.build([base, new], value, min_fraction=min_fraction)
+    tree = ft.build([base, new], value, min_fraction=min_fraction, keep_small=False)
     tb, tn = tree.totals
     share = [100.0 / tb if tb else 0.0, 100.0 / tn if tn else 0.0]
     deltas: dict[int, float] = {}
