@@ -68,19 +68,20 @@ def test_six_scenarios_named_with_evidence(tmp_path):
         workers = [int(x) for x in master.ready_line.split()[1:]]
         targets = [cpu, dead, fd, idle, master]
         args = [a for s in targets for a in ("--pid", str(s.pid))]
-        doc, _ = _triage(*args, "-o", out, "--budget", "25s")
+        doc, _ = _triage(*args, "-o", out, "--budget", "30s")
         for s in targets:
             assert s.alive()
             assert _state(s.pid) != "T"
         for w in workers:
             assert _state(w) != "T"
 
-    assert doc["within_budget"] and doc["elapsed_s"] <= 25
+    assert doc["within_budget"] and doc["elapsed_s"] <= 30, doc["elapsed_s"]
     pids = {p["pid"]: p for p in doc["processes"]}
+    assert not [e for e in doc["collection"]["failed"] if e.get("pid")], doc["collection"]["failed"]
     # every process, workers included, has stacks
     for pid in [cpu.pid, dead.pid, fd.pid, idle.pid, master.pid, *workers]:
         assert pid in pids, pid
-        assert pids[pid]["stacks"] == f"procs/{pid}/stacks.txt"
+        assert pids[pid]["stacks"] == f"procs/{pid}/stacks.txt", pids[pid]
         assert (out / pids[pid]["stacks"]).is_file()
     for w in workers:
         assert pids[w]["parent_target"] == master.pid
@@ -166,17 +167,16 @@ def test_ten_idle_processes_host_wide_within_budget(tmp_path):
     out = tmp_path / "idle10"
     with ExitStack() as st:
         scs = [st.enter_context(scenario("idle", "--duration", "60", "--busy", "0.01")) for _ in range(10)]
-        doc, _ = _triage("-o", out, "--budget", "20s", "--profile-top", "1")
-    assert doc["within_budget"] and doc["elapsed_s"] <= 20
+        doc, _ = _triage("-o", out, "--budget", "30s", "--profile-top", "1")
+    assert doc["within_budget"] and doc["elapsed_s"] <= 30, doc["elapsed_s"]
     rows = {p["pid"]: p for p in doc["processes"]}
     for s in scs:
         assert s.pid in rows
-        assert rows[s.pid]["stacks"], rows[s.pid]
+        assert rows[s.pid]["stacks"], (rows[s.pid], [e for e in doc["collection"]["failed"] if e.get("pid") == s.pid])
         assert "wait_for_work" in (out / rows[s.pid]["stacks"]).read_text() or \
             "burst" in (out / rows[s.pid]["stacks"]).read_text()
-    assert os.getpid() in rows or True  # the test runner itself may be listed; perfkit is not
-    assert not [p for p in doc["processes"] if p["cmdline"][1:3] == ["-m", "perfkit"] and p["role"] == "found"
-                and p["pid"] == os.getpid()]
+    assert all(p["role"] == "found" for p in doc["processes"])
+    assert not [p for p in doc["processes"] if str(out) in " ".join(p["cmdline"])]  # perfkit skips itself
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start root-owned targets and drop to nobody")

@@ -82,13 +82,18 @@ def test_cpu_fd_and_stopped_findings():
     multi = fnd.cpu_findings(_proc(4, facts={"cpu_percent": 210.0}))[0]
     assert "uses 2.1 cores" in multi.title
 
-    near = _proc(5, facts={"fd_fraction": 0.9, "fds": {"count": 58, "by_kind": {"file": 55, "pipe": 3}},
+    near = _proc(5, facts={"fds": {"count": 58, "by_kind": {"file": 55, "pipe": 3}},
                            "nofile_limit": {"soft": 64, "hard": 4096}})
     f = fnd.fd_findings(near)[0]
     assert (f.kind, f.severity) == ("fd_limit", "warn") and "58 of 64" in f.title and "55 file" in f.detail
-    near["facts"]["fd_fraction"] = 0.97
-    assert fnd.fd_findings(near)[0].severity == "high"
-    assert fnd.fd_findings(_proc(6, facts={"fd_fraction": 0.1})) == []
+    near["facts"]["fds_at_end"] = 62
+    f = fnd.fd_findings(near)[0]
+    assert f.severity == "high" and "62 of 64" in f.title and "grew from 58 to 62" in f.detail
+    low = _proc(6, facts={"fds": {"count": 10}, "nofile_limit": {"soft": 64}})
+    assert fnd.fd_findings(low) == []
+    low["facts"]["fds_at_end"] = 55  # crossed the line during triage
+    assert fnd.fd_findings(low)[0].severity == "warn"
+    assert fnd.fd_findings(_proc(7, facts={"fds": {"count": 10}, "nofile_limit": {"soft": None}})) == []
     st = fnd.state_findings(_proc(7, facts={"status": "stopped"}))
     assert st[0].kind == "stopped" and st[0].evidence == ["procs/7/process.json", "procs/7/stacks.txt"]
 

@@ -189,16 +189,21 @@ def _busiest_thread(proc: dict) -> str | None:
 
 def fd_findings(proc: dict) -> list[Finding]:
     facts = proc.get("facts") or {}
-    frac = facts.get("fd_fraction")
-    if frac is None or frac < FD_WARN:
+    first = (facts.get("fds") or {}).get("count")
+    soft = (facts.get("nofile_limit") or {}).get("soft")
+    if first is None or not soft:
         return []
-    fds = facts["fds"]["count"]
-    soft = facts["nofile_limit"]["soft"]
+    end = facts.get("fds_at_end")
+    fds = max(first, end or 0)
+    frac = fds / soft
+    if frac < FD_WARN:
+        return []
     sev = "high" if frac >= FD_HIGH else "warn"
     kinds = ", ".join(f"{v} {k}" for k, v in (facts["fds"].get("by_kind") or {}).items() if v)
+    grew = f"; grew from {first} to {end} during triage" if end is not None and end > first else ""
     return [Finding("fd_limit", sev, f"{_proc_label(proc)} is near its fd limit ({fds} of {soft} open, {frac:.0%})",
-                    f"open descriptors: {kinds}; opening more fails with EMFILE (Too many open files).",
-                    [proc_json(proc["pid"])], proc["pid"])]
+                    f"open descriptors at first look: {kinds}{grew}; opening more fails with EMFILE "
+                    "(Too many open files).", [proc_json(proc["pid"])], proc["pid"])]
 
 
 def state_findings(proc: dict) -> list[Finding]:

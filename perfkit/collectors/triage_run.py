@@ -325,7 +325,7 @@ def _host_facts(host_pool: BoundedPool, start: Job | None, pids: list[int], dead
 
 
 def _refresh_cpu(r: ProcResult) -> None:
-    """Re-read CPU % of a process and its threads over the longer window (cheap: /proc)."""
+    """Re-read CPU % of a process and its threads over the longer window, and its fd count (cheap: /proc)."""
     import psutil
 
     try:
@@ -337,6 +337,11 @@ def _refresh_cpu(r: ProcResult) -> None:
         return
     r.facts["cpu_percent"] = round(100.0 * (t.user + t.system - r.proc.cpu_s0) / window, 1)
     r.facts["cpu_window_s"] = round(window, 2)
+    if r.facts.get("fds"):
+        try:
+            r.facts["fds_at_end"] = len(os.listdir(f"/proc/{r.pid}/fd"))
+        except OSError:
+            pass
     threads = r.facts.get("threads") or {}
     for tid, secs in pyprocs.thread_cpu(r.pid).items():
         before = r.proc.threads0.get(tid)

@@ -212,7 +212,7 @@ def _proc_records(w: _Writer, result, notes: set[str]) -> tuple[list[dict], list
         failed = [e for e in r.events if e["status"] not in ("ok",)]
         stack_err = next((e.get("error") for e in r.events if e["what"] == "stacks" and e["status"] != "ok"), None)
         gil = _gil_label(r.stacks)
-        fds = (facts.get("fds") or {}).get("count")
+        fds = facts.get("fds_at_end", (facts.get("fds") or {}).get("count"))
         socks = facts.get("sockets")
         proc_doc = {**p.to_json(), "script": script, "facts": facts, "gil_holder": gil, "profile_top": top,
                     "events": r.events, "problems": r.problems}
