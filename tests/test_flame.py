@@ -162,3 +162,32 @@ def test_flame_pid_filter_and_unknown_value(tmp_path):
     assert res.returncode == 0 and "no cpu left to draw" in res.stderr
     res = run_perfkit("flame", FIX / "cpu_split_75_25.perfkit", "--value", "bogus", "-o", tmp_path / "x.svg")
     assert res.returncode == 2 and "no value type 'bogus'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_html_script_runs_and_draws_search_zoom_hover(tmp_path):
+    """The report's JavaScript, run by node against a minimal DOM stub."""
+    import shutil
+    import subprocess
+
+    from conftest import IN_CI
+
+    if shutil.which("node") is None:
+        if IN_CI:
+            pytest.fail("node not installed; run ./scripts/setup")
+        pytest.skip("node not installed")
+    data = html_report.write(fixture())
+    script = re.findall(rb"<script>(.*?)</script>", data, re.S)[-1]
+    (tmp_path / "r.js").write_bytes(script)
+    (tmp_path / "d.json").write_bytes(re.search(rb'id="perfkit-data">(.*?)</script>', data, re.S).group(1))
+    res = subprocess.run(["node", str(Path(__file__).parent / "js" / "run_report.js"), str(tmp_path / "r.js"),
+                          str(tmp_path / "d.json")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert "spin_a" in out["initial"]["texts"] and out["initial"]["rects"] >= 4
+    p = fixture()
+    b_share = 100 * sum(s.values[1] for s in p.samples if p.frames[s.stack[-1]].function == "spin_b") / p.total(1)
+    assert out["matched"] == f"matched {b_share:.2f}%"
+    a_share = 100 * sum(s.values[1] for s in p.samples if p.frames[s.stack[-1]].function == "spin_a") / p.total(1)
+    assert out["tip"].startswith("spin_a\n") and f"({a_share:.2f}%)" in out["tip"]
+    assert out["zoomed"]["widest"] == pytest.approx(1000, abs=1)  # the clicked frame fills the width
+    assert out["icicle"] == "Flame"

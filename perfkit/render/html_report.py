@@ -315,6 +315,11 @@ _JS = r"""
       return (i ? v.toFixed(1) : v.toFixed(0)) + ' ' + u[i]; }
     return Math.round(v).toLocaleString('en-US');
   }
+  function vis(s) {  // control characters from the target shown as escapes, like the SVG/terminal
+    return s.replace(/[\x00-\x1f\x7f]/g, function (c) {
+      return c === '\n' ? '\\n' : c === '\t' ? '\\t' : c === '\r' ? '\\r' : '\\x' + ('0' + c.charCodeAt(0).toString(16)).slice(-2);
+    });
+  }
   function depthOf(v) { var m = 0; v.boxes.forEach(function (b) { if (b[1] > m) m = b[1]; }); return m + 1; }
   function setView(i) { view = DATA.views[i]; view.depth = view.depth || depthOf(view); zoomBox = null; search(); }
   function size() {
@@ -341,7 +346,7 @@ _JS = r"""
       ctx.fillStyle = hits && hits[i] ? 'rgb(230,0,230)' : DATA.colors[b[6]];
       ctx.fillRect(px, y, Math.max(pw - 0.5, 0.4), FH - 1);
       if (pw > 24) {
-        var name = view.keys[b[0]][0], n = Math.floor((pw - 6) / cw);
+        var name = vis(view.keys[b[0]][0]), n = Math.floor((pw - 6) / cw);
         if (name.length > n) name = name.slice(0, Math.max(n - 2, 1)) + '..';
         ctx.fillStyle = '#000'; ctx.fillText(name, px + 3, y + FH / 2);
       }
@@ -351,7 +356,7 @@ _JS = r"""
   }
   function info(i) {
     var b = view.boxes[i], k = view.keys[b[0]], t = view.total || 1;
-    var s = k[0] + (k[1] ? '\n' + k[1] : '') + '\n';
+    var s = vis(k[0]) + (k[1] ? '\n' + vis(k[1]) : '') + '\n';
     if (DATA.diff) {
       var dd = b[8] - b[7];
       s += 'base ' + b[7].toFixed(2) + '% \u2192 new ' + b[8].toFixed(2) + '% (' + (dd >= 0 ? '+' : '') + dd.toFixed(2) + ' pp)';
