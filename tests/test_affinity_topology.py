@@ -149,3 +149,33 @@ def test_cli_sysroot_needs_hypothetical_workers(tmp_path):
     root = build(SPECS[0], tmp_path)
     res = run_perfkit("affinity", "plan", "--pid", PID, "--sysroot", root)
     assert res.returncode == 2 and "give --workers N" in res.stderr
+
+
+@pytest.mark.parametrize("name,unit,n,want", [
+    ("numa-2-nodes", "node", 3, ["0-3,8-11", "4-7,12-15", "0-3,8-11"]),
+    ("numa-2-nodes", "core", 3, ["0,8", "4,12", "1,9"]),
+    ("two-llc-groups", "llc", 2, ["0-3", "4-7"]),
+    ("v2-plain-smt", "core", 2, ["0,4", "1,5"]),
+    ("v2-cpuset-only", "core", 2, ["2,6", "3,7"]),
+    ("taskset-only", "node", 2, ["1,3,5", "1,3,5"]),
+])
+def test_per_worker_units(tmp_path, name, unit, n, want):
+    spec = next(s for s in SPECS if s["name"] == name)
+    root = str(build(spec, tmp_path))
+    topo = topology.read_topology(root)
+    b = topology.budget(PID, root, topo)
+    plan = make_plan(topo, b.usable, [Assignment(pid=i + 1, cpus=[], current=b.mask) for i in range(n)],
+                     "spread", unit=unit)
+    assert [format_cpulist(a.cpus) for a in plan.assignments] == want
+    hook = plan.gunicorn_hook()
+    ns: dict = {}
+    exec(compile(hook, "gunicorn.conf.py", "exec"), ns)  # the hook is valid Python with the plan's CPUs
+    assert [format_cpulist(g) for g in ns["PERFKIT_CPUS"]] == want
+
+
+def test_per_worker_core_never_widens_a_single_cpu_mask(tmp_path):
+    spec = next(s for s in SPECS if s["name"] == "v2-plain-smt")
+    root = str(build(spec, tmp_path))
+    topo = topology.read_topology(root)
+    plan = make_plan(topo, list(range(8)), [Assignment(pid=7, cpus=[], current=[4])], "spread", unit="core")
+    assert plan.assignments[0].cpus == [4]

@@ -1,6 +1,8 @@
 """Worker-to-CPU plans: which logical CPU each worker gets.
 
-Rules, in order:
+Each worker gets one logical CPU by default, or (``unit``) one physical core, one
+last-level-cache group or one NUMA node — for multi-threaded workers that should stay
+local without being squeezed onto one CPU.  Rules, in order:
 * only CPUs in the usable set (online ∩ cgroup cpuset ∩ the process's mask) — never
   outside it — and for each worker only CPUs inside its *current* mask: a plan never
   widens an inherited mask (a worker already restricted by taskset stays inside it);
@@ -46,6 +48,7 @@ class Plan:
     assignments: list[Assignment]
     notes: list[str] = field(default_factory=list)
     master: int | None = None
+    unit: str = "cpu"
 
     def taskset_lines(self) -> list[str]:
         return [f"taskset -a -p -c {format_cpulist(a.cpus)} {a.pid}" if a.pid > 0
@@ -57,11 +60,21 @@ class Plan:
         lines = [f"CPUAffinity={format_cpulist(cpus)}"]
         return lines
 
+    def gunicorn_hook(self) -> str:
+        """A gunicorn post_fork hook that re-creates this layout for every (re)spawned worker."""
+        groups = [a.cpus for a in self.assignments]
+        return ("# gunicorn.conf.py: pin each new worker (respawns too) round-robin to the plan's CPUs\n"
+                "import os\n"
+                f"PERFKIT_CPUS = {groups!r}\n"
+                "def post_fork(server, worker):\n"
+                "    os.sched_setaffinity(0, PERFKIT_CPUS[worker.age % len(PERFKIT_CPUS)])\n")
+
     def to_json(self) -> dict:
-        return {"strategy": self.strategy, "usable": format_cpulist(self.usable),
+        return {"strategy": self.strategy, "unit": self.unit, "usable": format_cpulist(self.usable),
                 "order": self.order, "master": self.master,
                 "assignments": [a.to_json() for a in self.assignments], "notes": self.notes,
-                "taskset": self.taskset_lines(), "systemd": self.systemd_lines()}
+                "taskset": self.taskset_lines(), "systemd": self.systemd_lines(),
+                "gunicorn_post_fork": self.gunicorn_hook()}
 
 
 def cpu_order(topo: Topology, usable: list[int], strategy: str = "spread") -> list[int]:
@@ -114,28 +127,51 @@ def _interleave(lists: list[list[int]]) -> list[int]:
     return out
 
 
+UNITS = ("cpu", "core", "llc", "node")
+
+
+def cpu_groups(topo: Topology, order: list[int], unit: str = "cpu") -> list[list[int]]:
+    """The usable CPUs cut into per-worker groups (one CPU, a core, an LLC or a NUMA node),
+    in the order of their first CPU in ``order``."""
+    if unit not in UNITS:
+        from perfkit.errors import UsageError
+
+        raise UsageError(f"unknown --per-worker unit {unit!r}", f"use one of: {', '.join(UNITS)}")
+    if unit == "cpu":
+        return [[c] for c in order]
+    key = {"core": lambda c: c.core_key, "llc": lambda c: c.llc, "node": lambda c: c.node}[unit]
+    groups: dict[object, list[int]] = {}
+    for cid in order:
+        groups.setdefault(key(topo.cpus[cid]), []).append(cid)
+    return [sorted(g) for g in groups.values()]
+
+
 def make_plan(topo: Topology, usable: list[int], workers: list[Assignment], strategy: str = "spread",
-              *, master: int | None = None) -> Plan:
-    """Give each worker one CPU.  ``workers`` carry their current masks (``current``)."""
+              *, master: int | None = None, unit: str = "cpu") -> Plan:
+    """Give each worker one CPU (or one core / LLC / node with ``unit``).
+
+    ``workers`` carry their current masks (``current``); a worker only ever gets CPUs
+    inside its current mask.
+    """
     order = cpu_order(topo, usable, strategy)
     notes: list[str] = []
     if not order:
         from perfkit.errors import UsageError
 
         raise UsageError("no usable CPU to plan on")
-    use: dict[int, int] = {c: 0 for c in order}
-    pos = {c: i for i, c in enumerate(order)}
+    groups = cpu_groups(topo, order, unit)
+    use = [0] * len(groups)
     # most constrained workers choose first so a narrow mask is not starved
     todo = sorted(workers, key=lambda w: len(w.current) if w.current is not None else 1 << 30)  # stable
     planned: dict[int, list[int]] = {}
     for w in todo:
-        cands = [c for c in order if w.current is None or c in w.current]
+        cands = [i for i, g in enumerate(groups) if w.current is None or set(g) & set(w.current)]
         if not cands:
             notes.append(f"pid {w.pid}: its mask {format_cpulist(w.current or [])} has no usable CPU; left as is")
             continue
-        best = min(cands, key=lambda c: (use[c], pos[c]))
+        best = min(cands, key=lambda i: (use[i], i))
         use[best] += 1
-        planned[w.pid] = [best]
+        planned[w.pid] = [c for c in groups[best] if w.current is None or c in w.current]
         if w.current is not None and set(w.current) < set(order):
             notes.append(f"pid {w.pid} was already restricted to {format_cpulist(w.current)}; "
                          f"planned inside that mask (never widened)")
@@ -143,11 +179,14 @@ def make_plan(topo: Topology, usable: list[int], workers: list[Assignment], stra
     if len(workers) > len(order):
         notes.append(f"{len(workers)} workers for {len(order)} usable CPUs: CPUs are shared; "
                      f"for CPU-bound work run {len(order)} workers, or leave them unpinned")
+    elif len(workers) > len(groups):
+        notes.append(f"{len(workers)} workers for {len(groups)} {unit} group(s): groups are shared")
     cores_used = {topo.cpus[c].core_key for a in out for c in a.cpus if c in topo.cpus}
-    smt_shared = len(cores_used) < len({c for a in out for c in a.cpus})
+    smt_shared = unit == "cpu" and len(cores_used) < len({c for a in out for c in a.cpus})
     if smt_shared:
         notes.append("some workers share a physical core (SMT siblings): every usable core already has one")
-    return Plan(strategy=strategy, usable=sorted(usable), order=order, assignments=out, notes=notes, master=master)
+    return Plan(strategy=strategy, usable=sorted(usable), order=order, assignments=out, notes=notes, master=master,
+                unit=unit)
 
 
 def check_inside(cpus: list[int], allowed: list[int], who: str) -> None:

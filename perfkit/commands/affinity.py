@@ -18,6 +18,8 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
 _PID = typer.Option(..., "--pid", "-p", help="The master (or only) process.")
 _JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 _ROOT = typer.Option("/", "--sysroot", help="Read /sys and /proc under this directory (testing, offline analysis).")
+_UNIT = typer.Option("cpu", "--per-worker", help="What each worker gets: cpu (one logical CPU), core, llc "
+                                                  "(a last-level-cache group) or node (a NUMA node).")
 _STRATEGY = typer.Option("spread", "--strategy", "-s", help="spread: cores across LLCs/NUMA nodes first; "
                                                            "compact: fill one LLC/node first.")
 
@@ -79,7 +81,8 @@ def _worker_assignments(pid: int, root: str, hypothetical: int | None):
     return out
 
 
-def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers: Optional[int], include_master: bool):
+def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers: Optional[int], include_master: bool,
+                unit: str = "cpu"):
     from perfkit.analysis.affinity_plan import Assignment, check_inside, make_plan
     from perfkit.collectors.topology import allowed_cpus
     from perfkit.errors import UsageError
@@ -104,7 +107,7 @@ def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers
         ws = [Assignment(pid=pid, cpus=[], current=allowed_cpus(pid, root), name="master", create_time=ct)] + ws
     if not ws:
         raise UsageError("nothing to plan")
-    plan = make_plan(topo, usable, ws, strategy, master=pid)
+    plan = make_plan(topo, usable, ws, strategy, master=pid, unit=unit)
     return topo, bud, plan
 
 
@@ -175,23 +178,24 @@ def plan(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=4096,
                                           help="Plan for N hypothetical workers instead of the live ones."),
     include_master: bool = typer.Option(False, "--include-master", help="Pin the master too (it usually only waits)."),
+    unit: str = _UNIT,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the plan (JSON) for apply --plan."),
     root: str = _ROOT,
     as_json: bool = _JSON,
 ) -> None:
     """Plan one CPU per worker: physical cores first, SMT siblings last, NUMA/LLC-local."""
-    _plan_or_apply(pid, strategy, cpus, workers, include_master, output, root, as_json, dry_run=True)
+    _plan_or_apply(pid, strategy, cpus, workers, include_master, output, root, as_json, dry_run=True, unit=unit)
 
 
 def _plan_or_apply(pid, strategy, cpus, workers, include_master, output, root, as_json, *, dry_run, state=None,
-                   all_or_nothing=False):
+                   all_or_nothing=False, unit="cpu"):
     from perfkit.console import out_console, print_json
 
     if output is not None:
         from perfkit.fileio import check_writable
 
         check_writable(output)
-    topo, bud, p = _build_plan(pid, root, strategy, cpus, workers, include_master)
+    topo, bud, p = _build_plan(pid, root, strategy, cpus, workers, include_master, unit)
     doc = {"command": "affinity plan" if dry_run else "affinity apply", "pid": pid, "budget": bud.to_json(),
            "topology": topo.to_json(), "plan": p.to_json(), "dry_run": dry_run}
     if output is not None:
@@ -223,6 +227,7 @@ def apply(
     strategy: str = _STRATEGY,
     cpus: Optional[str] = typer.Option(None, "--cpus", help="Use only these CPUs (must be inside the allowed set)."),
     include_master: bool = typer.Option(False, "--include-master", help="Pin the master too."),
+    unit: str = _UNIT,
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="Apply a plan saved by `plan -o FILE`."),
     assign: Optional[List[str]] = typer.Option(None, "--assign", help="PID=CPUS, repeatable: pin exactly this."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show what would be done; change nothing."),
@@ -248,7 +253,7 @@ def apply(
     if pid is None:
         raise UsageError("no target: give --pid N (the master), --plan FILE or --assign PID=CPUS")
     _plan_or_apply(pid, strategy, cpus, None, include_master, None, "/", as_json, dry_run=dry_run,
-                   state=state, all_or_nothing=all_or_nothing)
+                   state=state, all_or_nothing=all_or_nothing, unit=unit)
 
 
 def _print_plan_doc(doc: dict, as_json: bool) -> None:

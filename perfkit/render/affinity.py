@@ -61,10 +61,11 @@ def findings_text(items: list[dict]):
 def plan_table(plan: dict, names: dict[int, str] | None = None):
     from rich.text import Text
 
-    t = _table(f"{plan['strategy']} plan (usable CPUs {plan['usable']})", "worker pid", "name", "now", "planned CPU",
+    t = _table(f"{plan['strategy']} plan, one {plan.get('unit', 'cpu')} per worker (usable CPUs {plan['usable']})",
+               "worker pid", "name", "now", "planned CPUs",
                right=("worker pid",))
     for a in plan["assignments"]:
-        t.add_row(str(a["pid"]), Text(plain(a.get("name") or (names or {}).get(a["pid"], ""))),
+        t.add_row(str(a["pid"]) if a["pid"] > 0 else "-", Text(plain(a.get("name") or (names or {}).get(a["pid"], ""))),
                   a["current"] or "", a["cpus"])
     return t
 
@@ -79,6 +80,10 @@ def plan_equivalents(plan: dict):
     t.append("systemd unit ([Service], applies to the whole service, not per worker):\n", style="bold")
     for line in plan["systemd"]:
         t.append(f"  {line}\n")
+    if plan.get("gunicorn_post_fork"):
+        t.append("gunicorn (keeps the layout for respawned workers):\n", style="bold")
+        for line in plan["gunicorn_post_fork"].splitlines():
+            t.append(f"  {line}\n")
     for n in plan["notes"]:
         t.append(f"note: {n}\n", style="yellow")
     return t
