@@ -70,12 +70,12 @@ def test_watch_reports_the_thread_count_trend(deadlock):
 
 def test_per_thread_cpu_follows_the_known_split():
     with scenario("cpu_threads", "--ratio", "75:25", "--duration", "30") as sc:
-        doc = perfkit_json("threads", "--pid", str(sc.pid), "--interval", "1.5")
+        doc = perfkit_json("threads", "--pid", str(sc.pid), "--interval", "2")
     by_name = {t["name"]: t for t in doc["threads"]}
     a, b = by_name["worker-a"]["cpu_pct"], by_name["worker-b"]["cpu_pct"]
     assert a > b > 0
     assert a + b <= 110  # they take turns: at most one core between them
-    assert a / (a + b) == pytest.approx(0.75, abs=0.15)
+    assert a / (a + b) == pytest.approx(0.75, abs=0.2)  # wall-clock slices: loose on a loaded machine
 
 
 def test_all_processes_dumps_every_child():
@@ -109,3 +109,12 @@ def test_bad_input():
 def test_json_is_one_document(deadlock):
     res = run_perfkit("threads", "--pid", str(deadlock.pid), "--interval", "0.1", "--json", check=True)
     json.loads(res.stdout)
+
+
+def test_watch_ends_cleanly_when_the_process_exits():
+    with scenario("idle", "--duration", "2") as sc:
+        res = run_perfkit("threads", "--pid", str(sc.pid), "--watch", "--interval", "0.3", "--json", timeout=60)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["trend"] and all(n == 1 for n in doc["trend"])
+    assert f"pid {sc.pid} exited" in res.stderr

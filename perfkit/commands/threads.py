@@ -46,13 +46,14 @@ def threads(
 def _take(pid: int, opts: dict, depth: int, trend: list[int] | None = None):
     from perfkit.analysis.threads_view import build_threads, group
     from perfkit.collectors.threaddump import snapshot
-    from perfkit.errors import PerfkitError
+    from perfkit.errors import EXIT_TARGET, TargetError, ToolError
     from perfkit.render.threads_table import ThreadsView
 
     snap = snapshot(pid, **opts)
     main = snap.processes[0]
     if main.error:
-        raise PerfkitError(f"cannot dump threads of pid {pid}: {main.error}", exit_code=main.error_code or 4)
+        cls = TargetError if main.error_code == EXIT_TARGET else ToolError
+        raise cls(main.error)
     infos = []
     for p in snap.processes:
         if p.error:
@@ -91,6 +92,7 @@ def _emit(view, doc, as_json: bool) -> None:
 def _watch(pid: int, opts: dict, depth: int, count: int | None, as_json: bool) -> None:
     from perfkit.collectors import procstat
     from perfkit.console import err_console, out_console, print_json
+    from perfkit.errors import TargetError
 
     trend: list[int] = []
     docs = []
@@ -107,7 +109,13 @@ def _watch(pid: int, opts: dict, depth: int, count: int | None, as_json: bool) -
             if procstat.process_status(pid) in (None, "Z", "X"):
                 err_console().print(f"pid {pid} exited", markup=False, highlight=False)
                 break
-            view, doc = _take(pid, opts, depth, trend)
+            try:
+                view, doc = _take(pid, opts, depth, trend)
+            except TargetError:
+                if procstat.process_status(pid) in (None, "Z", "X"):
+                    err_console().print(f"pid {pid} exited", markup=False, highlight=False)
+                    break
+                raise
             view.max_rows = 30
             n += 1
             doc["trend"] = list(trend)
