@@ -8,6 +8,10 @@ so a heap tracker sees lots allocated at the churn line and (almost) nothing sti
 alive at the end; memory does not grow.
 
     python scenarios/mem_churn.py --rate 8388608 --duration 30
+
+Benchmark mode: ``--work N`` runs N batches as fast as it can instead of pacing by the
+clock, then prints ``done batches=N seconds=S`` (S = the time the work took, start-up
+excluded) and exits: a fixed, allocation-heavy workload for measuring slowdown.
 """
 
 import argparse
@@ -34,8 +38,17 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=8 << 10, help="bytes per object")
     ap.add_argument("--tick", type=float, default=0.02, help="seconds between pacing steps")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds to run, then exit")
+    ap.add_argument("--work", type=int, default=0, help="benchmark mode: run this many batches flat out, then exit")
     args = ap.parse_args(argv)
     per_batch = max(1, args.batch // args.size)
+    if args.work:
+        print(f"ready churn_line={churn_line()} work={args.work}", flush=True)
+        t0 = time.perf_counter()
+        for _ in range(args.work):
+            batch = make_batch(per_batch, args.size - 1)
+            del batch
+        print(f"done batches={args.work} seconds={time.perf_counter() - t0:.4f}", flush=True)
+        return 0
     print(f"ready churn_line={churn_line()} rate={args.rate} batch={per_batch * args.size}", flush=True)
     start = time.monotonic()
     end = start + args.duration

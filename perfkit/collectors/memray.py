@@ -334,9 +334,14 @@ def _raise_attach_error(output: str, pid: int) -> None:
     if "no module named 'memray'" in low or "no module named memray" in low or "modulenotfounderror" in low:
         raise ToolMissing(f"memray is not importable in pid {pid}'s Python environment",
                           TARGET_MEMRAY_HINT.format(version=memray_version()))
+    remote = re.search(r"Failed to start tracking in remote process: (.*)", output)
+    if remote and "no module named" not in low:
+        raise ToolError(f"memray could not start tracking inside pid {pid}: {remote.group(1).strip()[:300]}",
+                        "the target's user must be able to import memray (and read its install) and write to "
+                        "$TMPDIR; running the target with its own HOME/TMPDIR usually fixes this")
     if "does not exist" in low or not _alive(pid):
         raise TargetExited(f"pid {pid} exited before memray could attach")
-    if "permission" in low or "owned by a different user" in low:
+    if "ptrace" in low or "owned by a different user" in low or "permission to trace" in low:
         raise PermissionDenied(f"permission denied attaching to pid {pid}", PTRACE_HINT)
     if "python 3.7 or newer" in low:
         raise NotPython(f"pid {pid} does not look like a Python 3.7+ process to memray")
@@ -446,10 +451,10 @@ def _reset_sigint() -> None:  # pragma: no cover - runs in the child
 
 
 def _capture_launch(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
+    _check_memray_importable(split_command(target.command)[0])
     workdir = _workdir(None)
     out = os.path.join(workdir, "capture.bin")
     cmd = run_argv(target.command, out, opts)
-    _check_memray_importable(split_command(target.command)[0])
     started_wall = time.time()
     interrupted = False
     notes: list[str] = []
