@@ -271,3 +271,21 @@ def test_tune_ctrl_c_ranks_what_was_measured_and_leaves_no_workload_behind():
     left = subprocess.run(["pgrep", "-f", "worker_pool.py --workers 1 --duration 0.4 --item 5000"],
                           capture_output=True, text=True).stdout.split()
     assert left == []
+
+
+def test_reapply_with_another_layout_plans_from_the_saved_original(tmp_path):
+    state = tmp_path / "state.json"
+    with scenario("worker_pool", "--workers", "2", "--duration", "30") as sc:
+        workers = [int(x) for x in sc.ready_line.split()[1:]]
+        run_perfkit("affinity", "apply", "--pid", sc.pid, "--state", state, check=True)
+        assert sorted(cpus_allowed(w) for w in workers) == ["0", "1"]
+        # perfkit's own pinning is not an inherited mask: a new layout may use all CPUs again
+        run_perfkit("affinity", "apply", "--pid", sc.pid, "--state", state, "--per-worker", "node", check=True)
+        assert all(cpus_allowed(w) == full_mask() for w in workers)
+        run_perfkit("affinity", "apply", "--assign", f"{workers[0]}=1", "--pid", sc.pid, "--state", state,
+                    check=True)
+        assert cpus_allowed(workers[0]) == "1"
+        saved = json.loads(state.read_text())["processes"]
+        assert all(saved[str(w)]["original"] == full_mask() for w in workers)
+        run_perfkit("affinity", "reset", "--pid", sc.pid, "--state", state, check=True)
+        assert all(cpus_allowed(w) == full_mask() for w in workers)

@@ -59,7 +59,7 @@ def _parse_cpus(text: str):
     return cpus
 
 
-def _worker_assignments(pid: int, root: str, hypothetical: int | None):
+def _worker_assignments(pid: int, root: str, hypothetical: int | None, state: str | None = None):
     """Assignments (without CPUs yet) for the live workers of ``pid`` or N hypothetical ones."""
     from perfkit.analysis.affinity_plan import Assignment
     from perfkit.collectors.topology import allowed_cpus
@@ -67,22 +67,30 @@ def _worker_assignments(pid: int, root: str, hypothetical: int | None):
     if hypothetical is not None:
         mask = allowed_cpus(pid, root)
         return [Assignment(pid=-(i + 1), cpus=[], current=mask, name=f"worker {i + 1}") for i in range(hypothetical)]
-    from perfkit.collectors.workers import tree, _is_helper
+    from perfkit.collectors.topology import parse_cpulist
+    from perfkit.collectors.workers import _is_helper, load_state, state_path, tree
 
+    try:  # masks perfkit set itself are not "inherited": plan from the saved originals
+        saved = (load_state(state_path(pid, state)) or {}).get("processes", {})
+    except Exception:
+        saved = {}
     out = []
     for p in tree(pid)[1:]:
         if _is_helper(p):
             continue
         try:
-            out.append(Assignment(pid=p.pid, cpus=[], current=allowed_cpus(p.pid), name=p.name(),
-                                  create_time=p.create_time()))
+            current, ct = allowed_cpus(p.pid), p.create_time()
+            entry = saved.get(str(p.pid))
+            if entry and abs(float(entry.get("create_time", 0)) - ct) < 0.05:
+                current = parse_cpulist(entry["original"]) or current
+            out.append(Assignment(pid=p.pid, cpus=[], current=current, name=p.name(), create_time=ct))
         except Exception:
             continue
     return out
 
 
 def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers: Optional[int], include_master: bool,
-                unit: str = "cpu"):
+                unit: str = "cpu", state: str | None = None):
     from perfkit.analysis.affinity_plan import Assignment, check_inside, make_plan
     from perfkit.collectors.topology import allowed_cpus
     from perfkit.errors import UsageError
@@ -95,7 +103,7 @@ def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers
         chosen = _parse_cpus(cpus)
         check_inside(chosen, usable, f"pid {pid}")
         usable = chosen
-    ws = _worker_assignments(pid, root, workers)
+    ws = _worker_assignments(pid, root, workers, state)
     if include_master or not ws:
         if not ws and workers is None:
             from perfkit.console import warn
@@ -195,7 +203,8 @@ def _plan_or_apply(pid, strategy, cpus, workers, include_master, output, root, a
         from perfkit.fileio import check_writable
 
         check_writable(output)
-    topo, bud, p = _build_plan(pid, root, strategy, cpus, workers, include_master, unit)
+    topo, bud, p = _build_plan(pid, root, strategy, cpus, workers, include_master, unit,
+                               str(state) if state else None)
     doc = {"command": "affinity plan" if dry_run else "affinity apply", "pid": pid, "budget": bud.to_json(),
            "topology": topo.to_json(), "plan": p.to_json(), "dry_run": dry_run}
     if output is not None:
@@ -242,7 +251,7 @@ def apply(
     if assign or plan_file:
         if assign and plan_file:
             raise UsageError("give either --assign or --plan, not both")
-        assignments, master = _explicit(assign, plan_file, pid)
+        assignments, master = _explicit(assign, plan_file, pid, str(state) if state else None)
         doc = {"command": "affinity apply", "pid": master, "dry_run": dry_run,
                "plan": {"assignments": [a.to_json() for a in assignments]}}
         if dry_run:
@@ -267,7 +276,7 @@ def _print_plan_doc(doc: dict, as_json: bool) -> None:
     out_console().print(plan_table({"strategy": "explicit", "usable": "", **doc["plan"]}))
 
 
-def _explicit(assign, plan_file, pid):
+def _explicit(assign, plan_file, pid, state=None):
     """Assignments from --assign PID=CPUS or a saved plan; each checked against its own mask."""
     import json
 
@@ -297,10 +306,20 @@ def _explicit(assign, plan_file, pid):
     if not out:
         raise UsageError("the plan has no assignments")
     topo = topology.read_topology()
+    from perfkit.collectors.workers import create_time, load_state, state_path
+
+    try:  # masks perfkit set itself are not "inherited": check against the saved originals
+        saved = (load_state(state_path(int(master or out[0].pid), state)) or {}).get("processes", {})
+    except Exception:
+        saved = {}
     for a in out:
         mask = topology.allowed_cpus(a.pid)
         if mask is None:
             continue  # gone: reported by apply
+        entry = saved.get(str(a.pid))
+        ct = create_time(a.pid)
+        if entry and ct is not None and abs(float(entry.get("create_time", 0)) - ct) < 0.05:
+            mask = topology.parse_cpulist(entry["original"]) or mask
         a.current = mask
         bud = topology.budget(a.pid, "/", topo)
         # never outside the cgroup/online set, never wider than the worker's current mask
