@@ -27,7 +27,7 @@ from pathlib import Path
 
 from perfkit.analysis import findings as fnd
 from perfkit.errors import OutputError
-from perfkit.fileio import atomic_write, private_mkdir
+from perfkit.fileio import private_mkdir
 from perfkit.render import triage_report as rep
 
 TAR_SUFFIXES = (".tar.gz", ".tgz")
@@ -93,9 +93,21 @@ class _Writer:
                 private_mkdir(d)
 
     def put(self, rel: str, data: bytes, what: str) -> str:
+        """A new 0600 file in the private staging directory.  No per-file fsync: the
+        bundle becomes visible only when the whole directory is renamed into place."""
         path = self.root / rel
         self._dirs(path)
-        atomic_write(path, data)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise OutputError(f"cannot write the bundle ({rel}): {exc.strerror or exc}",
+                              "free some space or choose another path") from None
         self.artifacts.append({"path": rel, "bytes": len(data), "what": what})
         return rel
 
