@@ -118,3 +118,16 @@ def test_target_and_command_together_is_a_usage_error():
     res = run_perfkit("leaks")
     assert res.returncode == 2
     assert "no target" in one_line_error(res)
+
+
+def test_a_non_python_process_is_watched_without_stacks():
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        res = run_perfkit("leaks", "--pid", str(proc.pid), "-d", "2", "-i", "0.2", "--json")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["leaks"] == []
+    assert {r["resource"]: r["end_value"] for r in doc["resources"]}["threads"] == 1

@@ -51,7 +51,7 @@ def resource(doc, name):
 @pytest.fixture(scope="module")
 def leak_runs():
     return watch_all({
-        "fd": ("fd_leak", ["--rate", "5"]),
+        "fd": ("fd_leak", ["--rate", "5", "--limit", "400"]),
         "threads": ("leak_threads", ["--rate", "2"]),
         "socket": ("socket_leak", ["--rate", "3"]),
     })
@@ -70,7 +70,10 @@ def test_fd_leak_is_flagged_with_its_path_pattern(leak_runs):
     assert top["kind"] == "file"
     assert top["pattern"] == f"{directory}/leaked-*.dat"
     assert top["count"] >= 0.7 * 5 * 12
-    assert fds["limit"] and fds["time_to_limit_s"] > 0
+    assert (fds["limit"], fds["limit_source"]) == (400, "RLIMIT_NOFILE (soft)")
+    expected = (400 - fds["end_value"]) / 5.0
+    assert fds["time_to_limit_s"] == pytest.approx(expected, rel=0.3)
+    assert doc["series"]["fds_file"][-1][1] - doc["series"]["fds_file"][0][1] >= 0.7 * 5 * 12
 
 
 def test_thread_leak_is_flagged_with_the_leaking_function(leak_runs):
@@ -102,6 +105,9 @@ def test_socket_leak_is_flagged_with_its_peer(leak_runs):
     assert client in patterns and server in patterns, patterns
     assert abs(patterns[client] - patterns[server]) <= 1
     assert doc["series"]["sockets"][-1][1] > doc["series"]["sockets"][0][1]
+    established = doc["series"]["sockets_tcp:ESTABLISHED"]
+    assert established[-1][1] - established[0][1] >= 0.7 * 6 * 12 - 6  # state table refreshes every 2 s
+    assert doc["series"]["sockets_tcp:LISTEN"][-1][1] == 1
 
 
 STEADY_KINDS = {

@@ -182,6 +182,13 @@ def build(watch, thresholds: dict[str, trend.Thresholds], *, bin_seconds: float 
         pts = [(s.t, getattr(s, key)) for s in mon.samples if getattr(s, key) is not None]
         if pts:
             extra[key] = pts
+    for kind in ("file", "socket", "pipe", "other"):
+        pts = [(s.t, s.fd_kinds[kind]) for s in mon.samples if kind in s.fd_kinds]
+        if pts:
+            extra[f"fds_{kind}"] = pts
+    states = sorted({k for s in mon.samples for k in s.socket_states})
+    for st in states:
+        extra[f"sockets_{st}"] = [(s.t, s.socket_states.get(st, 0)) for s in mon.samples if s.fds is not None]
     notes = list(watch.notes)
     for what, why in sorted(unavailable.items()):
         notes.append(f"{what}: not measured ({why})")
