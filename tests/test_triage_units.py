@@ -299,3 +299,17 @@ def test_pool_abandons_a_hung_job_at_the_deadline():
     assert BoundedPool.wait([j], time.monotonic() + 5)
     assert j.state == "error" and isinstance(j.error, ZeroDivisionError)
     boom.close()
+
+
+def test_busy_non_python_process_and_host_lines():
+    h = _host(processes={"top_cpu": [{"pid": 9, "name": "postgres", "user": "pg", "cpu_percent": 99.0},
+                                     {"pid": 100, "name": "python3", "cpu_percent": 99.0},
+                                     {"pid": 11, "name": "sshd", "cpu_percent": 2.0}]})
+    got = [f for f in fnd.host_findings(h, [_proc(100)]) if f.kind == "busy_process"]
+    assert [(f.pid, f.title) for f in got] == [(9, "pid 9 (postgres) uses 99% CPU")]
+    doc = _doc()
+    doc["host"] = {"top_cpu": [{"pid": 9, "name": "<b>pg</b>", "cpu_percent": 99.0}],
+                   "top_rss": [{"pid": 9, "name": "pg", "rss": 3 << 30}]}
+    html = rep.index_html(doc)
+    assert "&lt;b&gt;pg&lt;/b&gt; (9) 99%" in html and "pg (9) 3.0 GiB" in html
+    assert "\\<b\\>" not in rep.summary_md(doc) and "&lt;b&gt;pg&lt;/b&gt; (9) 99%" in rep.summary_md(doc)

@@ -263,7 +263,24 @@ def host_findings(host: dict, procs: list[dict]) -> list[Finding]:
                            "", [f"{HOST_JSON}#/cpu_modes_percent"]))
     out += _cgroup_findings(host, procs)
     out += _oom_findings(host)
+    out += _other_hogs(host, procs)
     return out
+
+
+def _other_hogs(host: dict, procs: list[dict]) -> list[Finding]:
+    """Processes that are not triaged as Python targets but eat a core (a busy
+    database, a runaway shell loop ... slows the Python ones down too)."""
+    mine = {p["pid"] for p in procs}
+    out = []
+    for row in (host.get("processes") or {}).get("top_cpu") or []:
+        pct = row.get("cpu_percent") or 0
+        if pct < CPU_PEG or row.get("pid") in mine:
+            continue
+        out.append(Finding("busy_process", "warn",
+                           f"pid {row['pid']} ({row.get('name', '?')}) uses {pct:.0f}% CPU",
+                           f"user {row.get('user') or '?'}; not one of the triaged Python processes.",
+                           [f"{HOST_JSON}#/processes/top_cpu"], row["pid"]))
+    return out[:5]
 
 
 def _cgroup_findings(host: dict, procs: list[dict]) -> list[Finding]:

@@ -246,6 +246,10 @@ def _proc_records(w: _Writer, result, notes: set[str]) -> tuple[list[dict], list
     return full, rows, texts
 
 
+def _brief(row: dict) -> dict:
+    return {k: row.get(k) for k in ("pid", "name", "user", "cpu_percent", "rss")}
+
+
 def _privilege() -> dict:
     euid = os.geteuid()
     caps = None
@@ -305,7 +309,9 @@ def _fill(root: Path, result, dest: Path, argv: list[str]) -> dict:
         "interrupted": result.interrupted,
         "host": {"load": result.host.get("load"), "cpu_modes_percent": result.host.get("cpu_modes_percent"),
                  "memory": result.host.get("memory"),
-                 "pressure": {k: (v.get("some") or {}).get("avg10") for k, v in (result.host.get("pressure") or {}).items()}},
+                 "pressure": {k: (v.get("some") or {}).get("avg10") for k, v in (result.host.get("pressure") or {}).items()},
+                 "top_cpu": [_brief(r) for r in ((result.host.get("processes") or {}).get("top_cpu") or [])[:5]],
+                 "top_rss": [_brief(r) for r in ((result.host.get("processes") or {}).get("top_rss") or [])[:5]]},
         "findings": [f.to_json() for f in found],
         "processes": rows,
         "collection": {"failed": failed, "needs_privilege": [e for e in failed if e.get("needs_privilege")]},

@@ -78,7 +78,15 @@ def _host_lines(doc: dict) -> list[str]:
                    f"swap {_size(mem.get('swap_used'))} used of {_size(mem.get('swap_total'))}")
     psi = h.get("pressure") or {}
     if psi:
-        out.append("pressure (some avg10) " + ", ".join(f"{k} {v:.1f}%" for k, v in psi.items()))
+        out.append("pressure (some avg10) " + ", ".join(f"{k} {v:.1f}%" for k, v in psi.items() if v is not None))
+    top = h.get("top_cpu") or []
+    if top:
+        out.append("top CPU: " + ", ".join(f"{r.get('name', '?')} ({r['pid']}) {r.get('cpu_percent') or 0:.0f}%"
+                                           for r in top[:5]))
+    top = h.get("top_rss") or []
+    if top:
+        out.append("top RSS: " + ", ".join(f"{r.get('name', '?')} ({r['pid']}) {_size(r.get('rss'))}"
+                                           for r in top[:5]))
     return out
 
 
