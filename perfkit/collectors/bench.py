@@ -95,7 +95,7 @@ def _run(spec: RunSpec, argv: list[str], *, poll_threads: bool = False, timeout:
                 if time.monotonic() > deadline:
                     raise BenchmarkFailed(f"{spec.describe()} timed out after {timeout:g} s",
                                           "raise its timeout in [tool.perfkit.gate] or make the benchmark shorter")
-                if poll_threads and lines:
+                if poll_threads and lines and lines[0].isdigit():
                     threads = max(threads, _threads(int(lines[0])))
         finally:
             _kill_group(proc.pid)  # the benchmark's leftovers (or all of it on timeout / Ctrl-C)

@@ -102,7 +102,8 @@ class TerminalView:
 
 # ------------------------------------------------------------------------ markdown
 
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|~>")
+# + - . only mean something at the start of a line, which an escaped cell never is
+_MD_SPECIAL = set("\\`*_{}[]()#!|~")
 
 
 def md_escape(text: object) -> str:
@@ -136,10 +137,10 @@ def markdown(res: GateResult) -> str:
         for r in b.results:
             lines.append("| " + " | ".join([
                 md_escape(b.name), r.metric,
-                md_escape(fmt_value(stats.median(r.base) if r.base else None, r.unit)),
-                md_escape(fmt_value(stats.median(r.head) if r.head else None, r.unit)),
-                md_escape(change_text(r)), md_escape(r.ci_text()), md_escape(f"{r.min_effect * 100:g}%"),
-                md_escape(n_text(r)), f"{_ICON[r.decision]} {r.decision}"]) + " |")
+                fmt_value(stats.median(r.base) if r.base else None, r.unit),
+                fmt_value(stats.median(r.head) if r.head else None, r.unit),
+                change_text(r), r.ci_text(), f"{r.min_effect * 100:g}%",
+                n_text(r), f"{_ICON[r.decision]} {r.decision}"]) + " |")
     for b in res.benchmarks:
         for note in b.notes:
             lines += ["", f"*{md_escape(b.name)}*: {md_escape(note)}"]

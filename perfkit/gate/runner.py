@@ -72,6 +72,17 @@ class _Runner:
         return bench.run_callgrind(self.spec, self.workdir)
 
 
+def check_runnable(spec: bench.RunSpec, metrics) -> None:
+    """Fail before any run when a metric cannot be measured for this command."""
+    from perfkit.errors import UsageError
+
+    need = sorted(m for m in metrics if METRICS[m].run == "memray")
+    if need and bench.python_split(spec.command) is None:
+        raise UsageError(f"benchmark {spec.name!r}: {', '.join(need)} need a command that starts with a Python "
+                         f"interpreter (python script.py, python -m module), not {spec.command[0]!r}",
+                         "call python directly in the command, or drop those metrics for this benchmark")
+
+
 def spec_for(cfg: GateConfig, b: Benchmark, side: str, command: list[str] | None = None,
              cwd: str | None = None) -> bench.RunSpec:
     return bench.RunSpec(name=b.name, command=list(command or b.command), cwd=cwd or b.cwd, env=cfg.env_for(b),
@@ -99,6 +110,9 @@ def measure(cfg: GateConfig, b: Benchmark, head: bench.RunSpec, *, base: bench.R
     rows = {m: MetricResult(b.name, m, [] if paired else list(base_values[m]), [], cfg.threshold(b, m), paired)
             for m in metrics}
     result.results = list(rows.values())
+    for spec in (head, base):
+        if spec is not None:
+            check_runnable(spec, metrics)
     p = plans(cfg)
     workdir = tempfile.mkdtemp(prefix="perfkit-gate-")
     try:
@@ -142,6 +156,7 @@ def record_values(cfg: GateConfig, b: Benchmark, spec: bench.RunSpec, progress: 
                   ) -> dict[str, list[float]]:
     """Baseline values: the cap of every kind's runs (more baseline data, same cost once)."""
     metrics = cfg.metrics_for(b)
+    check_runnable(spec, metrics)
     out: dict[str, list[float]] = {m: [] for m in metrics}
     p = plans(cfg)
     workdir = tempfile.mkdtemp(prefix="perfkit-gate-")
