@@ -313,3 +313,42 @@ def test_busy_non_python_process_and_host_lines():
     html = rep.index_html(doc)
     assert "&lt;b&gt;pg&lt;/b&gt; (9) 99%" in html and "pg (9) 3.0 GiB" in html
     assert "\\<b\\>" not in rep.summary_md(doc) and "&lt;b&gt;pg&lt;/b&gt; (9) 99%" in rep.summary_md(doc)
+
+
+def _small_profile():
+    from perfkit.model import CPU_NS, SAMPLES, Frame, Labels, ProfileBuilder
+
+    b = ProfileBuilder([SAMPLES, CPU_NS])
+    b.add([Frame("main", "/a.py", 1), Frame("<script>x</script>", "/a.py", 5)], (30, 300), Labels(1, 1, "t"))
+    b.add([Frame("main", "/a.py", 1), Frame("other", "/a.py", 9)], (10, 100), Labels(1, 1, "t"))
+    p = b.build()
+    p.default_index = 1
+    p.metadata.update({"requested_rate": 100, "duration_s": 0.5, "samples": 40, "threads": 1})
+    return p
+
+
+@pytest.mark.parametrize("svg", [True, False])
+def test_flame_graph_svg_when_available_else_speedscope(tmp_path, monkeypatch, svg):
+    import json as _json
+
+    import perfkit.formats as formats
+    from perfkit.formats import read_profile
+    from perfkit.render import triage_bundle as tb
+
+    real = formats.available
+    monkeypatch.setattr(formats, "available", lambda name: svg if name == "svg" else real(name))
+    if svg and not real("svg"):
+        pytest.skip("the SVG renderer is not in this checkout")
+    w = tb._Writer(tmp_path)
+    notes: set[str] = set()
+    path = tb._write_flames(w, 1, _small_profile(), notes)
+    assert path == ("procs/1/cpu.svg" if svg else "procs/1/cpu.speedscope.json")
+    assert read_profile(tmp_path / "procs/1/cpu.perfkit").total(0) == 40
+    assert (tmp_path / "procs/1/cpu.collapsed").is_file()
+    if svg:
+        text = (tmp_path / path).read_text()
+        assert "<script>x</script>" not in text and "&lt;script&gt;" in text and not notes
+    else:
+        _json.loads((tmp_path / path).read_text())
+        assert any("speedscope" in n for n in notes)
+    assert tb._busy_percent(_small_profile()) == 80.0

@@ -245,6 +245,8 @@ class TerminalSummary:
 
         doc = self.doc
         yield Text(f"perfkit triage · {visible(doc.get('hostname', '?'))} · {_headline(doc)}", style="bold")
+        for line in _host_lines(doc):
+            yield Text("  " + visible(line), style="dim")
         findings = doc.get("findings") or []
         if not findings:
             yield Text("nothing stands out")
