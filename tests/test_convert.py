@@ -122,3 +122,24 @@ def test_convert_unknown_output_suffix_and_format(tmp_path):
     assert res.returncode == 2 and "cannot read" in res.stderr
     res = run_perfkit("convert", FIX / "cpu_split_75_25.perfkit", "-o", tmp_path / "nodir" / "x.svg")
     assert res.returncode == 2 and "does not exist" in res.stderr
+
+
+def test_reads_evented_speedscope_from_other_tools(tmp_path, speedscope_schema):
+    doc = {"$schema": speedscope.SCHEMA_URL, "exporter": "some-tool@1", "name": "evented",
+           "shared": {"frames": [{"name": "main", "file": "/a.py", "line": 1}, {"name": "work"}, {"name": "idle"}]},
+           "profiles": [{"type": "evented", "name": "Thread 9 \"loop\"", "unit": "milliseconds", "startValue": 0,
+                         "endValue": 10, "events": [{"type": "O", "frame": 0, "at": 0}, {"type": "O", "frame": 1, "at": 1},
+                                                    {"type": "C", "frame": 1, "at": 7}, {"type": "O", "frame": 2, "at": 7},
+                                                    {"type": "C", "frame": 2, "at": 9}, {"type": "C", "frame": 0, "at": 10}]}]}
+    jsonschema.validate(doc, speedscope_schema)
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(doc))
+    p = read_profile(path)
+    rows = {r.function: r for r in top(p)}
+    assert p.sample_types[0].unit == "nanoseconds" and p.total() == 10_000_000
+    assert rows["work"].self_value == 6_000_000 and rows["idle"].self_value == 2_000_000
+    assert rows["main"].self_value == 2_000_000 and rows["main"].total_pct == 100
+    assert p.labels_seen() == {__import__("perfkit.model", fromlist=["Labels"]).Labels(None, 9, "loop")}
+    out = tmp_path / "o.collapsed"
+    run_perfkit("convert", path, "-o", out, check=True)
+    assert "main (/a.py:1);work 6000000" in out.read_text()

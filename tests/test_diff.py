@@ -63,8 +63,8 @@ def test_recorded_fixtures_diff_and_differential_graphs():
     red = re.compile(r"rgb\(250,(\d+),\1\)")
     assert "→ new" in frames["spin_b"]["title"]
     svg = flamegraph_svg.write_diff(base, new).decode()
-    a_fill = re.search(r'data-l="spin_a".*?fill="(rgb\([^)]*\))"', svg).group(1)
-    b_fill = re.search(r'data-l="spin_b".*?fill="(rgb\([^)]*\))"', svg).group(1)
+    a_fill = re.search(r'data-l="spin_a".*?fill="(rgb\([^)]*\))"', svg, re.S).group(1)
+    b_fill = re.search(r'data-l="spin_b".*?fill="(rgb\([^)]*\))"', svg, re.S).group(1)
     assert red.match(b_fill) and a_fill.endswith(",250)") and a_fill != "rgb(250,250,250)"
     # widths follow the new profile
     assert frames["spin_b"]["w"] > frames["spin_a"]["w"]
@@ -79,21 +79,35 @@ def test_recorded_fixtures_diff_and_differential_graphs():
 @pytest.mark.live
 def test_live_cpu_split_75_25_then_25_75(tmp_path):
     """Truth: spin_a goes from 75% to 25% (-50 pp), spin_b from 25% to 75% (+50 pp)."""
+    import time
+
+    import psutil
+
     paths = []
     for ratio in ("75:25", "25:75"):
         out = tmp_path / f"{ratio.replace(':', '_')}.perfkit"
         with scenario("cpu_split", "--ratio", ratio, "--duration", "8") as sc:
+            proc = psutil.Process(sc.pid)
+            cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
             run_perfkit("cpu", "--pid", sc.pid, "-d", "3", "--rate", "250", "-o", out, check=True, timeout=60)
-        paths.append(out)
+            busy = (sum(proc.cpu_times()[:2]) - cpu0) / (time.monotonic() - t0)
+        paths.append((out, busy))
     html, svg = tmp_path / "d.html", tmp_path / "d.svg"
-    doc = json.loads(run_perfkit("diff", *paths, "-o", html, "-o", svg, "--json", check=True).stdout)
+    doc = json.loads(run_perfkit("diff", paths[0][0], paths[1][0], "-o", html, "-o", svg, "--json", check=True).stdout)
     rows = {r["function"]: r for r in doc["rows"]}
-    assert rows["spin_a"]["delta_pp"] == pytest.approx(-50, abs=5)
-    assert rows["spin_b"]["delta_pp"] == pytest.approx(50, abs=5)
+    assert rows["spin_a"]["delta_pp"] < -10 and rows["spin_b"]["delta_pp"] > 10
     assert [r["function"] for r in doc["rows"][:2]] == sorted(["spin_a", "spin_b"], key=lambda f: -abs(rows[f]["delta_pp"]))
     assert html.stat().st_size > 0 and svg.stat().st_size > 0
-    res = run_perfkit("diff", *paths, "--top", "5", check=True)
+    res = run_perfkit("diff", paths[0][0], paths[1][0], "--top", "5", check=True)
     assert re.search(r"[-]\d\d\.\d\d .*spin_a", res.stdout) and re.search(r"\+\d\d\.\d\d .*spin_b", res.stdout)
+    busy = min(b for _, b in paths)
+    if busy < 0.8:
+        # The scenario's truth needs a core: it splits by wall-clock slices, which drift
+        # toward 50:50 when the OS keeps preempting it (other test runs on a shared box).
+        pytest.skip(f"truth check skipped: cpu_split got only {100 * busy:.0f}% of a core (machine oversubscribed); "
+                    f"measured {rows['spin_a']['delta_pp']:+.1f} / {rows['spin_b']['delta_pp']:+.1f} pp")
+    assert rows["spin_a"]["delta_pp"] == pytest.approx(-50, abs=5)
+    assert rows["spin_b"]["delta_pp"] == pytest.approx(50, abs=5)
 
 
 def test_diff_rejects_non_graph_outputs_and_bad_value(tmp_path):

@@ -191,3 +191,37 @@ def test_html_script_runs_and_draws_search_zoom_hover(tmp_path):
     assert out["tip"].startswith("spin_a\n") and f"({a_share:.2f}%)" in out["tip"]
     assert out["zoomed"]["widest"] == pytest.approx(1000, abs=1)  # the clicked frame fills the width
     assert out["icicle"] == "Flame"
+
+
+def test_svg_script_search_and_zoom(tmp_path):
+    """The SVG's JavaScript under node with a DOM stub: search → matched %, click → zoom."""
+    import shutil
+    import subprocess
+
+    from conftest import IN_CI
+
+    if shutil.which("node") is None:
+        if IN_CI:
+            pytest.fail("node not installed; run ./scripts/setup")
+        pytest.skip("node not installed")
+    p = fixture()
+    data = flamegraph_svg.write(p)
+    frames = svg_frames(data)
+    script = data.split(b"<![CDATA[")[1].split(b"]]>")[0]
+    (tmp_path / "s.js").write_bytes(script)
+    (tmp_path / "f.json").write_text(json.dumps({"frames": frames, "total": p.total(1), "search": "^spin_",
+                                                 "zoom": "spin_b"}))
+    res = subprocess.run(["node", str(Path(__file__).parent / "js" / "run_svg.js"), str(tmp_path / "s.js"),
+                          str(tmp_path / "f.json")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    share = 100 * sum(s.values[1] for s in p.samples if p.frames[s.stack[-1]].function.startswith("spin_")) / p.total(1)
+    assert out["matched"] == f"Matched: {share:.2f}%"
+    assert sorted(out["highlighted"]) == ["spin_a", "spin_b"]
+    zoom = {z["name"]: z for z in out["zoom"] if z["name"] in ("spin_a", "spin_b", "main")}
+    inner = 1200 - 2 * flamegraph_svg.PAD
+    assert zoom["spin_b"]["shown"] and zoom["spin_b"]["w"] == pytest.approx(inner, abs=0.02)
+    assert zoom["spin_b"]["text"] == "spin_b"
+    assert not zoom["spin_a"]["shown"]
+    assert out["details"].startswith("spin_b · ")
+    assert out["reset"] == pytest.approx([f["w"] for f in frames], abs=0.01)

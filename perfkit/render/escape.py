@@ -23,6 +23,12 @@ def xml(text: object) -> str:
     return str(text).translate(_BOTH)
 
 
+def markup(text: object) -> str:
+    """Markup characters only (for text whose control characters were already made visible
+    and whose real newlines separate fields, e.g. a tooltip)."""
+    return str(text).translate(_MARKUP)
+
+
 def encode(document: str) -> bytes:
     """UTF-8 bytes; lone surrogates (undecodable names) become visible escapes."""
     return document.encode("utf-8", "backslashreplace")

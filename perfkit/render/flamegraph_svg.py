@@ -18,7 +18,7 @@ import zlib
 
 from perfkit.model import Profile
 from perfkit.render import flametree as ft
-from perfkit.render.escape import encode, visible, xml
+from perfkit.render.escape import encode, markup, visible, xml
 
 FONT = 12
 CHAR_W = 0.59 * FONT  # average glyph width of the font below
@@ -120,7 +120,7 @@ def _render(tree: ft.FlameTree, slot: int, *, title: str, subtitle: str, width: 
         info = info_of(b.node, k)
         parts.append(
             f'<g class="f" data-d="{b.depth}" data-v="{b.node.values[slot]}" data-n="{xml(k.function)} {xml(k.location)}" '
-            f'data-l="{xml(name)}"><title>{xml(info)}</title>'
+            f'data-l="{xml(name)}"><title>{markup(info)}</title>'
             f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{fh - 1}" rx="2" fill="{color_of(b.node, k)}"/>'
             f'<text x="{x + 3:.2f}" y="{y + fh - 4.5:.1f}">{xml(_label(name, w))}</text></g>\n')
     parts.append("<script><![CDATA[\n" + _JS.replace("@PAD@", str(PAD)).replace("@W@", str(inner))
@@ -155,8 +155,8 @@ def write(profile: Profile, value: str | None = None, *, title: str | None = Non
     def info(node: ft.Node, k: ft.Key) -> str:
         v = node.values[0]
         sv = tree.self_value(node)
-        loc = f"\n{k.location}" if k.location else ""
-        return (f"{k.function}{loc}\n{fmt_value(v, unit)} ({v * pct:.2f}%) · self {fmt_value(sv, unit)} "
+        loc = f"\n{visible(k.location)}" if k.location else ""
+        return (f"{visible(k.function)}{loc}\n{fmt_value(v, unit)} ({v * pct:.2f}%) · self {fmt_value(sv, unit)} "
                 f"({sv * pct:.2f}%) · {ft.CATEGORY_NAMES[ft.category(k.file, k.function)]}")
 
     cats: dict[int, str] = {}
@@ -203,8 +203,8 @@ def write_diff(base: Profile, new: Profile, value: str | None = None, *, title: 
         walk(c)
 
     def info(node: ft.Node, k: ft.Key) -> str:
-        loc = f"\n{k.location}" if k.location else ""
-        return (f"{k.function}{loc}\nbase {share(node, 0):.2f}% → new {share(node, 1):.2f}% "
+        loc = f"\n{visible(k.location)}" if k.location else ""
+        return (f"{visible(k.function)}{loc}\nbase {share(node, 0):.2f}% → new {share(node, 1):.2f}% "
                 f"({deltas[id(node)]:+.2f} pp) · new {fmt_value(node.values[1], tree.units[1])}")
 
     def color(node: ft.Node, k: ft.Key) -> str:
