@@ -76,3 +76,27 @@ def findings(workers, topo, budget, throttle_delta: dict | None = None) -> list[
                                         f"periods ({throttle_delta.get('throttled_s', 0):.3f} s): fewer busy workers "
                                         "or a larger quota"))
     return out
+
+
+def pin_status(workers, saved: dict[str, dict], usable: list[int]) -> list[Finding]:
+    """Set each process's ``status`` — pinned (by perfkit, still on the applied CPUs),
+    unpinned (the master's / the full usable mask) or restricted (some other mask) —
+    and flag workers that are unpinned although an apply happened (started later)."""
+    master = next((w for w in workers if w.role == "master"), None)
+    late = []
+    for w in workers:
+        entry = saved.get(str(w.pid))
+        if entry and entry.get("applied") == format_cpulist(w.allowed):
+            w.status = "pinned"
+        elif w.role == "worker" and master is not None and w.allowed == master.allowed:
+            w.status = "unpinned"
+            if saved:
+                late.append(w.pid)
+        elif w.allowed == usable:
+            w.status = "unpinned"
+        else:
+            w.status = "restricted"
+    if not late:
+        return []
+    return [Finding("unpinned", f"worker(s) {', '.join(map(str, late))} are not pinned (started after the last "
+                                "apply?): run perfkit affinity apply again")]

@@ -20,7 +20,8 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 from perfkit.errors import TargetError
 
@@ -138,3 +139,40 @@ def _kill(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
         proc.wait()
+
+
+@dataclass
+class Matrix:
+    """Measured runs per candidate name ("2 workers, spread"), after warm-up."""
+    results: dict[str, list[RunResult]]
+    failures: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def candidate_name(workers: int, layout: str) -> str:
+    return f"{workers} workers, {layout}"
+
+
+def run_matrix(command: list[str], counts: list[int], layouts: list[str], orders: dict[str, list[int]], *,
+               repeat: int, warmup: int, env_var: str = "PERFKIT_WORKERS", timeout: float = 300.0,
+               on_progress: Callable[[int, str], None] | None = None) -> Matrix:
+    """Every (count, layout) ``warmup + repeat`` times, interleaved: each round runs all
+    candidates, in an order rotated by one each round so drift hits all alike.
+    Ctrl-C stops early and keeps what was measured (``interrupted``)."""
+    cands = [(n, lay) for n in counts for lay in layouts]
+    m = Matrix({candidate_name(n, lay): [] for n, lay in cands})
+    try:
+        for r in range(warmup + repeat):
+            k = r % len(cands)
+            for n, lay in cands[k:] + cands[:k]:
+                name = candidate_name(n, lay)
+                if on_progress:
+                    on_progress(r + 1, name)
+                res = run_once(command, n, lay, orders.get(lay, []), env_var=env_var, timeout=timeout)
+                if not res.ok:
+                    m.failures.append(f"{name}: {res.error}")
+                elif r >= warmup:
+                    m.results[name].append(res)
+    except KeyboardInterrupt:
+        m.interrupted = True
+    return m

@@ -46,53 +46,11 @@ def _check_alive(pid: int) -> None:
         raise TargetExited(f"pid {pid} has exited (zombie)")
 
 
-def _parse_cpus(text: str):
-    from perfkit.collectors.topology import parse_cpulist
-    from perfkit.errors import UsageError
-
-    try:
-        cpus = parse_cpulist(text)
-    except ValueError:
-        raise UsageError(f"bad CPU list {text!r}", "use e.g. 0-3,8") from None
-    if not cpus:
-        raise UsageError(f"empty CPU list {text!r}")
-    return cpus
-
-
-def _worker_assignments(pid: int, root: str, hypothetical: int | None, state: str | None = None):
-    """Assignments (without CPUs yet) for the live workers of ``pid`` or N hypothetical ones."""
-    from perfkit.analysis.affinity_plan import Assignment
-    from perfkit.collectors.topology import allowed_cpus
-
-    if hypothetical is not None:
-        mask = allowed_cpus(pid, root)
-        return [Assignment(pid=-(i + 1), cpus=[], current=mask, name=f"worker {i + 1}") for i in range(hypothetical)]
-    from perfkit.collectors.topology import parse_cpulist
-    from perfkit.collectors.workers import _is_helper, load_state, state_path, tree
-
-    try:  # masks perfkit set itself are not "inherited": plan from the saved originals
-        saved = (load_state(state_path(pid, state)) or {}).get("processes", {})
-    except Exception:
-        saved = {}
-    out = []
-    for p in tree(pid)[1:]:
-        if _is_helper(p):
-            continue
-        try:
-            current, ct = allowed_cpus(p.pid), p.create_time()
-            entry = saved.get(str(p.pid))
-            if entry and abs(float(entry.get("create_time", 0)) - ct) < 0.05:
-                current = parse_cpulist(entry["original"]) or current
-            out.append(Assignment(pid=p.pid, cpus=[], current=current, name=p.name(), create_time=ct))
-        except Exception:
-            continue
-    return out
-
-
 def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers: Optional[int], include_master: bool,
                 unit: str = "cpu", state: str | None = None):
-    from perfkit.analysis.affinity_plan import Assignment, check_inside, make_plan
-    from perfkit.collectors.topology import allowed_cpus
+    from perfkit.analysis.affinity_plan import check_inside, make_plan
+    from perfkit.collectors.worker_masks import parse_cpus, planning_inputs
+    from perfkit.console import warn
     from perfkit.errors import UsageError
 
     if root not in ("/", "") and workers is None:
@@ -100,23 +58,12 @@ def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers
     topo, bud = _context(pid, root)
     usable = bud.usable
     if cpus:
-        chosen = _parse_cpus(cpus)
-        check_inside(chosen, usable, f"pid {pid}")
-        usable = chosen
-    ws = _worker_assignments(pid, root, workers, state)
-    if include_master or not ws:
-        if not ws and workers is None:
-            from perfkit.console import warn
-
-            warn(f"pid {pid} has no worker processes: planning for the process itself")
-        import psutil
-
-        ct = psutil.Process(pid).create_time() if root in ("/", "") else None
-        ws = [Assignment(pid=pid, cpus=[], current=allowed_cpus(pid, root), name="master", create_time=ct)] + ws
-    if not ws:
-        raise UsageError("nothing to plan")
-    plan = make_plan(topo, usable, ws, strategy, master=pid, unit=unit)
-    return topo, bud, plan
+        usable = parse_cpus(cpus)
+        check_inside(usable, bud.usable, f"pid {pid}")
+    ws = planning_inputs(pid, root, hypothetical=workers, state=state, include_master=include_master)
+    if workers is None and not include_master and [w.pid for w in ws] == [pid]:
+        warn(f"pid {pid} has no worker processes: planning for the process itself")
+    return topo, bud, make_plan(topo, usable, ws, strategy, master=pid, unit=unit)
 
 
 # ----------------------------------------------------------------------------- show
@@ -130,7 +77,7 @@ def show(
     as_json: bool = _JSON,
 ) -> None:
     """The process tree (master + workers): masks, last CPU, CPU %, context switches, threads — and what is wrong."""
-    from perfkit.analysis.affinity_findings import Finding, findings
+    from perfkit.analysis.affinity_findings import findings, pin_status
     from perfkit.collectors import topology, workers
     from perfkit.console import out_console, print_json
 
@@ -143,24 +90,7 @@ def show(
         delta = {k: round(after[k] - before[k], 6) for k in ("nr_periods", "nr_throttled", "throttled_s")}
         delta["cgroup"] = after.get("cgroup") or (bud.limits.quota.cgroup if bud.limits.quota else "")
     saved = workers.load_state(workers.state_path(pid, str(state) if state else None)) or {"processes": {}}
-    master = next((w for w in snap if w.role == "master"), None)
-    unpinned_late = []
-    for w in snap:
-        entry = saved["processes"].get(str(w.pid))
-        if entry and entry.get("applied") == topology.format_cpulist(w.allowed):
-            w.status = "pinned"
-        elif master is not None and w.allowed == master.allowed and w.role == "worker":
-            w.status = "unpinned"
-            if saved["processes"]:
-                unpinned_late.append(w.pid)
-        elif w.allowed == bud.usable:
-            w.status = "unpinned"
-        else:
-            w.status = "restricted"
-    found = findings(snap, topo, bud, delta)
-    if unpinned_late:
-        found.append(Finding("unpinned", f"worker(s) {', '.join(map(str, unpinned_late))} are not pinned "
-                                         "(started after the last apply?): run perfkit affinity apply again"))
+    found = pin_status(snap, saved["processes"], bud.usable) + findings(snap, topo, bud, delta)
     doc = {"command": "affinity show", "pid": pid, "topology": topo.to_json(), "budget": bud.to_json(),
            "processes": [w.to_json() for w in snap], "throttling_delta": delta,
            "findings": [f.to_json() for f in found]}
@@ -251,7 +181,9 @@ def apply(
     if assign or plan_file:
         if assign and plan_file:
             raise UsageError("give either --assign or --plan, not both")
-        assignments, master = _explicit(assign, plan_file, pid, str(state) if state else None)
+        from perfkit.collectors.worker_masks import explicit_assignments
+
+        assignments, master = explicit_assignments(assign, plan_file, pid, str(state) if state else None)
         doc = {"command": "affinity apply", "pid": master, "dry_run": dry_run,
                "plan": {"assignments": [a.to_json() for a in assignments]}}
         if dry_run:
@@ -274,59 +206,6 @@ def _print_plan_doc(doc: dict, as_json: bool) -> None:
     from perfkit.render.affinity import plan_table
 
     out_console().print(plan_table({"strategy": "explicit", "usable": "", **doc["plan"]}))
-
-
-def _explicit(assign, plan_file, pid, state=None):
-    """Assignments from --assign PID=CPUS or a saved plan; each checked against its own mask."""
-    import json
-
-    from perfkit.analysis.affinity_plan import Assignment, check_inside
-    from perfkit.collectors import topology
-    from perfkit.errors import InputFormatError, UsageError
-
-    out = []
-    master = pid
-    if plan_file is not None:
-        try:
-            doc = json.loads(Path(plan_file).read_text())
-            master = master or doc.get("master")
-            for a in doc["assignments"]:
-                out.append(Assignment(pid=int(a["pid"]), cpus=_parse_cpus(a["cpus"]), current=None,
-                                      name=a.get("name", ""), create_time=a.get("create_time")))
-        except FileNotFoundError:
-            raise UsageError(f"no such plan file: {plan_file}") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputFormatError(f"{plan_file} is not a perfkit affinity plan ({type(exc).__name__})",
-                                   "create one with: perfkit affinity plan --pid N -o plan.json") from None
-    for item in assign or []:
-        left, sep, right = item.partition("=")
-        if not sep or not left.strip().isdigit():
-            raise UsageError(f"bad --assign {item!r}", "use PID=CPUS, e.g. --assign 4242=0-1")
-        out.append(Assignment(pid=int(left), cpus=_parse_cpus(right)))
-    if not out:
-        raise UsageError("the plan has no assignments")
-    topo = topology.read_topology()
-    from perfkit.collectors.workers import create_time, load_state, state_path
-
-    try:  # masks perfkit set itself are not "inherited": check against the saved originals
-        saved = (load_state(state_path(int(master or out[0].pid), state)) or {}).get("processes", {})
-    except Exception:
-        saved = {}
-    for a in out:
-        mask = topology.allowed_cpus(a.pid)
-        if mask is None:
-            continue  # gone: reported by apply
-        entry = saved.get(str(a.pid))
-        ct = create_time(a.pid)
-        if entry and ct is not None and abs(float(entry.get("create_time", 0)) - ct) < 0.05:
-            mask = topology.parse_cpulist(entry["original"]) or mask
-        a.current = mask
-        bud = topology.budget(a.pid, "/", topo)
-        # never outside the cgroup/online set, never wider than the worker's current mask
-        check_inside(a.cpus, sorted(set(bud.usable) & set(mask)), f"pid {a.pid}")
-    if master is None:
-        master = out[0].pid
-    return out, int(master)
 
 
 def _do_apply(master, assignments, doc, state, all_or_nothing, as_json, strategy):
@@ -478,7 +357,7 @@ def tune(
     from perfkit.analysis.affinity_plan import STRATEGIES, cpu_order
     from perfkit.analysis.tune_stats import rank
     from perfkit.collectors import topology
-    from perfkit.collectors.tune_runner import run_once
+    from perfkit.collectors.tune_runner import candidate_name, run_matrix
     from perfkit.console import live_status, message, out_console, print_json
     from perfkit.errors import TargetError, UsageError
     from perfkit.target import resolve
@@ -488,39 +367,23 @@ def tune(
     bud = topology.budget("self", "/", topo)
     whole = bud.whole
     counts = _int_list(workers, "--workers") if workers else sorted({max(1, whole // 2), whole, whole + 1})
-    lays = ["unpinned"] + [x.strip() for x in layouts.split(",") if x.strip() and x.strip() != "unpinned"]
+    lays = list(dict.fromkeys(["unpinned"] + [x.strip() for x in layouts.split(",") if x.strip()]))
     for x in lays[1:]:
         if x not in STRATEGIES:
             raise UsageError(f"unknown layout {x!r}", "use unpinned, spread, compact")
     if not any("{workers}" in a for a in target.command):
         message(f"no {{workers}} in the command: the worker count is passed only as ${env_var}")
     orders = {x: cpu_order(topo, bud.usable, x) for x in lays[1:]}
-    cands = [(n, lay) for n in counts for lay in dict.fromkeys(lays)]
-    results: dict[str, list] = {f"{n} workers, {lay}": [] for n, lay in cands}
-    failures: list[str] = []
-    rounds = warmup + repeat
     prog = {"round": 0, "cand": ""}
+    rounds = warmup + repeat
 
     def line() -> str:
         return f"tune round {prog['round']}/{rounds} · {prog['cand']}"
 
-    interrupted = False
     with live_status(line):
-        try:
-            for r in range(rounds):
-                prog["round"] = r + 1
-                k = r % len(cands)
-                for n, lay in cands[k:] + cands[:k]:  # interleaved, rotated each round
-                    name = f"{n} workers, {lay}"
-                    prog["cand"] = name
-                    res = run_once(target.command, n, lay, orders.get(lay, []), env_var=env_var, timeout=timeout)
-                    if not res.ok:
-                        failures.append(f"{name}: {res.error}")
-                        continue
-                    if r >= warmup:
-                        results[name].append(res)
-        except KeyboardInterrupt:  # rank what was measured, then exit 130
-            interrupted = True
+        m = run_matrix(target.command, counts, lays, orders, repeat=repeat, warmup=warmup, env_var=env_var,
+                       timeout=timeout, on_progress=lambda r, name: prog.update(round=r, cand=name))
+    results, failures, interrupted = m.results, m.failures, m.interrupted
     runs = [x for v in results.values() for x in v]
     if not runs and interrupted:
         from perfkit.errors import Interrupted
@@ -531,12 +394,12 @@ def tune(
                           "run the command by hand to check it")
     use_tp = all(x.throughput is not None for x in runs)
     samples = {k: [(x.throughput if use_tp else x.wall_s) for x in v] for k, v in results.items()}
-    meta = {f"{n} workers, {lay}": {"workers": n, "layout": lay,
-                                     "pinned_processes": max((x.pinned for x in results[f"{n} workers, {lay}"]),
-                                                             default=0)} for n, lay in cands}
+    meta = {candidate_name(n, lay): {"workers": n, "layout": lay,
+                                     "pinned_processes": max((x.pinned for x in results[candidate_name(n, lay)]),
+                                                             default=0)} for n in counts for lay in lays}
     ranking = rank(samples, higher_is_better=use_tp, metric="throughput" if use_tp else "wall_s", meta=meta,
                    alpha=alpha, min_effect=min_effect,
-                   unpinned={f"{n} workers, unpinned" for n in counts})
+                   unpinned={candidate_name(n, "unpinned") for n in counts})
     doc = {"command": "affinity tune", "argv": target.command, "budget": bud.to_json(), "workers": counts,
            "layouts": lays, "repeat": repeat, "warmup": warmup, "failures": failures, "interrupted": interrupted,
            **ranking.to_json()}
