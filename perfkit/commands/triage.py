@@ -58,7 +58,10 @@ def triage(
     """Snapshot the host and every Python process (stacks, GIL, fds, CPU profiles of the
     busiest) into a bundle, within one time budget, never pausing a target.
 
-    Examples:  perfkit triage      perfkit triage --pid 4242 -o incident.tar.gz --budget 20s
+    \b
+    Examples:
+      perfkit triage
+      perfkit triage --pid 4242 -o incident.tar.gz --budget 20s
     """
     from perfkit.analysis.findings import has_lock_waits
     from perfkit.collectors import triage_run
