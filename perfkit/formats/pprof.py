@@ -158,7 +158,7 @@ def write(profile: Profile, **_options) -> bytes:
     Sample, Label = M["Sample"], M["Label"]
     samples = []
     label_cache: dict[Labels, list] = {}
-    for smp in sorted(profile.samples, key=_sample_key):
+    for smp in profile.samples:  # the model's order: deterministic for a given profile
         labels = label_cache.get(smp.labels)
         if labels is None:
             labels = []
@@ -190,11 +190,6 @@ def write(profile: Profile, **_options) -> bytes:
     s(META_PREFIX + json.dumps(extra, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str))
     out.string_table.extend(s.table)
     return gzip.compress(out.SerializeToString(deterministic=True), compresslevel=6, mtime=0)
-
-
-def _sample_key(smp):
-    lb = smp.labels
-    return (lb.pid if lb.pid is not None else -1, lb.tid if lb.tid is not None else -1, lb.thread or "", smp.stack)
 
 
 # ----------------------------------------------------------------- reading
