@@ -214,6 +214,7 @@ def _capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
                     break
                 if stop.signal is not None and not detached:
                     interrupted = True
+                    notes.append("interrupted: tracking stopped early (memray detach); partial capture")
                     _tick(on_tick, phase="stopping", elapsed=now - start, duration=duration, pid=pid)
                     _detach(pid, method, quiet=True)
                     detached = True
@@ -476,9 +477,12 @@ def _capture_launch(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
                     pyver = python_version(proc.pid)
                 if asked is None and (stop.signal is not None or (deadline is not None and now >= deadline)):
                     interrupted = stop.signal is not None
-                    if not interrupted:
+                    if interrupted:
+                        notes.append("interrupted: the command got SIGINT; partial capture")
+                    else:
                         notes.append(f"stopped the command after {opts.duration:g} s (SIGINT)")
                     asked = now
+                    relay.mute = True  # the program's KeyboardInterrupt traceback is our doing: keep it quiet
                     _send(proc, signal.SIGINT)
                 elif asked is not None and now - asked > STOP_GRACE:
                     _send(proc, signal.SIGTERM)
@@ -533,6 +537,7 @@ class _StderrRelay(threading.Thread):
         super().__init__(daemon=True, name="perfkit-memray-relay")
         self.stream = stream
         self.lines: list[str] = []
+        self.mute = False
         self.start()
 
     def run(self) -> None:
@@ -540,6 +545,8 @@ class _StderrRelay(threading.Thread):
             line = raw.decode("utf-8", "replace")
             self.lines.append(line.rstrip("\n"))
             del self.lines[:-50]
+            if self.mute:
+                continue
             try:
                 sys.stderr.write(line)
                 sys.stderr.flush()
