@@ -47,7 +47,7 @@ def test_large_slowdown_and_memory_increase_are_caught_and_explained(tmp_path):
     # not skew the profile of the run
     res = run_perfkit("gate", "compare", "--base-cmd", bench(work=1000), "--head-cmd",
                       bench("--slowdown", "0.5", "--mem-increase", "0.5", work=1000), "--json",
-                      "-m", "cpu,rss,threads,heap_peak", "--markdown", md, "--junit", junit,
+                      "-m", "cpu,rss,threads,heap_peak", "--markdown", md, "--junit", junit, "--diff-dir", tmp_path / "d",
                       env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"})
     assert res.returncode == 1, res.stderr
     doc = json.loads(res.stdout)
@@ -70,6 +70,14 @@ def test_large_slowdown_and_memory_increase_are_caught_and_explained(tmp_path):
     assert root.get("failures") == "3"
     assert "::error title=perfkit gate%3A benchmark cpu::" in res.stderr
     assert oct(os.stat(md).st_mode & 0o777) == "0o600"
+    # the differential flame graph of base vs head, when the SVG renderer is present
+    try:
+        import perfkit.render.flamegraph_svg  # noqa: F401
+    except ImportError:
+        return
+    svg = (tmp_path / "d" / "benchmark.diff.svg").read_text()
+    assert "<svg" in svg and "checksum" in svg
+    assert doc["benchmarks"][0]["explanation"]["svg"].endswith("benchmark.diff.svg")
 
 
 def test_record_then_check_names_the_slowed_function(tmp_path):
@@ -122,3 +130,26 @@ def test_callgrind_catches_a_five_percent_instruction_increase(tmp_path):
     assert m["decision"] == "regression"
     assert 0.04 <= m["change"] <= 0.12
     assert m["base"]["cv"] < 0.001  # instruction counts are near deterministic
+
+
+def test_compare_two_checkouts_with_configured_benchmarks(tmp_path):
+    """--base-dir: the configured benchmarks run in each checkout (truth: 8 vs 16 MiB peak)."""
+    for side, mib in (("base", 8), ("head", 16)):
+        d = tmp_path / side / "bench"
+        d.mkdir(parents=True)
+        (d / "mem.py").write_text(f"buf = bytearray(b'x') * ({mib} << 20)\n")
+        (tmp_path / side / "pyproject.toml").write_text(f"""
+[tool.perfkit.gate]
+metrics = ["heap_peak", "threads"]
+warmups = 0
+[tool.perfkit.gate.benchmarks.mem]
+command = [{json.dumps(PY)}, "mem.py"]
+cwd = "bench"
+""")
+    res = run_perfkit("gate", "compare", "--config", tmp_path / "head" / "pyproject.toml",
+                      "--base-dir", tmp_path / "base", "--json", "-n", "3", "--max-repetitions", "3")
+    assert res.returncode == 1, res.stderr
+    m = {r["metric"]: r for r in json.loads(res.stdout)["benchmarks"][0]["metrics"]}
+    assert m["heap_peak"]["decision"] == "regression"
+    assert 0.85 <= m["heap_peak"]["change"] <= 1.05  # 8 -> 16 MiB is +100 % of the buffer
+    assert m["threads"]["decision"] == "no change"
