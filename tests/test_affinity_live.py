@@ -210,6 +210,11 @@ def test_tune_ranks_pool_candidates_and_judges_noise():
     pinned = {s["name"]: s["pinned_processes"] for s in doc["ranking"]}
     assert pinned["2 workers, spread"] == 2 and pinned["2 workers, unpinned"] == 0
     assert doc["recommended"] in names and doc["verdict"]
+    # it says when differences are within noise (on 2 shared cores, most are)
+    if any(s["within_noise"] for s in doc["ranking"][1:]):
+        assert "within noise" in doc["verdict"]
+    if doc["all_within_noise"]:
+        assert "every candidate is within noise of the best" in doc["verdict"]
     # if the recommendation is pinned, it must be beyond noise versus every unpinned candidate
     rec = next(s for s in doc["ranking"] if s["name"] == doc["recommended"])
     if rec["layout"] != "unpinned":

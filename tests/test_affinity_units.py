@@ -130,3 +130,39 @@ def test_cross_numa_and_throttling(tmp_path):
     kinds = [f.kind for f in fs]
     assert kinds.count("cross-numa") == 1 and "worker 2" in fs[0].message
     assert "throttled" in kinds
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def render(renderable) -> str:
+    from rich.console import Console
+
+    con = Console(width=160, record=True, no_color=True, file=open("/dev/null", "w"))
+    con.print(renderable)
+    return con.export_text()
+
+
+def test_ranking_table_says_within_noise_and_best():
+    from perfkit.render.affinity import ranking_table
+
+    r = rank({"2 workers, spread": [103.0, 97.0, 108.0, 99.0, 104.0], "2 workers, unpinned": [100.0, 105.0, 95.0, 102.0, 98.0],
+              "1 workers, unpinned": [50.0, 51.0, 49.0, 50.0, 50.5]}, unpinned={"2 workers, unpinned", "1 workers, unpinned"})
+    text = render(ranking_table(r.to_json()))
+    lines = {ln.split("│")[1].strip(): ln for ln in text.splitlines() if "│" in ln}
+    assert "best" in lines["2 workers, spread"]
+    assert "within noise" in lines["2 workers, unpinned"]
+    assert "worse" in lines["1 workers, unpinned"] and "-51.0 %" in lines["1 workers, unpinned"]
+    assert r.recommended.name == "2 workers, unpinned"
+
+
+def test_plan_and_workers_views_escape_untrusted_names():
+    from perfkit.render.affinity import plan_table, workers_table
+
+    evil = "[bold]x[/bold]\x1b]0;pwn\x07"
+    w = worker(5, [0], 0, 10.0).to_json()
+    w["name"] = evil
+    text = render(workers_table([w], "t"))
+    assert "[bold]x[/bold]\\x1b]0;pwn\\x07" in text
+    plan = {"strategy": "spread", "unit": "cpu", "usable": "0-1",
+            "assignments": [{"pid": 5, "cpus": "0", "current": "0-1", "name": evil}]}
+    assert "[bold]x[/bold]" in render(plan_table(plan))

@@ -116,8 +116,11 @@ def rank(samples: dict[str, list[float]], *, higher_is_better: bool = True, metr
     recommended = best
     unpinned = unpinned or set()
     calm = [s for s in stats_ if s.name in unpinned and s.within_noise]
+    close = [s.name for s in stats_[1:] if s.within_noise]
     if best.name in unpinned:
         verdict = f"{best.name} is best"
+        if close and not all_noise:
+            verdict += f"; within noise of it: {', '.join(close)}"
     elif calm:
         recommended = calm[0]
         verdict = (f"{best.name} measured best, but {recommended.name} is within noise of it "
