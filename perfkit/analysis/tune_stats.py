@@ -127,7 +127,9 @@ def rank(samples: dict[str, list[float]], *, higher_is_better: bool = True, metr
                    f"({recommended.diff_pct:+.1f} %, 95 % CI {recommended.diff_ci_pct[0]:+.1f} … "
                    f"{recommended.diff_ci_pct[1]:+.1f} %): stay unpinned")
     else:
-        verdict = f"{best.name} is best, beyond noise"
+        verdict = f"{best.name} is best, beyond noise of every unpinned candidate"
+        if close:
+            verdict += f"; within noise of it: {', '.join(close)}"
     if all_noise:
         verdict += "; every candidate is within noise of the best"
     return Ranking(metric, higher_is_better, stats_, recommended, verdict, all_noise)
