@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PY, SCENARIOS, perfkit_cmd, run_perfkit, scenario
+from conftest import SCENARIOS, perfkit_cmd, run_perfkit, scenario
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(180)]
 
@@ -228,7 +228,6 @@ def test_sigterm_writes_partial_bundle_and_exits_130(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["interrupted"] is True
     assert (out / f"procs/{sc.pid}/stacks.txt").is_file()
-    assert PY  # the scenario ran under the test interpreter
 
 
 def test_hung_pyspy_for_one_target_does_not_stall_the_rest(tmp_path):

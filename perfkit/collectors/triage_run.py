@@ -351,8 +351,4 @@ def _refresh_cpu(r: ProcResult) -> None:
             row["cpu_percent"] = round(100.0 * (secs - before) / window, 1)
 
 
-def euid() -> int:
-    return os.geteuid()
-
-
 __all__ = ["TriageOptions", "TriageResult", "ProcResult", "run", "classify_error"]
