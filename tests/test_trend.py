@@ -141,3 +141,9 @@ def test_verdict_json_is_finite():
     json.dumps(doc, allow_nan=False)
     assert doc["thresholds"]["alpha"] == 0.01
     assert all(not (isinstance(x, float) and math.isnan(x)) for x in doc["high_water_marks"])
+
+
+def test_cache_still_filling_for_most_of_the_window_is_inconclusive():
+    v = assess("memory", series(lambda t: 20 * MIB + min(t, 11.0) * 2 * MIB))
+    assert v.verdict == INCONCLUSIVE
+    assert any("still filling" in r for r in v.reasons)

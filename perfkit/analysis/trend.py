@@ -19,9 +19,10 @@ the report):
    (``hwm_tolerance``).  A cache that fills to a bound, a one-off step or a sawtooth
    stops making new highs, so it fails this test.
 
-``leak`` needs 3, 4 and 5.  ``steady`` when no new high-water mark was made in the last
-part, or the slope's upper bound is below the minimum rate.  Anything else (or too few
-bins) is ``inconclusive``.
+``leak`` needs 3, 4 and 5.  When 3 and 4 pass but not 5 (growth through most of the
+window without a new high in every part) the verdict is ``inconclusive``.  Otherwise
+``steady`` when no new high-water mark was made in the last part, or the slope's upper
+bound is below the minimum rate.  Anything else (or too few bins) is ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -327,6 +328,9 @@ def assess(resource: str, points: list[tuple[float, float]], thresholds: Thresho
                      f"high-water mark did not rise in every sub-window ({', '.join(_fmt(h) for h in hwm)})")
     if trend and slope_ok and rise_ok and rising:
         v.verdict = LEAK
+    elif trend and slope_ok and rise_ok:
+        v.reasons.append("it grew through most of the window but has not made a new high in every "
+                         "sub-window (a cache still filling, or a slow or stepwise leak)")
     elif len(hwm) >= 2 and hwm[-1] <= max(hwm[:-1]) + th.hwm_tolerance:
         v.verdict = STEADY
         v.reasons.append("no new high-water mark in the last sub-window")

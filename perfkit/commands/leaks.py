@@ -21,6 +21,7 @@ reduced to per-bin medians, about one bin per second):
            AND rise over the window > 1 MiB (memory) / 3 (counts)
            AND the high-water mark rises in each of 4 sub-windows
            (memory: by > 256 KiB)
+  inconclusive = trend and slope pass but the high-water mark does not (still filling?)
   steady = no new high-water mark in the last sub-window, or growth below the minimum
   otherwise inconclusive (monitor longer).
 Leaks are attributed: threads -> the grouped stacks of threads that appeared; fds and
