@@ -111,6 +111,21 @@ def test_six_scenarios_named_with_evidence(tmp_path):
     # nothing was found wrong with the idle process or the master
     assert not [f for f in doc["findings"] if f.get("pid") in (idle.pid, master.pid)]
 
+    assert pids[dead.pid]["threads"] == 6  # main + 2 lockers + 3 idle workers
+    text = (out / f"procs/{dead.pid}/stacks.txt").read_text()
+    assert text.count('"idle-worker-') == 3 and text.count("idle_worker (") == 3
+
+    host = json.loads((out / "host" / "host.json").read_text())
+    assert host["load"]["cpus"] == os.cpu_count() and host["memory"]["total"] > 0
+    assert abs(sum(host["cpu_modes_percent"].values()) - 100) < 1.5
+    assert host["window_s"] > 1.0 and host["disks"] is not None and host["network"]
+    assert all("bytes_recv_per_s" in v for v in host["network"].values())
+    if os.path.isdir("/proc/pressure"):
+        assert set(host["pressure"]) == {"cpu", "memory", "io"}
+    for s in targets:  # each target's cgroup was read
+        assert str(s.pid) in host["cgroups"]["by_pid"]
+    assert host["cgroups"]["groups"]
+
     _evidence_exists(out, doc)
     _check_private(out)
     manifest = json.loads((out / "manifest.json").read_text())
