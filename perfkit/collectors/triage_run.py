@@ -262,8 +262,11 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
                         _refresh_cpu(r)
 
             # phase B: profiles of the top CPU consumers, second looks at lock waiters
+            # busy, or runnable right now (on a starved host a CPU-bound process may get
+            # little CPU, yet it is what the profile should show)
             hot = sorted((r for r in results.values() if r.facts and r.stacks is not None
-                          and (r.facts.get("cpu_percent") or 0) >= opts.profile_min_cpu),
+                          and ((r.facts.get("cpu_percent") or 0) >= opts.profile_min_cpu
+                               or (r.facts.get("status") == "running" and any(t.get("active") for t in r.stacks)))),
                          key=lambda r: -(r.facts.get("cpu_percent") or 0))[:max(0, opts.profile_top)]
             room = end - reserve - time.monotonic() - _PYSPY_OVERHEAD_S
             seconds = int(min(opts.profile_seconds, room))
