@@ -143,3 +143,16 @@ def test_reads_evented_speedscope_from_other_tools(tmp_path, speedscope_schema):
     out = tmp_path / "o.collapsed"
     run_perfkit("convert", path, "-o", out, check=True)
     assert "main (/a.py:1);work 6000000" in out.read_text()
+
+
+def test_collapsed_is_detected_by_content_even_when_lines_start_with_module(tmp_path):
+    path = tmp_path / "stacks.unknown-suffix"
+    path.write_bytes(collapsed.write(fixture()))
+    assert path.read_bytes().startswith(b"<module> (")
+    assert read_profile(path).total() == fixture().total(0)
+
+
+def test_collapsed_with_labels_is_detected_by_content(tmp_path):
+    path = tmp_path / "stacks.unknown-suffix"
+    path.write_bytes(collapsed.write(fixture("weird_names.perfkit"), labels=True))
+    assert read_profile(path).labels_seen() == fixture("weird_names.perfkit").labels_seen()

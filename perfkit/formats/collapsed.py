@@ -127,7 +127,10 @@ def write(profile: Profile, value: str | None = None, labels: bool = False, **_o
 def sniff(data: bytes) -> bool:
     head = data[:4096].decode("utf-8", errors="replace")
     first = next((ln for ln in head.splitlines() if ln.strip()), "")
-    return bool(_LINE.match(first)) and not first.lstrip().startswith(("{", "[", "<?xml", "<svg", "<!", "<html"))
+    low = first.lstrip()
+    if low.startswith(("{", "<?xml", "<svg", "<!", "<html")) or (low.startswith("[") and not low.startswith("[pid=")):
+        return False  # JSON / markup, not stacks ("[pid=" opens perfkit's labels frame)
+    return bool(_LINE.match(first))
 
 
 def _split_line(line: str) -> tuple[str, str] | None:
