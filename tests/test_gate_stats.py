@@ -92,3 +92,16 @@ def test_hodges_lehmann_is_robust_to_one_wild_outlier():
     head = [1.1] * 11 + [50.0]
     iv = stats.ratio_interval(base, head, paired=True, method="rank", alpha_per_test=0.005)
     assert iv.ratio == pytest.approx(1.1, rel=1e-6)
+
+
+def test_futility_stops_hopeless_metrics_but_not_real_effects():
+    a = 0.05 / 18
+    # centred on no change but +-20..50 % from run to run: neither a change nor its absence
+    # can be shown with 30 pairs
+    wild = [math.exp(x) for x in (0.4, -0.4, 0.3, -0.3, 0.5, -0.5, 0.2, -0.2, 0.45, -0.45)]
+    assert stats.hopeless([1.0] * 10, wild, paired=True, cap=30, min_effect=0.05, alpha_per_test=a)
+    assert not stats.hopeless([1.0] * 10, wild, paired=True, cap=3000, min_effect=0.05, alpha_per_test=a)
+    rng = random.Random(7)
+    slowed = sum(stats.hopeless(_lognormal(rng, 10, 1.0, 0.07), _lognormal(rng, 10, 1.1, 0.07), paired=True,
+                                cap=30, min_effect=0.03, alpha_per_test=a) for _ in range(50))
+    assert slowed <= 3  # a +10 % effect in 7 % noise is worth more runs

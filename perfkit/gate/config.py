@@ -2,7 +2,7 @@
 
     [tool.perfkit.gate]
     baseline = ".perfkit/gate-baseline.json"
-    metrics = ["cpu", "wall", "rss", "threads", "allocations", "heap_peak"]
+    metrics = ["cpu", "rss", "threads", "allocations", "heap_peak"]   # + "wall", "instructions"
     repetitions = 10        # runs (pairs in compare) before the first decision
     max_repetitions = 30    # adaptive cap: more runs while a metric is undecided
     deterministic_repetitions = 3   # memray / callgrind runs per side (cap: 3x)

@@ -20,6 +20,7 @@ class MetricResult:
     interval: stats.Interval | None = None
     decision: str = stats.INCONCLUSIVE
     looks: int = 0
+    too_noisy: bool = False  # undecided and more runs (up to the cap) would not decide it
 
     @property
     def unit(self) -> str:
@@ -43,7 +44,7 @@ class MetricResult:
     def to_json(self) -> dict:
         return {"benchmark": self.benchmark, "metric": self.metric, "unit": self.unit, "tier": self.tier,
                 "decision": self.decision, "min_effect": self.min_effect, "paired": self.paired,
-                "looks": self.looks,
+                "looks": self.looks, "too_noisy": self.too_noisy,
                 "change": None if self.change is None else round(self.change, 6),
                 "interval": self.interval.to_json() if self.interval else None,
                 "base": {"n": len(self.base), "median": stats.median(self.base) if self.base else None,

@@ -144,7 +144,16 @@ def measure(cfg: GateConfig, b: Benchmark, head: bench.RunSpec, *, base: bench.R
                 undecided = [r for r in mine if r.decision == stats.INCONCLUSIVE]
                 for r in undecided:
                     _evaluate(r, alpha_per_test, METRICS[r.metric].method)
-                if all(r.decision != stats.INCONCLUSIVE for r in mine) or target >= plan.cap:
+                if target >= plan.cap:
+                    break
+                # more runs only while some undecided metric could still be decided by the cap
+                hopeful = [r for r in mine if r.decision == stats.INCONCLUSIVE and not stats.hopeless(
+                    r.base, r.head, paired=r.paired, cap=plan.cap, min_effect=r.min_effect,
+                    alpha_per_test=alpha_per_test)]
+                hopeful_ids = {id(r) for r in hopeful}
+                for r in mine:
+                    r.too_noisy = r.decision == stats.INCONCLUSIVE and id(r) not in hopeful_ids
+                if not hopeful:
                     break
                 target = min(plan.cap, target + plan.step)
     finally:

@@ -211,6 +211,45 @@ def _welch(lb: list[float], lh: list[float], a: float) -> tuple[float, float, fl
     return est, est - half, est + half
 
 
+# ---------------------------------------------------------------------- futility
+
+def _robust_sd(x: list[float]) -> float:
+    """1.4826 x MAD: the sd of normal data, unmoved by a few wild runs."""
+    if len(x) < 2:
+        return 0.0
+    m = _median(x)
+    return 1.4826 * _median([abs(v - m) for v in x])
+
+
+def hopeless(base, head, *, paired: bool, cap: int, min_effect: float, alpha_per_test: float) -> bool:
+    """True when even ``cap`` runs per side would very likely leave the metric undecided.
+
+    From a robust spread of the runs so far it predicts the interval's half-width h at
+    the cap and the current estimate's standard error s.  A regression/improvement
+    stays within reach while |estimate| + s > h; "no change" while
+    max(0, |estimate| - s) + h <= log(1 + e).  Neither → hopeless: stop adding runs,
+    report "inconclusive (too noisy)".  Stopping early only removes looks, so the
+    false-alarm budget still holds.
+    """
+    lb, lh = _log(base), _log(head)
+    if len(lh) < 5 or len(lb) < 5:
+        return False
+    if paired:
+        d = [h - b for b, h in zip(lb, lh)]
+        sd = _robust_sd(d)
+        est, se_now, se_cap = _median(d), sd / math.sqrt(len(d)), sd / math.sqrt(cap)
+    else:
+        sb, sh = _robust_sd(lb), _robust_sd(lh)
+        est = _median(lh) - _median(lb)
+        se_now = math.sqrt(sb * sb / len(lb) + sh * sh / len(lh))
+        se_cap = math.sqrt(sb * sb / max(len(lb), cap) + sh * sh / cap)
+    half = _z(1 - alpha_per_test) * se_cap * 1.05  # rank tests: ~95 % efficiency
+    e = math.log1p(min_effect)
+    can_find_change = abs(est) + 1.5 * se_now > half
+    can_rule_out = max(0.0, abs(est) - 1.5 * se_now) + half <= e
+    return not (can_find_change or can_rule_out)
+
+
 # ---------------------------------------------------------------------- summaries
 
 def median(values) -> float:
