@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perfkit.analysis.threads_view import StackGroup, ThreadInfo, frame_label
+from perfkit.analysis.threads_view import StackGroup, ThreadInfo, frame_label, is_library
 from perfkit.console import plain
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -82,6 +82,9 @@ class ThreadsView:
             rows = rows[:self.max_rows]
         for t in rows:
             where = frame_label(t.frames[0]) if t.frames else "(no Python frames)"
+            app = next((f for f in t.frames if not is_library(f.get("filename") or "")), None)
+            if app is not None and app is not t.frames[0]:
+                where += f" ← {frame_label(app)}"
             table.add_row(Text(str(t.pid)), Text(str(t.tid or "?")), Text(plain(t.name)),
                           Text(t.state, style="green" if t.active else "dim"), Text("yes" if t.owns_gil else ""),
                           Text("-" if t.cpu_pct is None else f"{t.cpu_pct:.1f}"), Text(plain(where)))
