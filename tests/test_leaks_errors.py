@@ -98,13 +98,19 @@ def test_another_users_process_reports_what_could_not_be_measured():
     assert "fds: not measured (permission denied" in res.stdout
 
 
-def test_launch_mode_watches_the_command_and_stops_it():
+def test_launch_mode_watches_the_command_and_stops_it(tmp_path):
     from conftest import scenario_cmd
 
-    res = run_perfkit("leaks", "-d", "6", "-i", "0.2", "--json", "--", *scenario_cmd("fd_leak", "--rate", "5",
-                                                                                      "--duration", "60"))
+    html, js = tmp_path / "r.html", tmp_path / "r.json"
+    res = run_perfkit("leaks", "-d", "6", "-i", "0.2", "--json", "-o", str(html), "-o", str(js),
+                      "--", *scenario_cmd("fd_leak", "--rate", "5", "--duration", "60"))
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
+    saved = json.loads(js.read_text())
+    assert saved["verdicts"] == doc["verdicts"] and saved["series"]["fds"] == doc["series"]["fds"]
+    page = html.read_text()
+    assert page.count("<svg") == 5 + 2  # every resource, plus PSS and USS
+    assert (html.stat().st_mode & 0o777) == 0o600
     assert doc["leaks"] == ["fds"]
     assert doc["cmdline"][-4:] == ["--rate", "5", "--duration", "60"]
     assert doc["gone_at_s"] is None
