@@ -26,7 +26,13 @@ def threads(
 ) -> None:
     """Every thread: name, running/idle, GIL holder, CPU %, Python stack; identical stacks grouped.
 
-    Examples:  perfkit threads --pid 4242      perfkit threads --pid 4242 --all-processes --json
+    \b
+    Examples:
+      perfkit threads --pid 4242
+      perfkit threads --pid 4242 --all-processes --json
+      perfkit threads --pid 4242 --watch
+    Exit codes: 0 done; 2 usage; 3 no such pid / zombie / not Python / permission denied;
+    4 py-spy missing or failed.
     """
     from perfkit.errors import UsageError
     from perfkit.target import resolve
