@@ -29,9 +29,24 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _is_special(p: Path) -> bool:
+    """An existing path that is not a regular file or directory (device, FIFO, socket)."""
+    import stat
+
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail early (before any recording) if ``path`` cannot be written."""
     p = Path(path)
+    if _is_special(p):
+        if not os.access(p, os.W_OK):
+            raise OutputError(f"cannot write {p}: permission denied")
+        return p
     if p.is_dir():
         raise OutputError(f"cannot write {p}: it is a directory", "give a file name, e.g. -o profile.svg")
     parent = p.parent if str(p.parent) else Path(".")
@@ -48,6 +63,14 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = FILE
     """Write ``data`` to ``path`` atomically with permissions ``mode`` (default 0600)."""
     p = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    if _is_special(p):
+        # /dev/null, /dev/stdout, a FIFO: write through; never rename over a device.
+        try:
+            with open(p, "wb") as f:
+                f.write(payload)
+        except OSError as exc:
+            raise OutputError(f"cannot write {p}: {_describe(exc)}") from exc
+        return p
     parent = p.parent if str(p.parent) else Path(".")
     fd = -1
     tmp = None

@@ -157,3 +157,18 @@ def test_speedscope_damaged():
 def test_missing_file_is_usage_error(tmp_path):
     with pytest.raises(UsageError):
         read_profile(tmp_path / "nope.perfkit")
+
+
+def test_writing_to_dev_null_leaves_the_device_alone():
+    """-o /dev/null must write through, never rename a 0600 file over the device."""
+    import os
+    import stat
+
+    from perfkit.fileio import atomic_write, check_writable
+
+    before = os.stat("/dev/null")
+    check_writable("/dev/null")
+    atomic_write("/dev/null", b"x")
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    assert stat.S_IMODE(after.st_mode) == stat.S_IMODE(before.st_mode)

@@ -213,6 +213,8 @@ class _Relay(threading.Thread):
             if line.startswith("py-spy> "):
                 self.pyspy_lines.append(line[8:].rstrip("\n"))
                 continue
+            if not line.strip():
+                continue  # py-spy pads its messages with blank lines (a program's are lost too)
             try:
                 sys.stderr.write(line)
                 sys.stderr.flush()
