@@ -140,3 +140,25 @@ def test_split_command_rejects_non_python(tmp_path):
         split_command(["/bin/sleep", "1"])
     with pytest.raises(UsageError):
         split_command(["python", "-u"])
+
+
+def test_drop_attach_overhead_removes_only_memray_threads():
+    from perfkit.collectors.memray import NO_STACK, drop_attach_overhead
+
+    b = ProfileBuilder([ALLOC_SPACE, ALLOC_OBJECTS, INUSE_SPACE, INUSE_OBJECTS])
+    thr = Frame("__init__", "/usr/lib/python3.11/threading.py", 265)
+    user = Frame("leak", "/app/job.py", 25)
+    b.add([thr], (546, 1, 546, 1), Labels(7, 1, None))  # memray's injector thread
+    b.add([NO_STACK], (16416, 2, 16416, 2), Labels(7, 2, "Thread-1"))  # its timer thread
+    b.add([user], (4096, 1, 4096, 1), Labels(7, 3, None))  # the user's main thread
+    b.add([thr], (64, 1, 64, 1), Labels(7, 4, "worker"))  # a named user thread: kept
+    p = b.build()
+    p.metadata.update({"memray_main_thread_id": 1, "totals": {"alloc_bytes": 21122, "alloc_count": 5,
+                                                             "inuse_bytes": 21122, "inuse_count": 5}})
+    out = drop_attach_overhead(p)
+    assert {s.labels.tid for s in out.samples} == {3, 4}
+    assert out.metadata["totals"] == {"alloc_bytes": 4160, "alloc_count": 2, "inuse_bytes": 4160, "inuse_count": 2}
+    assert out.metadata["attach_overhead"]["threads"] == [1, 2]
+    # an injector-thread id that ran user code (not attach mode's injector) is left alone
+    p.metadata["memray_main_thread_id"] = 3
+    assert {s.labels.tid for s in drop_attach_overhead(p).samples} >= {3, 4}

@@ -243,10 +243,71 @@ def _capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
             if exited:
                 raise TargetExited(f"pid {pid} exited before memray captured anything usable") from None
             raise
+        profile = drop_attach_overhead(profile)
         _annotate(profile, target, opts, started_wall, pid, interrupted, exited, notes)
         return HeapResult(profile=profile, interrupted=interrupted, target_exited=exited, notes=notes)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+_OVERHEAD_LIMIT = 256 << 10
+
+
+def drop_attach_overhead(profile: Profile) -> Profile:
+    """Remove memray attach's own allocations from an attach capture.
+
+    ``memray attach`` runs its payload in a thread of its own (memray's first thread,
+    ``main_thread_id``, since the tracker starts there) and starts a timer thread; both
+    allocate a little (thread objects, stacks) that would otherwise show up as "still
+    alive".  The injector thread runs no user code.  A timer-like thread is recognised
+    by allocating only from ``threading.py`` or with no Python frame at all, and only a
+    little; anything bigger is left alone.  What was removed is kept in
+    ``metadata["attach_overhead"]``.
+    """
+    from perfkit.model import rebuild
+
+    main_tid = profile.metadata.get("memray_main_thread_id")
+    per_tid: dict[int | None, list] = {}
+    for smp in profile.samples:
+        per_tid.setdefault(smp.labels.tid, []).append(smp)
+
+    def internal_only(samples) -> bool:
+        total = sum(x.values[0] for x in samples)
+        if total > _OVERHEAD_LIMIT:
+            return False
+        for x in samples:
+            for i in x.stack:
+                f = profile.frames[i]
+                if f != NO_STACK and not f.file.endswith("/threading.py"):
+                    return False
+        return True
+
+    drop = {tid for tid, samples in per_tid.items()
+            if (tid == main_tid and internal_only(samples)) or
+            (tid != main_tid and samples and internal_only(samples) and _thread_named_like_timer(samples))}
+    if not drop:
+        return profile
+    kept, gone = [], [0, 0, 0, 0]
+    for smp in profile.samples:
+        if smp.labels.tid in drop:
+            gone = [a + b for a, b in zip(gone, smp.values)]
+        else:
+            kept.append((profile.stack_frames(smp), smp.values, smp.labels))
+    meta = dict(profile.metadata)
+    totals = dict(meta.get("totals") or {})
+    for key, v in zip(("alloc_bytes", "alloc_count", "inuse_bytes", "inuse_count"), gone):
+        if key in totals:
+            totals[key] -= v
+    meta["totals"] = totals
+    meta["attach_overhead"] = {"threads": sorted(t for t in drop if t is not None), "alloc_bytes": gone[0],
+                               "alloc_count": gone[1], "inuse_bytes": gone[2], "inuse_count": gone[3]}
+    meta["threads"] = len(per_tid) - len(drop)
+    return rebuild(profile, kept, metadata=meta)
+
+
+def _thread_named_like_timer(samples) -> bool:
+    names = {x.labels.thread for x in samples}
+    return all(n is None or re.fullmatch(r"Thread-\d+( \(.*\))?", n) for n in names)
 
 
 def _attach_method(pid: int) -> str:
@@ -722,6 +783,7 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
         "totals": {"alloc_bytes": alloc_bytes, "alloc_count": alloc_count,
                    "inuse_bytes": inuse_bytes, "inuse_count": inuse_count},
         "memray_total_allocations": int(meta.total_allocations),
+        "memray_main_thread_id": int(meta.main_thread_id),
         "python_allocator": meta.python_allocator,
         "native": native,
         "trace_python_allocators": bool(meta.trace_python_allocators),
