@@ -39,8 +39,9 @@ def naive_counts(root: str, pid: int) -> dict[str, float]:
     limits = t.read_cgroup_limits(pid, root)
     # automaxprocs-like: only the leaf cgroup's quota
     leaf_quota = None
-    if limits.cpu_dir:
-        leaf_quota = t._v2_quota(limits.cpu_dir) if limits.cpu_version == 2 else t._v1_quota(limits.cpu_dir)
+    if limits.cpu_leaf_dir:
+        leaf = limits.cpu_leaf_dir
+        leaf_quota = t._v2_quota(leaf) if limits.cpu_version == 2 else t._v1_quota(leaf)
     amp = min(len(mask), leaf_quota) if leaf_quota else len(mask)
     return {"os.cpu_count": online, "process_cpu_count": len(mask), "leaf-quota (automaxprocs-like)": amp}
 

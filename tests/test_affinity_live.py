@@ -294,3 +294,68 @@ def test_reapply_with_another_layout_plans_from_the_saved_original(tmp_path):
         assert all(saved[str(w)]["original"] == full_mask() for w in workers)
         run_perfkit("affinity", "reset", "--pid", sc.pid, "--state", state, check=True)
         assert all(cpus_allowed(w) == full_mask() for w in workers)
+
+
+def _v1_cpu_root() -> str | None:
+    """The host's cgroup v1 cpu hierarchy if this test may create cgroups there (root)."""
+    from perfkit.collectors.topology import read_mounts
+
+    if os.geteuid() != 0:
+        return None
+    for m in read_mounts("self"):
+        if m.fstype == "cgroup" and "cpu" in m.controllers and m.root == "/":
+            return m.mountpoint if os.access(m.mountpoint, os.W_OK) else None
+    return None
+
+
+def test_live_nested_cgroup_quota_budget_throttling_and_oversubscription():
+    """A real v1 parent with a 0.5 CPU quota over the process's own cgroup without one (v1
+    refuses a child quota above its parent's): the budget is the ancestor's."""
+    base = _v1_cpu_root()
+    if base is None:
+        pytest.skip("needs root and a writable cgroup v1 cpu hierarchy")
+    outer = os.path.join(base, f"perfkit-test-{os.getpid()}")
+    inner = os.path.join(outer, "inner")
+    os.makedirs(inner)
+    try:
+        for d, quota in ((outer, 50000), (inner, -1)):
+            with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+                f.write("100000")
+            with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+                f.write(str(quota))
+        # a group competes as one entity: a high weight lets it reach its (0.5 CPU) quota
+        # on a busy shared box, so the quota — not the other load — is what throttles it
+        with open(os.path.join(outer, "cpu.shares"), "w") as f:
+            f.write("20480")
+
+        def enter():
+            with open(os.path.join(inner, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+
+        with scenario("worker_pool", "--workers", "2", "--duration", "30", preexec_fn=enter) as sc:
+            time.sleep(0.5)
+            doc = json.loads(run_perfkit("affinity", "show", "--pid", sc.pid, "--interval", "1", "--json",
+                                         check=True).stdout)
+            rec = run_perfkit("affinity", "plan", "--pid", sc.pid, check=True).stdout
+        name = "/" + os.path.basename(outer)
+        assert doc["budget"]["cpus"] == 0.5 and doc["budget"]["whole_cpus"] == 1
+        assert doc["budget"]["reason"] == f"quota 0.5 CPUs from {name} (cgroup v1)"
+        kinds = {f["kind"]: f["message"] for f in doc["findings"]}
+        assert kinds["oversubscribed"].startswith("2 busy workers for a budget of 0.5 CPUs")
+        delta = doc["throttling_delta"]
+        assert delta["cgroup"] == name and delta["nr_periods"] > 0  # read where the quota bites
+        assert delta["nr_throttled"] > 0 and name in kinds["throttled"]
+        # truth: together the workers get at most the quota, 0.5 CPU (+ scheduling slack)
+        workers_cpu = sum(p["cpu_percent"] for p in doc["processes"] if p["role"] == "worker")
+        assert workers_cpu <= 65
+        assert f"quota 0.5 CPUs from {name}" in rec
+    finally:
+        for d in (inner, outer):
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)

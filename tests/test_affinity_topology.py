@@ -35,8 +35,9 @@ def test_budget_and_reason(fake):
     assert b.whole == exp["whole"]
     assert b.reason == exp["reason"]
     assert format_cpulist(b.usable) == exp["usable"]
-    if "throttled" in exp:
+    if "throttled" in exp:  # counted where the quota bites
         assert b.limits.throttling["nr_throttled"] == exp["throttled"]
+        assert b.limits.throttling["cgroup"] == exp.get("throttled_cgroup", b.limits.quota.cgroup)
 
 
 def test_plans(fake):

@@ -278,7 +278,9 @@ class CgroupLimits:
     quota: Limit | None = None  # value: CPUs as float
     cpuset: Limit | None = None  # value: list[int]
     throttling: dict | None = None  # {"nr_periods", "nr_throttled", "throttled_s", "cgroup"}
-    cpu_dir: str | None = None  # host directory of the leaf cpu cgroup (for cpu.stat)
+    cpu_dir: str | None = None  # host directory whose cpu.stat shows throttling (quota source or leaf)
+    cpu_cgroup: str | None = None
+    cpu_leaf_dir: str | None = None  # host directory of the process's own cpu cgroup
     cpu_version: int | None = None
     paths: dict[str, str] = field(default_factory=dict)
 
@@ -412,17 +414,20 @@ def read_cgroup_limits(pid: int | str = "self", root: str = "/") -> CgroupLimits
     if cpu:
         m, p, ver = cpu
         chain = _ancestors(m, p, root)
-        best = None
+        best, best_host = None, None
         for host, shown in chain:
             q = _v2_quota(host) if ver == 2 else _v1_quota(host)
             if q is not None and (best is None or q <= best.value + 1e-12):  # ties: the ancestor
-                best = Limit(q, shown, ver)
+                best, best_host = Limit(q, shown, ver), host
         limits.quota = best
         if chain:
-            limits.cpu_dir, limits.cpu_version = chain[0][0], ver
-            th = _throttling(chain[0][0], ver)
+            # throttling is counted where the quota bites: the limiting cgroup, else the leaf
+            host, shown = (best_host, best.cgroup) if best is not None else chain[0]
+            limits.cpu_dir, limits.cpu_version, limits.cpu_cgroup = host, ver, shown
+            limits.cpu_leaf_dir = chain[0][0]
+            th = _throttling(host, ver)
             if th is not None:
-                th["cgroup"] = chain[0][1]
+                th["cgroup"] = shown
                 limits.throttling = th
     cs = pick("cpuset")
     if cs:
@@ -443,10 +448,13 @@ def read_cgroup_limits(pid: int | str = "self", root: str = "/") -> CgroupLimits
 
 
 def read_throttling(limits: CgroupLimits) -> dict | None:
-    """Re-read cpu.stat of the leaf cgroup (for a before/after delta)."""
+    """Re-read cpu.stat where throttling is counted (for a before/after delta)."""
     if not limits.cpu_dir or limits.cpu_version is None:
         return None
-    return _throttling(limits.cpu_dir, limits.cpu_version)
+    th = _throttling(limits.cpu_dir, limits.cpu_version)
+    if th is not None:
+        th["cgroup"] = limits.cpu_cgroup
+    return th
 
 
 # ----------------------------------------------------------------------------- budget
