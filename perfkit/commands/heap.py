@@ -72,10 +72,10 @@ def heap(
             state.update(info)
 
         def line() -> str:
-            total = f" / {shown:g} s" if shown else ""
+            total = f"/{shown:g}" if shown else ""
             rss = f" · RSS {state['rss'] / 1048576:.1f} MiB" if state.get("rss") else ""
-            return (f"{state['phase']} {target.describe()} with memray · {state['elapsed']:.1f} s{total}{rss} · "
-                    f"Ctrl-C stops and keeps the capture")
+            return (f"{state['phase']} {target.describe()} (memray) {state['elapsed']:.1f}{total} s{rss} · "
+                    f"Ctrl-C stops, keeps the capture")
 
         with live_status(line):
             result = memray.capture(target, opts, on_tick=tick)
