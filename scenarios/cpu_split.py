@@ -2,7 +2,8 @@
 
 Truth: the process burns CPU continuously in one thread; ``spin_a`` gets A/(A+B) of
 the CPU time and ``spin_b`` gets B/(A+B) (``--ratio A:B``, default 75:25).  The
-split is enforced by wall-clock time slices of a short, irregular cycle, so any
+split is enforced by slices of the thread's own CPU time (time.thread_time) in a
+short, irregular cycle, so it holds even when the OS preempts the process, and any
 sampler at any rate sees the ratio within sampling error.  Nothing else in the
 process uses measurable CPU.
 
@@ -15,17 +16,17 @@ import time
 
 
 def spin_a(seconds):
-    end = time.perf_counter() + seconds
+    end = time.thread_time() + seconds
     n = 0
-    while time.perf_counter() < end:
+    while time.thread_time() < end:
         n += 1
     return n
 
 
 def spin_b(seconds):
-    end = time.perf_counter() + seconds
+    end = time.thread_time() + seconds
     n = 0
-    while time.perf_counter() < end:
+    while time.thread_time() < end:
         n += 1
     return n
 
