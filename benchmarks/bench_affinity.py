@@ -7,8 +7,9 @@
    ancestor).  Anchor: the fixture's expected budget.
 2. Pinning cost: perfkit's apply (library, every thread) vs `taskset -a -p -c` per
    worker (anchor), on a live 2-worker pool.
-3. Layout effect: pool throughput with 2 workers spread-pinned vs unpinned (anchor),
-   interleaved repetitions, with a 95 % CI — on a shared 2-core box expect ~1.0.
+3. Layout and count effect: pool throughput with 2 workers spread-pinned and with 1
+   worker, vs 2 workers unpinned (anchor), interleaved repetitions, 95 % CIs — on a
+   2-core box expect spread ≈ 1.0 (noise) and 1 worker ≈ 0.5 when the box is idle.
 
     .venv/bin/python benchmarks/bench_affinity.py [--reps 6] [--duration 1.0]
 """
@@ -125,20 +126,24 @@ def bench_layout(reps: int, duration: float) -> None:
     order = cpu_order(topo, topology.budget().usable, "spread")
     cmd = [sys.executable, str(ROOT / "scenarios" / "worker_pool.py"), "--workers", "{workers}",
            "--duration", str(duration)]
-    data: dict[str, list[float]] = {"unpinned": [], "spread": []}
+    cands = [(2, "unpinned"), (2, "spread"), (1, "unpinned")]
+    data: dict[str, list[float]] = {f"{n}w {lay}": [] for n, lay in cands}
     run_once(cmd, 2, "unpinned", order)  # warm-up
     for r in range(reps):
-        for lay in (["unpinned", "spread"] if r % 2 == 0 else ["spread", "unpinned"]):
-            res = run_once(cmd, 2, lay, order)
+        k = r % len(cands)
+        for n, lay in cands[k:] + cands[:k]:
+            res = run_once(cmd, n, lay, order)
             if res.ok and res.throughput:
-                data[lay].append(res.throughput)
-    rk = rank(data, unpinned={"unpinned"})
+                data[f"{n}w {lay}"].append(res.throughput)
+    rk = rank(data, unpinned={"2w unpinned", "1w unpinned"})
     s = {x.name: x for x in rk.stats}
-    ratio = s["spread"].mean / s["unpinned"].mean if s["unpinned"].mean else math.nan
-    other = s["spread"] if rk.stats[0].name == "unpinned" else s["unpinned"]
-    print(f"[layout] pool, 2 workers, {reps} interleaved runs of {duration:g} s: throughput spread/unpinned "
-          f"{ratio:.3f} (diff 95 % CI {other.diff_ci_pct[0]:+.1f} … {other.diff_ci_pct[1]:+.1f} % of the best); "
-          f"verdict: {rk.verdict}")
+    anchor = s["2w unpinned"].mean or math.nan
+    print(f"[layout] worker pool, {reps} interleaved runs of {duration:g} s each; throughput ratio to "
+          f"2 workers unpinned (anchor):")
+    for x in rk.stats:
+        print(f"  {x.name:12s} {x.mean / anchor:.3f}  (mean {x.mean:.0f} items/s, 95 % CI {x.ci_low:.0f} … "
+              f"{x.ci_high:.0f}; {'best' if x.rank == 1 else ('within noise' if x.within_noise else 'worse')})")
+    print(f"  verdict: {rk.verdict}")
 
 
 def main() -> int:
