@@ -80,3 +80,12 @@ def test_json_round_trips():
     assert doc["leaks"] == ["fds"]
     assert doc["verdicts"] == {"memory": "steady", "fds": "leak"}
     assert len(doc["series"]["fds"]) == 60
+
+
+def test_thread_attribution_by_os_name_without_stacks():
+    att = leak_findings.thread_attribution(None, {1, 2}, {1: "app", 2: "app", 3: "pool-3", 4: "pool-14", 5: "io"})
+    assert att["available"] and att["new_threads"] == 3
+    assert att["names"] == [{"pattern": "pool-*", "count": 2}, {"pattern": "io", "count": 1}]
+    f = Finding("threads", trend.assess("threads", [(i * 0.2, i) for i in range(60)]), [], attribution=att)
+    lines = leak_report.attribution_lines(f)
+    assert "OS thread names: 2 × pool-*, 1 × io" in lines[1]

@@ -72,17 +72,26 @@ class LeakReport:
 # ------------------------------------------------------------------ attribution
 
 
-def thread_attribution(stacks_end, tids_start: set[int], limit: int = 5) -> dict:
-    """New threads (OS thread ids not present at the start) grouped by identical stacks."""
+def thread_attribution(stacks_end, tids_start: set[int], names_end: dict[int, str] | None = None,
+                       limit: int = 5) -> dict:
+    """New threads (OS thread ids not present at the start) grouped by identical stacks,
+    and by OS thread name pattern (digits -> *; available even without stacks)."""
     from perfkit.analysis.threads_view import build_threads, group
 
+    names: dict[str, int] = {}
+    for tid, name in (names_end or {}).items():
+        if tid not in tids_start:
+            key = _DIGITS.sub("*", name)
+            names[key] = names.get(key, 0) + 1
+    by_name = [{"pattern": k, "count": v} for k, v in sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
     if stacks_end is None:
-        return {"available": False, "why": "no thread stacks (py-spy dump failed or target not Python)"}
+        return {"available": bool(by_name), "why": "no thread stacks (py-spy dump failed or target not Python)",
+                "new_threads": sum(names.values()), "groups": [], "summary": [], "names": by_name}
     new = [s for s in stacks_end if s.os_thread_id not in tids_start]
     groups = group(build_threads(new))
     return {"available": True, "new_threads": len(new),
             "groups": [g.to_json() for g in groups[:limit]],
-            "summary": [g.summary() for g in groups[:limit]]}
+            "summary": [g.summary() for g in groups[:limit]], "names": by_name}
 
 
 _DIGITS = re.compile(r"\d+")
@@ -207,7 +216,8 @@ def attribute(report: LeakReport, watch) -> None:
     """Fill ``attribution`` on every leaking thread/fd/socket finding."""
     for f in report.leaks:
         if f.resource == "threads":
-            f.attribution = thread_attribution(watch.threads_end, watch.thread_tids_start)
+            f.attribution = thread_attribution(watch.threads_end, watch.thread_tids_start,
+                                               getattr(watch, "thread_names_end", None))
         elif f.resource == "fds":
             f.attribution = fd_attribution(watch.new_fds if watch.fds_end is not None else None,
                                            ("file", "socket", "pipe", "other"))

@@ -23,6 +23,7 @@ class Watch:
     threads_start: list | None = None  # pyspy.ThreadStack
     threads_end: list | None = None
     thread_tids_start: set[int] = field(default_factory=set)  # from /proc (always readable)
+    thread_names_end: dict[int, str] = field(default_factory=dict)  # tid -> comm, from /proc
     limits: dict[str, tuple[float | None, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -69,6 +70,10 @@ def watch(pid: int, duration: float, interval: float, *, python: bool = True, ps
     w.limits = limits(pid)
     if mon.gone_at is None and not mon.interrupted:
         w.fds_end = _fds(pid, [])
+        try:
+            w.thread_names_end = {tid: name for tid, (_, name) in procstat.thread_cpu_times(pid).items()}
+        except procstat.Gone:
+            pass
         w.threads_end = _stacks(pid, notes, "the end", python)
         if fds0 is not None and w.fds_end is not None:
             new = {fd: link for fd, link in w.fds_end.items() if fds0.get(fd) != link}

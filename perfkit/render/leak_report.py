@@ -93,6 +93,10 @@ def attribution_lines(f: Finding) -> list[str]:
     out = []
     if f.resource == "threads":
         out.append(f"{a['new_threads']} new threads:")
+        if a.get("names") and not a["groups"]:
+            out.append("  OS thread names: " + ", ".join(f"{n['count']} × {n['pattern']}" for n in a["names"]))
+        if not a["groups"] and a.get("why"):
+            out.append(f"  stacks unavailable: {a['why']}")
         for g in a["groups"]:
             out.append(f"  {g['summary']}")
             for fr in g["frames"][:6]:
