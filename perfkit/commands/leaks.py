@@ -14,7 +14,7 @@ decide, per resource, leak / steady / inconclusive.
 
 \b
 The rule (per resource; the first --warmup of the window is ignored; samples are
-reduced to per-bin medians, about one bin per second):
+reduced to per-bin medians, about one bin per second, at most 60):
   leak   = Mann-Kendall trend (Hamed-Rao autocorrelation correction) p < --alpha (0.01)
            AND Theil-Sen slope 95% lower bound > 0 and slope > the minimum rate
            (memory 16 KiB/s, counts 0.02/s; --min-memory-rate / --min-count-rate)
