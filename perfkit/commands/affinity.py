@@ -225,6 +225,7 @@ def _do_apply(master, assignments, doc, state, all_or_nothing, as_json, strategy
         out_console().print(plan_table({"strategy": strategy or "explicit", "usable": doc.get("budget", {})
                                         .get("usable", ""), **doc["plan"]}))
     applied = ", ".join(f"{a['pid']}→{a['cpus']}" for a in res.applied) or "none"
+    undo = f"perfkit affinity reset --pid {master}" + (f" --state {path}" if state else "")
     problems = []
     if res.gone:
         problems.append(f"pid {', '.join(map(str, res.gone))} exited (or was reused) before it could be pinned")
@@ -235,12 +236,12 @@ def _do_apply(master, assignments, doc, state, all_or_nothing, as_json, strategy
     if not problems:
         if not as_json:
             message(f"pinned {len(res.applied)} process(es): {applied}; original masks saved in {path} "
-                    f"(undo: perfkit affinity reset --pid {master})")
+                    f"(undo: {undo})")
         return
     if res.rolled_back:
         outcome = f"rolled back: nothing changed (the {len(res.applied)} already pinned were restored)"
     elif res.applied:
-        outcome = (f"the rest were applied: {applied}; undo with perfkit affinity reset --pid {master}")
+        outcome = f"the rest were applied: {applied}; undo with {undo}"
     else:
         outcome = "nothing was applied"
     hint = None
