@@ -166,3 +166,63 @@ def test_plan_and_workers_views_escape_untrusted_names():
     plan = {"strategy": "spread", "unit": "cpu", "usable": "0-1",
             "assignments": [{"pid": 5, "cpus": "0", "current": "0-1", "name": evil}]}
     assert "[bold]x[/bold]" in render(plan_table(plan))
+
+
+# ----------------------------------------------------------------------------- plan properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from perfkit.analysis.affinity_plan import Assignment, cpu_order, make_plan  # noqa: E402
+from perfkit.collectors.topology import Cpu, Topology  # noqa: E402
+
+
+@st.composite
+def topologies(draw):
+    packages = draw(st.integers(1, 2))
+    cores = draw(st.integers(1, 6))
+    smt = draw(st.integers(1, 2))
+    llcs = draw(st.sampled_from([1, 2])) if cores % 2 == 0 else 1
+    split = draw(st.booleans())
+    cpus = {}
+    for p in range(packages):
+        for c in range(cores):
+            ids = [(t * packages * cores + p * cores + c) if split else ((p * cores + c) * smt + t) for t in range(smt)]
+            for cid in ids:
+                cpus[cid] = Cpu(cid, p, c, p, p * 100 + c // (cores // llcs), tuple(sorted(ids)))
+    online = sorted(cpus)
+    usable = draw(st.lists(st.sampled_from(online), min_size=1, unique=True))
+    masks = draw(st.lists(st.one_of(st.none(), st.lists(st.sampled_from(online), min_size=1, unique=True)),
+                          min_size=1, max_size=12))
+    return Topology(cpus=cpus), sorted(usable), masks
+
+
+@settings(max_examples=150, deadline=None)
+@given(topologies(), st.sampled_from(["spread", "compact"]), st.sampled_from(["cpu", "core", "llc", "node"]))
+def test_plan_properties(case, strategy, unit):
+    topo, usable, masks = case
+    order = cpu_order(topo, usable, strategy)
+    assert sorted(order) == usable
+    # physical cores first: no new core appears after a second thread of a core
+    seen, second = set(), False
+    for c in order:
+        k = topo.cpus[c].core_key
+        if k in seen:
+            second = True
+        else:
+            assert not second
+            seen.add(k)
+    ws = [Assignment(pid=i + 1, cpus=[], current=m) for i, m in enumerate(masks)]
+    plan = make_plan(topo, usable, ws, strategy, unit=unit)
+    got = {a.pid: a.cpus for a in plan.assignments}
+    for w in ws:
+        allowed = set(usable) & (set(w.current) if w.current is not None else set(usable))
+        if not allowed:
+            assert w.pid not in got  # nothing usable inside its mask: left alone, with a note
+            continue
+        cpus = set(got[w.pid])
+        assert cpus and cpus <= allowed  # never outside the usable set, never wider than its mask
+    if unit == "cpu" and all(m is None for m in masks):
+        use = [sum(1 for a in plan.assignments if a.cpus == [c]) for c in order]
+        assert max(use) - min(use) <= 1  # balanced
+        assert use == sorted(use, reverse=True)  # and in preference order
