@@ -7,6 +7,13 @@ four value types in pprof's naming: alloc_space / alloc_objects (everything allo
 while tracking) and inuse_space / inuse_objects (still alive when tracking stopped).
 memray's memory-over-time records become ``profile.series`` (heap and RSS).
 
+Metadata keys: kind="heap", tool="memray", tool_version, target, pid, launched, cmdline,
+python, start (epoch s), duration_s (the tracked window), peak_heap_bytes,
+peak_rss_bytes, start/end_rss_bytes, end_heap_bytes, totals {alloc_bytes, alloc_count,
+inuse_bytes, inuse_count}, peak_top (sites alive at the peak), capture_complete,
+interrupted, target_exited, notes, options; attach captures also attach_overhead.
+Series: "heap_bytes" and "rss_bytes", ``[[t_seconds_since_start, bytes], ...]``.
+
 Attach never leaves tracking on in the target:
   * tracking is started with ``--duration`` so the target stops it on its own timer
     even if perfkit dies;
