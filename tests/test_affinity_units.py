@@ -226,3 +226,15 @@ def test_plan_properties(case, strategy, unit):
         use = [sum(1 for a in plan.assignments if a.cpus == [c]) for c in order]
         assert max(use) - min(use) <= 1  # balanced
         assert use == sorted(use, reverse=True)  # and in preference order
+
+
+def test_single_run_candidates_give_valid_json_and_render():
+    import json as _json
+
+    from perfkit.render.affinity import ranking_table
+
+    r = rank({"a": [10.0], "b": [9.0, 9.5]})
+    doc = r.to_json()
+    _json.loads(_json.dumps(doc, allow_nan=False))  # no NaN/Infinity in the document
+    text = render(ranking_table(doc))
+    assert "n/a" in text

@@ -32,12 +32,17 @@ class Stat:
     rank: int = 0
 
     def to_json(self) -> dict:
-        return {"name": self.name, "rank": self.rank, "n": len(self.values), "values": [round(v, 6) for v in self.values],
-                "mean": round(self.mean, 6), "sd": round(self.sd, 6),
-                "ci95": [round(self.ci_low, 6), round(self.ci_high, 6)],
-                "diff_vs_best_pct": round(self.diff_pct, 2),
-                "diff_ci95_pct": [round(self.diff_ci_pct[0], 2), round(self.diff_ci_pct[1], 2)],
-                "p_value": round(self.p_value, 4), "within_noise": self.within_noise, **self.meta}
+        return {"name": self.name, "rank": self.rank, "n": len(self.values), "values": [_r(v, 6) for v in self.values],
+                "mean": _r(self.mean, 6), "sd": _r(self.sd, 6),
+                "ci95": [_r(self.ci_low, 6), _r(self.ci_high, 6)],
+                "diff_vs_best_pct": _r(self.diff_pct, 2),
+                "diff_ci95_pct": [_r(self.diff_ci_pct[0], 2), _r(self.diff_ci_pct[1], 2)],
+                "p_value": _r(self.p_value, 4), "within_noise": self.within_noise, **self.meta}
+
+
+def _r(x: float, nd: int) -> float | None:
+    """Rounded, or None when not finite (one run has no interval): valid JSON."""
+    return round(x, nd) if math.isfinite(x) else None
 
 
 @dataclass

@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -161,6 +162,10 @@ def run_matrix(command: list[str], counts: list[int], layouts: list[str], orders
     Ctrl-C stops early and keeps what was measured (``interrupted``)."""
     cands = [(n, lay) for n in counts for lay in layouts]
     m = Matrix({candidate_name(n, lay): [] for n, lay in cands})
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM stops like Ctrl-C: the running workload is killed, never orphaned
+        old_term = signal.signal(signal.SIGTERM, _term_as_interrupt)
     try:
         for r in range(warmup + repeat):
             k = r % len(cands)
@@ -175,4 +180,11 @@ def run_matrix(command: list[str], counts: list[int], layouts: list[str], orders
                     m.results[name].append(res)
     except KeyboardInterrupt:
         m.interrupted = True
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     return m
+
+
+def _term_as_interrupt(signum, frame):
+    raise KeyboardInterrupt

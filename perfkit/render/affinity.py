@@ -115,8 +115,10 @@ def ranking_table(ranking: dict):
         else:
             verdict = "within noise" if s["within_noise"] else "worse"
             vs = f"{s['diff_vs_best_pct']:+.1f} %"
-            dci = f"{s['diff_ci95_pct'][0]:+.1f} … {s['diff_ci95_pct'][1]:+.1f} %"
+            lo, hi = s["diff_ci95_pct"]
+            dci = "n/a" if lo is None or hi is None else f"{lo:+.1f} … {hi:+.1f} %"
             p = f"{s['p_value']:.3f}"
-        t.add_row(str(s["rank"]), s["name"], f"{s['mean']:.4g}", f"{s['ci95'][0]:.4g} … {s['ci95'][1]:.4g}",
+        ci = "n/a" if None in s["ci95"] else f"{s['ci95'][0]:.4g} … {s['ci95'][1]:.4g}"
+        t.add_row(str(s["rank"]), s["name"], f"{s['mean']:.4g}", ci,
                   vs, dci, p, verdict)
     return t
