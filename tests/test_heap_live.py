@@ -252,7 +252,8 @@ def test_target_killed_during_capture_reads_truncated_capture():
         stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     doc = json.loads(stdout)
-    assert doc["target_exited"] is True and doc["metadata"]["capture_complete"] is False, (doc["duration_s"], doc["notes"], doc["metadata"].get("records_read"), doc["metadata"].get("memray_total_allocations"))
+    assert doc["target_exited"] is True, doc["notes"]
+    assert doc["metadata"]["capture_complete"] is False, (doc["duration_s"], doc["notes"])
     assert any("incomplete" in n for n in doc["notes"])
     assert doc["top_alive"][0]["line"] == line
     assert "Traceback" not in stderr

@@ -59,8 +59,9 @@ SAMPLE_TYPES = [ALLOC_SPACE, ALLOC_OBJECTS, INUSE_SPACE, INUSE_OBJECTS]
 INSTALL_HINT = "install it with: pip install memray"
 GDB_HINT = ("install gdb (apt-get install gdb · dnf install gdb · apk add gdb), "
             "or launch the program under perfkit instead: perfkit heap -- python app.py")
-TARGET_MEMRAY_HINT = ("memray attach runs memray inside the target: install memray into the target's environment "
-                      "(same version as perfkit's, {version}), or launch it under perfkit: perfkit heap -- python app.py")
+TARGET_MEMRAY_HINT = ("memray attach runs memray inside the target: install memray into the target's "
+                      "environment (same version as perfkit's, {version}), or launch it under perfkit: "
+                      "perfkit heap -- python app.py")
 NO_STACK = Frame("[no Python frame]")
 
 ATTACH_TIMEOUT = 60.0  # memray attach: gdb start + injection + memray's own 10 s connect wait
@@ -266,10 +267,10 @@ def drop_attach_overhead(profile: Profile) -> Profile:
     ``memray attach`` runs its payload in a thread of its own (memray's first thread,
     ``main_thread_id``, since the tracker starts there) and starts a timer thread; both
     allocate a little (thread objects, stacks) that would otherwise show up as "still
-    alive".  The injector thread runs no user code.  A timer-like thread is recognised
-    by allocating only from ``threading.py`` or with no Python frame at all, and only a
-    little; anything bigger is left alone.  What was removed is kept in
-    ``metadata["attach_overhead"]``.
+    alive".  The injector thread runs no user code.  A timer-like thread (named
+    ``Thread-N``) is recognised by allocating only from ``threading.py``, native code or
+    with no Python frame at all, and only a little; anything bigger is left alone.
+    What was removed is kept in ``metadata["attach_overhead"]``.
     """
     from perfkit.model import rebuild
 
@@ -285,8 +286,8 @@ def drop_attach_overhead(profile: Profile) -> Profile:
         for x in samples:
             for i in x.stack:
                 f = profile.frames[i]
-                if f != NO_STACK and not f.file.endswith("/threading.py"):
-                    return False
+                if f.file.endswith(".py") and not f.file.endswith("/threading.py"):
+                    return False  # user (or library) Python code: not memray's
         return True
 
     drop = {tid for tid, samples in per_tid.items()

@@ -21,7 +21,7 @@ def heap(
                                                   "seconds); until exit when launching, else SIGINT at the end]."),
     native: bool = typer.Option(False, "--native", help="Also record native (C/C++) frames of each allocation."),
     trace_python_allocators: bool = typer.Option(False, "--trace-python-allocators",
-                                                 help="Record every pymalloc allocation (exact object counts, slower)."),
+                                                 help="Record every pymalloc allocation (exact counts, slower)."),
     leaks: bool = typer.Option(False, "--leaks", help="Focus on what stayed alive: outputs weigh by inuse_space."),
     from_file: Optional[Path] = typer.Option(None, "--from", help="Read an existing memray capture (FILE.bin) "
                                                                   "instead of tracking a process."),
