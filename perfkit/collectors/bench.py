@@ -255,30 +255,34 @@ def _in_context(spec: RunSpec):
         os.environ.update(old_env)
 
 
-def profile(spec: RunSpec, rate: int = 500, *, min_samples: int = 500, max_runs: int = 8,
-            budget_s: float = 20.0):
-    """A py-spy CPU profile of the launched benchmark (a ``Profile``).
+def profile_runs(spec: RunSpec, rate: int = 500, *, min_runs: int = 4, min_samples: int = 800,
+                 max_runs: int = 8, budget_s: float = 20.0) -> list:
+    """py-spy CPU profiles (``Profile`` each) of several launched runs of the benchmark.
 
-    A short benchmark gives few samples in one run, so it is profiled again (and the
-    profiles merged) until ``min_samples`` samples, ``max_runs`` runs or ``budget_s``
-    seconds — whichever comes first.
+    Several runs, because one short run gives few samples and because what a run
+    spends outside the benchmark proper (imports, py-spy's attach delay) varies from
+    run to run: the explanation compares shares across runs, not one run against one.
+    At least ``min_runs`` runs, then more until ``min_samples`` samples in all,
+    ``max_runs`` runs or ``budget_s`` seconds.
     """
     from perfkit.collectors import pyspy
-    from perfkit.formats import collapsed
     from perfkit.target import Target
 
     start = time.monotonic()
-    texts: list[bytes] = []
+    runs = []
     samples = 0
     with _in_context(spec):
-        for _ in range(max_runs):
+        for i in range(max_runs):
             result = pyspy.record(Target(command=list(spec.command)), pyspy.RecordOptions(duration=None, rate=rate))
             prof = result.profile
-            texts.append(collapsed.write(prof, "samples"))
-            samples += prof.total(prof.value_index("samples"))
-            if result.interrupted or samples >= min_samples or time.monotonic() - start > budget_s:
+            n = prof.total(prof.value_index("samples"))
+            if n:
+                runs.append(prof)
+                samples += n
+            if result.interrupted:
                 break
-    merged = b"".join(texts)
-    if not merged.strip():
+            if i + 1 >= min_runs and (samples >= min_samples or time.monotonic() - start > budget_s):
+                break
+    if not runs:
         raise ToolError(f"{spec.describe()}: py-spy took no samples (the benchmark is too short to profile)")
-    return collapsed.read(merged, "py-spy profile")
+    return runs

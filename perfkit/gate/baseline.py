@@ -4,7 +4,7 @@
      "environment": {"python": "3.11.2 (CPython)", "cpu_model": "...", "cpus": 2,
                      "machine": "x86_64", "system": "Linux"},
      "benchmarks": {"NAME": {"command": [...], "metrics": {"cpu": [0.21, ...], ...},
-                             "profile": "collapsed stacks text" | null}}}
+                             "profiles": ["collapsed stacks of one py-spy run", ...] | null}}}
 
 A baseline recorded on another machine (CPU model, CPU count, architecture or Python
 differ) still compares, with a warning: time and RSS may shift with the hardware;

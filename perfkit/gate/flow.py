@@ -48,12 +48,12 @@ def record(cfg: GateConfig, *, progress: Progress | None = None) -> tuple[baseli
     for b in cfg.benchmarks:
         spec = runner.spec_for(cfg, b, "baseline")
         values = runner.record_values(cfg, b, spec, progress)
-        entry = {"command": spec.command, "metrics": values, "profile": None}
+        entry = {"command": spec.command, "metrics": values, "profiles": None}
         if cfg.profile:
             if progress:
-                progress(f"{b.name}: CPU profile (py-spy)")
-            prof = bench.profile(spec, rate=runner.profile_rate(values))
-            entry["profile"] = explain.to_collapsed(prof)
+                progress(f"{b.name}: CPU profiles (py-spy)")
+            runs = bench.profile_runs(spec, rate=runner.profile_rate(values))
+            entry["profiles"] = [explain.to_collapsed(p) for p in runs]  # collapsed stacks, one per run
         base.benchmarks[b.name] = entry
         notes.append(b.name)
     return base, notes
@@ -85,8 +85,9 @@ def check(cfg: GateConfig, stored: baseline_mod.Baseline, *, progress: Progress 
         if list(entry.get("command") or []) != spec.command:
             br.notes.append("the benchmark command changed since the baseline was recorded")
         if cfg.profile and runner.cpu_regressed(br):
-            if entry.get("profile"):
-                _explain(br, explain.from_collapsed(entry["profile"]), spec, diff_dir, progress)
+            if entry.get("profiles"):
+                _explain(br, [explain.from_collapsed(t) for t in entry["profiles"] if t.strip()], spec, diff_dir,
+                         progress)
             else:
                 br.notes.append("no baseline CPU profile to explain the regression (recorded with --no-profile)")
         res.benchmarks.append(br)
@@ -106,21 +107,21 @@ def compare(cfg: GateConfig, base: Side, head: Side, *, progress: Progress | Non
         if cfg.profile and runner.cpu_regressed(br):
             if progress:
                 progress(f"{b.name}: CPU profile of base (py-spy)")
-            base_prof = bench.profile(bspec, rate=runner.profile_rate(br))
-            _explain(br, explain.from_collapsed(explain.to_collapsed(base_prof)), hspec, diff_dir, progress)
+            base_runs = bench.profile_runs(bspec, rate=runner.profile_rate(br))
+            _explain(br, base_runs, hspec, diff_dir, progress)
         res.benchmarks.append(br)
     res.elapsed_s = time.monotonic() - start
     return res
 
 
-def _explain(br: BenchResult, base_prof, hspec: bench.RunSpec, diff_dir: str | None,
+def _explain(br: BenchResult, base_runs: list, hspec: bench.RunSpec, diff_dir: str | None,
              progress: Progress | None) -> None:
     if progress:
-        progress(f"{br.name}: CPU profile of head (py-spy)")
-    head_prof = explain.from_collapsed(explain.to_collapsed(bench.profile(hspec, rate=runner.profile_rate(br))))
-    br.explanation = explain.explain(base_prof, head_prof)
+        progress(f"{br.name}: CPU profiles of head (py-spy)")
+    head_runs = bench.profile_runs(hspec, rate=runner.profile_rate(br))
+    br.explanation = explain.explain(base_runs, head_runs)
     if diff_dir:
-        svg = explain.diff_svg(base_prof, head_prof)
+        svg = explain.diff_svg(base_runs, head_runs)
         if svg is not None:
             from perfkit.fileio import atomic_write
 
