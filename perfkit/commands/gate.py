@@ -143,9 +143,9 @@ def record(
     """Measure every benchmark and write the baseline file (JSON, commit it).
 
     Runs max-repetitions plain runs (and 3x deterministic-repetitions memray runs) per
-    benchmark, plus one py-spy profile used later to explain CPU regressions.
+    benchmark, plus py-spy profiles of a few runs, used later to explain CPU regressions.
     """
-    from perfkit.console import err_console, live_status, print_json
+    from perfkit.console import err_console, print_json
     from perfkit.gate import baseline as baseline_mod
     from perfkit.gate import flow, stats
     from perfkit.gate.metrics import METRICS
