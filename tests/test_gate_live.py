@@ -157,3 +157,16 @@ cwd = "bench"
     assert m["heap_peak"]["decision"] == "regression"
     assert 0.85 <= m["heap_peak"]["change"] <= 1.05  # 8 -> 16 MiB is +100 % of the buffer
     assert m["threads"]["decision"] == "no change"
+
+
+def test_inconclusive_passes_unless_strict(tmp_path):
+    """Three wall-time pairs can never decide at this confidence: inconclusive, exit 0; --strict: 1."""
+    fast = ["--base-cmd", shlex.join([PY, "-c", "pass"]), "--head-cmd", shlex.join([PY, "-c", "pass"]),
+            "-m", "wall", "-n", "3", "--max-repetitions", "3", "--warmups", "0", "--junit", tmp_path / "j.xml"]
+    res = run_perfkit("gate", "compare", *fast)
+    assert res.returncode == 0, res.stderr
+    assert "inconclusive" in res.stdout and "PASS" in res.stdout
+    assert ET.parse(tmp_path / "j.xml").getroot().find("testsuite").get("skipped") == "1"
+    strict = run_perfkit("gate", "compare", *fast, "--strict")
+    assert strict.returncode == 1, strict.stderr
+    assert "FAIL (strict)" in strict.stdout
