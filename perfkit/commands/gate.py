@@ -200,7 +200,6 @@ def check(
 
     Exit 1 on a regression; inconclusive (too noisy to tell) passes unless --strict.
     """
-    from perfkit.console import warn
     from perfkit.gate import baseline as baseline_mod
     from perfkit.gate import flow
 
@@ -222,9 +221,6 @@ def check(
     status, update = _progress()
     with status:
         res = flow.check(cfg, stored, progress=update, diff_dir=str(diff_dir) if diff_dir else None)
-    if not as_json:
-        for w in res.warnings:
-            warn(w)
     _emit(res, as_json, markdown, junit)
     raise typer.Exit(res.exit_code)
 

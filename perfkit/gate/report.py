@@ -67,21 +67,32 @@ class TerminalView:
         from rich.table import Table
         from rich.text import Text
 
+        from rich import box
+
         res = self.res
         conf = None
-        table = Table(title=f"perfkit gate {res.mode}", title_justify="left", show_edge=False, pad_edge=False)
-        for col, just in (("benchmark", "left"), ("metric", "left"), ("base", "right"), ("head", "right"),
-                          ("change", "right"), ("interval", "right"), ("min", "right"), ("runs", "right"),
-                          ("verdict", "left")):
-            table.add_column(col, justify=just, overflow="fold", no_wrap=col not in ("benchmark", "interval"))
+        wide = options.max_width >= 100  # narrow terminals: min effect and runs are in the footnote/JSON
+        table = Table(title=f"perfkit gate {res.mode}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                      padding=(0, 1), collapse_padding=True, show_edge=False)
+        cols = [("benchmark", "left"), ("metric", "left"), ("base", "right"), ("head", "right"),
+                ("change", "right"), ("interval", "right")]
+        if wide:
+            cols += [("min", "right"), ("runs", "right")]
+        cols.append(("verdict", "left"))
+        for col, just in cols:
+            table.add_column(col, justify=just, overflow="fold", no_wrap=col != "benchmark")
         for b in res.benchmarks:
             for r in b.results:
                 conf = r.interval.confidence if r.interval else conf
-                table.add_row(Text(plain(b.name)), r.metric,
-                              fmt_value(stats.median(r.base) if r.base else None, r.unit),
-                              fmt_value(stats.median(r.head) if r.head else None, r.unit),
-                              change_text(r), r.ci_text(), f"{r.min_effect * 100:g}%", n_text(r),
-                              Text(r.decision, style=_STYLE[r.decision]))
+                row = [Text(plain(b.name)), r.metric,
+                       fmt_value(stats.median(r.base) if r.base else None, r.unit),
+                       fmt_value(stats.median(r.head) if r.head else None, r.unit),
+                       change_text(r), r.ci_text()]
+                if wide:
+                    row += [f"{r.min_effect * 100:g}%", n_text(r)]
+                row.append(Text(r.decision + (" (too noisy)" if r.too_noisy and wide else ""),
+                                style=_STYLE[r.decision]))
+                table.add_row(*row)
         yield table
         if conf is not None:
             yield Text(f"base/head: medians; interval: of the change, {conf * 100:.2f}% confidence each (false-alarm "
