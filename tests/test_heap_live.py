@@ -257,3 +257,19 @@ def test_target_killed_during_capture_reads_truncated_capture():
     assert any("incomplete" in n for n in doc["notes"])
     assert doc["top_alive"][0]["line"] == line
     assert "Traceback" not in stderr
+
+
+def test_second_concurrent_capture_of_same_pid_is_refused():
+    with scenario("mem_leak", "--duration", "60") as sc:
+        line = _field(sc.ready_line, "leak_line")
+        first = subprocess.Popen(perfkit_cmd() + ["heap", "--pid", str(sc.pid), "-d", "3", "--json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        _wait_tracked(sc.pid)
+        res = subprocess.run(perfkit_cmd() + ["heap", "--pid", str(sc.pid), "-d", "1"], capture_output=True,
+                             text=True, cwd=ROOT, timeout=60)
+        stdout, stderr = first.communicate(timeout=60)
+        assert sc.alive()
+    assert res.returncode == 3 and "already being tracked" in res.stderr and "Traceback" not in res.stderr
+    assert first.returncode == 0, stderr
+    doc = json.loads(stdout)  # the first capture was not disturbed
+    assert doc["top_alive"][0]["line"] == line and doc["duration_s"] >= 2.9

@@ -47,6 +47,7 @@ from perfkit.errors import (
     NoSuchProcess,
     NotPython,
     PermissionDenied,
+    TargetError,
     TargetExited,
     ToolError,
     ToolMissing,
@@ -200,6 +201,7 @@ def _capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     if duration <= 0:
         raise UsageError("--duration must be positive")
     whole = max(1, math.ceil(duration))  # memray attach takes whole seconds
+    lock = _PidLock(pid)  # memray tracks a process once at a time: a second attach would end the first
     workdir = _workdir(pid)
     out = os.path.join(workdir, "capture.bin")
     interrupted = False
@@ -207,7 +209,7 @@ def _capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     notes: list[str] = []
     started_wall = time.time()
     try:
-        with _StopRequest() as stop:
+        with lock, _StopRequest() as stop:
             _tick(on_tick, phase="attaching", elapsed=0.0, duration=duration, pid=pid)
             _attach(pid, out, opts, whole, method)
             start = time.monotonic()
@@ -316,6 +318,40 @@ def drop_attach_overhead(profile: Profile) -> Profile:
 def _thread_named_like_timer(samples) -> bool:
     names = {x.labels.thread for x in samples}
     return all(n is None or re.fullmatch(r"Thread-\d+( \(.*\))?", n) for n in names)
+
+
+class _PidLock:
+    """One perfkit memray capture per target pid on this host (an flock in $TMPDIR)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.path = os.path.join(tempfile.gettempdir(), f"perfkit-memray-{pid}.lock")
+        self.fd = -1
+
+    def __enter__(self):
+        import fcntl
+
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return self  # cannot lock (odd $TMPDIR): go on without the guard
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = -1
+            raise TargetError(f"pid {self.pid} is already being tracked by another perfkit memray capture",
+                              "memray tracks a process once at a time: wait for the other run to finish") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd >= 0:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _attach_method(pid: int) -> str:
