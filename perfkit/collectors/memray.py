@@ -448,7 +448,8 @@ def _raise_attach_error(output: str, pid: int) -> None:
     if "does not exist" in low or not _alive(pid):
         raise TargetExited(f"pid {pid} exited before memray could attach")
     if "ptrace" in low or "owned by a different user" in low or "permission to trace" in low:
-        raise PermissionDenied(f"permission denied attaching to pid {pid}", PTRACE_HINT)
+        raise PermissionDenied(f"permission denied attaching to pid {pid}",
+                               PTRACE_HINT.replace("perfkit cpu", "perfkit heap"))
     if "python 3.7 or newer" in low:
         raise NotPython(f"pid {pid} does not look like a Python 3.7+ process to memray")
     if "cannot find a supported" in low:
