@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from perfkit.collectors import procstat
+from perfkit.collectors.stopping import sigterm_as_interrupt
 
 
 @dataclass
@@ -64,7 +65,7 @@ def watch(pid: int, duration: float, interval: float, *, python: bool = True, ps
     fds0 = _fds(pid, notes)
     tids0 = _tids(pid)
     st0 = _stacks(pid, notes, "the start", python)
-    with _SigtermAsInterrupt():
+    with sigterm_as_interrupt():
         mon = procstat.monitor(pid, duration, interval, pss=pss, on_sample=on_sample)
     w = Watch(pid=pid, monitor=mon, fds_start=fds0, threads_start=st0, thread_tids_start=tids0, notes=notes)
     w.limits = limits(pid)
@@ -82,29 +83,6 @@ def watch(pid: int, duration: float, interval: float, *, python: bool = True, ps
             except OSError:
                 w.new_fds = [{"fd": fd, "kind": procstat.fd_kind(link), "target": link} for fd, link in new.items()]
     return w
-
-
-class _SigtermAsInterrupt:
-    """SIGTERM during monitoring ends it like Ctrl-C: the report of what was seen is kept."""
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        self.old = None
-        if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc):
-        import signal
-
-        if self.old is not None:
-            signal.signal(signal.SIGTERM, self.old)
 
 
 def limits(pid: int) -> dict[str, tuple[float | None, str]]:

@@ -53,6 +53,7 @@ from perfkit.errors import (
     ToolMissing,
     UsageError,
 )
+from perfkit.collectors.stopping import StopRequest
 from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Labels, Profile, ProfileBuilder
 from perfkit.target import PTRACE_HINT, Target, check_pid, cmdline, python_version
 
@@ -116,27 +117,6 @@ def _tool_env() -> dict:
     env = dict(os.environ)
     env["PYTHONWARNINGS"] = "ignore"
     return env
-
-
-class _StopRequest:
-    """Turns SIGINT/SIGTERM during a capture into a polite stop."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old: dict[int, object] = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def _handler(self, signum, _frame) -> None:
-        self.signal = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def _rss(pid: int | None) -> int | None:
@@ -209,7 +189,7 @@ def _capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     notes: list[str] = []
     started_wall = time.time()
     try:
-        with lock, _StopRequest() as stop:
+        with lock, StopRequest() as stop:
             _tick(on_tick, phase="attaching", elapsed=0.0, duration=duration, pid=pid)
             _attach(pid, out, opts, whole, method)
             start = time.monotonic()
@@ -566,7 +546,7 @@ def _capture_launch(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     interrupted = False
     notes: list[str] = []
     try:
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             try:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=_stderr_fd(), stderr=subprocess.PIPE,
                                         start_new_session=True, preexec_fn=_reset_sigint)

@@ -33,6 +33,7 @@ from perfkit.errors import (
     ToolError,
     ToolMissing,
 )
+from perfkit.collectors.stopping import StopRequest
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder
 from perfkit.target import PTRACE_HINT, Target, cmdline, python_version
 
@@ -92,27 +93,6 @@ class RecordResult:
     notes: list[str] = field(default_factory=list)
 
 
-class _StopRequest:
-    """Turns SIGINT/SIGTERM during a recording into a polite stop of py-spy."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old: dict[int, object] = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def _handler(self, signum, _frame) -> None:
-        self.signal = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 def _build_cmd(exe: str, out: str, target: Target, opts: RecordOptions) -> list[str]:
     cmd = [exe, "record", "--format", "speedscope", "--output", out, "--rate", str(int(opts.rate))]
     if opts.duration is not None and float(opts.duration).is_integer() and target.pid is not None:
@@ -142,7 +122,7 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
     interrupted = False
     target_exited = False
     try:
-        with open(errpath, "wb") as errf, _StopRequest() as stop:
+        with open(errpath, "wb") as errf, StopRequest() as stop:
             try:
                 # py-spy prints its status on stdout, which a launched program shares:
                 # a relay keeps py-spy's lines (parsed for the sample/error counts) and

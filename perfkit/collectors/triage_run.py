@@ -17,14 +17,12 @@ calls carry their own timeouts) and reported as timed out.  No target is paused.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
 from perfkit.collectors import host, pyprocs
+from perfkit.collectors.stopping import sigterm_as_interrupt
 from perfkit.collectors.triage_pool import BoundedPool, Job
 
 _PHASE_A_SHARE = 0.45
@@ -102,22 +100,6 @@ def classify_error(exc: BaseException) -> tuple[str, str, bool]:
 def _msg(exc: BaseException) -> str:
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return text.splitlines()[0][:300]
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _collect_one(r: ProcResult, locals_: bool, dump_timeout: float) -> None:
@@ -221,7 +203,7 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
     pool = BoundedPool(opts.workers)
     host_pool = BoundedPool(1)  # never queued behind a wedged target
     host_start: Job | None = None
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             tick()
             cands = pyprocs.candidates(opts.pids, problems)

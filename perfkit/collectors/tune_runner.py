@@ -19,11 +19,11 @@ import re
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from perfkit.collectors.stopping import sigterm_as_interrupt
 from perfkit.errors import TargetError
 
 _THROUGHPUT = re.compile(r"(?:^|\s)throughput\s*[=:]\s*([-+0-9.eE]+)")
@@ -162,29 +162,23 @@ def run_matrix(command: list[str], counts: list[int], layouts: list[str], orders
     Ctrl-C stops early and keeps what was measured (``interrupted``)."""
     cands = [(n, lay) for n in counts for lay in layouts]
     m = Matrix({candidate_name(n, lay): [] for n, lay in cands})
-    old_term = None
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM stops like Ctrl-C: the running workload is killed, never orphaned
-        old_term = signal.signal(signal.SIGTERM, _term_as_interrupt)
     try:
-        for r in range(warmup + repeat):
-            k = r % len(cands)
-            for n, lay in cands[k:] + cands[:k]:
-                name = candidate_name(n, lay)
-                if on_progress:
-                    on_progress(r + 1, name)
-                res = run_once(command, n, lay, orders.get(lay, []), env_var=env_var, timeout=timeout)
-                if not res.ok:
-                    m.failures.append(f"{name}: {res.error}")
-                elif r >= warmup:
-                    m.results[name].append(res)
+        with sigterm_as_interrupt():  # SIGTERM stops like Ctrl-C: the workload is killed, never orphaned
+            _run_rounds(m, cands, command, orders, warmup, repeat, env_var, timeout, on_progress)
     except KeyboardInterrupt:
         m.interrupted = True
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
     return m
 
 
-def _term_as_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _run_rounds(m, cands, command, orders, warmup, repeat, env_var, timeout, on_progress) -> None:
+    for r in range(warmup + repeat):
+        k = r % len(cands)
+        for n, lay in cands[k:] + cands[:k]:
+            name = candidate_name(n, lay)
+            if on_progress:
+                on_progress(r + 1, name)
+            res = run_once(command, n, lay, orders.get(lay, []), env_var=env_var, timeout=timeout)
+            if not res.ok:
+                m.failures.append(f"{name}: {res.error}")
+            elif r >= warmup:
+                m.results[name].append(res)

@@ -62,7 +62,7 @@ def leaks(
     from dataclasses import replace
 
     from perfkit.analysis import leak_findings, trend
-    from perfkit.collectors import leakwatch, procstat
+    from perfkit.collectors import leakwatch
     from perfkit.console import err_console, live_status, out_console, print_json
     from perfkit.errors import EXIT_FINDING, EXIT_INTERRUPTED, EXIT_TARGET, UsageError
     from perfkit.fileio import atomic_write, check_writable
