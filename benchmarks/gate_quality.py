@@ -14,6 +14,7 @@ Prints, per condition: trials, false-alarm / detection / inconclusive rates and 
 median and max wall time per check; then one JSON line with everything.
 
     .venv/bin/python benchmarks/gate_quality.py --k 20 --parts null,cpu,mem,callgrind
+    (also: ``check`` = record once, then K unpaired checks of the same code; ``wall``)
 """
 
 from __future__ import annotations
@@ -73,6 +74,35 @@ def run_condition(label: str, k: int, metrics, base, head, focus: list[str], arg
     print(" | ".join(parts), flush=True)
 
 
+def check_mode(k: int, metrics, args, out: list) -> None:
+    """`record` once, then K `check`s of the same command: unpaired, across time, so the
+    machine's drift between the two moments is part of what is measured."""
+    c = cmd(args.work)
+    cfg = GateConfig(benchmarks=[Benchmark("bench", c, cwd=str(ROOT))], metrics=metrics,
+                     repetitions=args.repetitions, max_repetitions=args.max_repetitions,
+                     deterministic_repetitions=3, warmups=1, alpha=args.alpha, profile=False)
+    base, _ = flow.record(cfg)
+    decisions, walls = [], []
+    for i in range(k):
+        t0 = time.monotonic()
+        res = flow.check(cfg, base)
+        walls.append(time.monotonic() - t0)
+        d = {r.metric: r.decision for r in res.all_results()}
+        decisions.append(d)
+        print(f"  check-mode null trial {i + 1}/{k}: {d} ({walls[-1]:.1f} s)", file=sys.stderr, flush=True)
+    row = {"condition": "check-mode null", "trials": k, "median_check_s": round(statistics.median(walls), 2),
+           "max_check_s": round(max(walls), 2),
+           "any_regression_rate": round(sum("regression" in d.values() for d in decisions) / k, 3)}
+    for m in metrics:
+        for dec in ("regression", "inconclusive"):
+            row[f"{m}:{dec}"] = round(sum(d.get(m) == dec for d in decisions) / k, 3)
+    out.append(row)
+    print(f"{'check-mode null':<22} k={k:<3} any-regression {row['any_regression_rate'] * 100:5.1f}% | "
+          + " | ".join(f"{m}: regr {row[f'{m}:regression'] * 100:5.1f}% inconcl {row[f'{m}:inconclusive'] * 100:5.1f}%"
+                       for m in metrics)
+          + f" | check {row['median_check_s']:.1f} s (max {row['max_check_s']:.1f})", flush=True)
+
+
 def _instructions_per_unit(work: int) -> tuple[float, float]:
     from perfkit.collectors import bench
 
@@ -113,6 +143,8 @@ def main(argv=None) -> int:
     if "null" in parts:
         run_condition("null (default metrics)", args.k, default_metrics, cmd(args.work), cmd(args.work),
                       list(default_metrics), args, out)
+    if "check" in parts:
+        check_mode(args.k, default_metrics, args, out)
     if "cpu" in parts:
         for f in sizes:
             run_condition(f"slowdown +{f * 100:g}%", args.k, default_metrics, cmd(args.work),
