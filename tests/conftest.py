@@ -112,3 +112,27 @@ def require_tool(path: Path, what: str) -> Path:
 def speedscope_schema() -> dict:
     p = require_tool(TOOLS / "speedscope" / "dist" / "release" / "file-format-schema.json", "speedscope schema (npm speedscope)")
     return json.loads(p.read_text())
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+_nobody_probe: list = []
+
+
+def require_nobody() -> list[str]:
+    """The command prefix that runs as user nobody, or skip with the reason it cannot.
+
+    Needs root, setpriv, and a checkout + interpreter that user nobody can reach
+    (every parent directory traversable).  The answer is probed once per session.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start a root-owned target and drop to user nobody")
+    if not _nobody_probe:
+        try:
+            res = subprocess.run(AS_NOBODY + [PY, "-c", "import perfkit, psutil"], capture_output=True, text=True,
+                                 timeout=30, cwd="/")
+            _nobody_probe.append(res.stderr.strip() if res.returncode else "")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            _nobody_probe.append(str(exc))
+    if _nobody_probe[0]:
+        pytest.skip(f"user nobody cannot run perfkit from {ROOT}: {_nobody_probe[0].splitlines()[-1]}")
+    return list(AS_NOBODY)

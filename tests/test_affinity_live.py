@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import PY, ROOT, run_perfkit, scenario, scenario_cmd
+from conftest import PY, ROOT, run_perfkit, scenario, scenario_cmd, require_nobody
 
 pytestmark = pytest.mark.live
 
@@ -163,7 +163,7 @@ def test_eperm_as_nobody_against_a_root_process(tmp_path):
         w = int(sc.ready_line.split()[1])
         env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
         env.update(NO_COLOR="1", PERFKIT_STATE_DIR="/nonexistent/perfkit-state")
-        res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", PY, "-m", "perfkit",
+        res = subprocess.run([*require_nobody(), PY, "-m", "perfkit",
                               "affinity", "apply", "--assign", f"{w}=0"], capture_output=True, text=True,
                              timeout=60, cwd=ROOT, env=env)
         assert res.returncode == 3, res.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, perfkit_cmd, run_perfkit, scenario, scenario_cmd
+from conftest import ROOT, perfkit_cmd, run_perfkit, scenario, scenario_cmd, require_nobody
 
 pytestmark = pytest.mark.live
 
@@ -62,7 +62,7 @@ def test_launch_command_not_found():
 def test_permission_denied_as_unprivileged_user():
     with scenario("cpu_split", "--duration", "30") as sc:
         env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp")
-        res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *perfkit_cmd(),
+        res = subprocess.run([*require_nobody(), *perfkit_cmd(),
                               "cpu", "--pid", str(sc.pid), "-d", "1"], capture_output=True, text=True, timeout=60,
                              env=env, cwd="/tmp")
         assert sc.alive()

@@ -131,15 +131,16 @@ def test_truncated_capture_file_reports_what_it_holds(tmp_path, capture_file):
     if res.returncode != 0:
         _one_error(res, 2, "corrupt or truncated")
     elif "incomplete" not in res.stdout + res.stderr:
-        # the cut fell after every allocation record (only trailing snapshots were
-        # lost): then the numbers must be the full capture's, not something less
+        # memray's reader recomputes the header's totals from what it could read, so a
+        # cut on a record boundary is not always detectable (docs/heap.md says so).
+        # Then perfkit must report a subset of the real capture, never invent data.
         import json
 
         full = tmp_path / "full.bin"
         full.write_bytes(capture_file)
         a = json.loads(run_perfkit("heap", "--from", full, "--json", check=True).stdout)["totals"]
         b = json.loads(run_perfkit("heap", "--from", p, "--json", check=True).stdout)["totals"]
-        assert a["alloc_bytes"] == b["alloc_bytes"] and a["alloc_count"] == b["alloc_count"]
+        assert 0 < b["alloc_bytes"] <= a["alloc_bytes"] and b["alloc_count"] <= a["alloc_count"]
 
 
 def test_missing_capture_file(tmp_path):

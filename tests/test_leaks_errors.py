@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, perfkit_cmd, run_perfkit, scenario
+from conftest import ROOT, perfkit_cmd, run_perfkit, scenario, require_nobody
 
 
 def one_line_error(res):
@@ -78,7 +78,7 @@ def test_pid_vanishing_mid_run_reports_what_was_seen(tmp_path):
 def test_another_users_process_reports_what_could_not_be_measured():
     with scenario("steady", "--kind", "thread_pool", "--duration", "30") as sc:
         env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
-        res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *perfkit_cmd(),
+        res = subprocess.run([*require_nobody(), *perfkit_cmd(),
                               "leaks", "--pid", str(sc.pid), "-d", "3", "-i", "0.2", "--json"],
                              capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stderr
@@ -91,7 +91,7 @@ def test_another_users_process_reports_what_could_not_be_measured():
     assert any("fds: not measured" in n for n in doc["notes"])
     # the human view says it too
     with scenario("steady", "--kind", "thread_pool", "--duration", "30") as sc:
-        res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *perfkit_cmd(),
+        res = subprocess.run([*require_nobody(), *perfkit_cmd(),
                               "leaks", "--pid", str(sc.pid), "-d", "2", "-i", "0.2"],
                              capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stderr

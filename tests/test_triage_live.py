@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SCENARIOS, perfkit_cmd, run_perfkit, scenario
+from conftest import SCENARIOS, perfkit_cmd, run_perfkit, scenario, require_nobody
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(180)]
 
@@ -209,7 +209,7 @@ def test_unprivileged_does_what_it_can(tmp_path):
         with scenario("deadlock", "--duration", "60") as sc:
             env = dict(os.environ, NO_COLOR="1", HOME=str(work), PYTHONDONTWRITEBYTECODE="1")
             env.pop("RUST_BACKTRACE", None)
-            res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *perfkit_cmd(),
+            res = subprocess.run([*require_nobody(), *perfkit_cmd(),
                                   "triage", "--pid", str(sc.pid), "-o", str(out), "--budget", "10s", "--json"],
                                  capture_output=True, text=True, timeout=60, env=env, cwd=str(work))
             assert sc.alive() and _state(sc.pid) != "T"
