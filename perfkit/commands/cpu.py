@@ -92,7 +92,9 @@ def cpu(
                           meta.get("sampling_errors"), meta["threads"], meta["processes"], notes)
     vi = profile.default_index
     unit = profile.sample_types[vi].unit
-    rows = top(profile, vi, by_line=by_line, limit=top_n)
+    # callers with no self time are shown only when they carry a real share (>= 5 %
+    # total); otherwise start-up import frames crowd out the functions that matter
+    rows = [r for r in top(profile, vi, by_line=by_line) if r.self_value > 0 or r.total_pct >= 5][:top_n]
     written = []
     for path in outputs:
         name = write_profile(result.profile if path.suffix == ".perfkit" else profile, path, fmt)
