@@ -14,7 +14,7 @@ import pytest
 from conftest import run_perfkit, scenario_cmd
 from perfkit.analysis.top import top
 from perfkit.formats import collapsed, native, pprof, read_profile, speedscope
-from perfkit.formats.autoload import load
+from perfkit.formats import read_profile as load
 from test_pprof import _canon, go_top, heap_profile
 
 FIX = Path(__file__).parent / "fixtures"

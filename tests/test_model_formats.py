@@ -122,9 +122,9 @@ def test_speedscope_roundtrip_keeps_labels(speedscope_schema):
 
 @pytest.mark.parametrize("data,needle", [
     (b"", "empty"),
-    (b"\x1f\x8b\x08\x00garbage", "not a profile"),
+    (b"\x1f\x8b\x08\x00garbage", "corrupt or truncated"),  # named .perfkit: read as one
     (b"{\"perfkit_profile\": 1, \"frames\": [[\"a\"", "corrupt or truncated"),
-    (b"\x00\x01\x02binary", "not a profile"),
+    (b"\x00\x01\x02binary", "corrupt or truncated"),
 ])
 def test_corrupt_inputs_are_clear_errors(tmp_path, data, needle):
     path = tmp_path / "bad.perfkit"
@@ -132,6 +132,14 @@ def test_corrupt_inputs_are_clear_errors(tmp_path, data, needle):
     with pytest.raises(InputFormatError) as exc:
         read_profile(path)
     assert needle in exc.value.message and str(path) in exc.value.message
+
+
+def test_unrecognised_content_without_known_suffix(tmp_path):
+    path = tmp_path / "mystery.bin"
+    path.write_bytes(b"\x00\x01\x02binary")
+    with pytest.raises(InputFormatError) as exc:
+        read_profile(path)
+    assert "not a profile perfkit can read" in exc.value.message and "pprof" in exc.value.hint
 
 
 def test_truncated_native_file(tmp_path):

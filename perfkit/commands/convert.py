@@ -34,12 +34,12 @@ def convert(
     from perfkit.console import err_console, print_json
     from perfkit.fileio import check_writable
     from perfkit.formats import format_for_path, write_profile
-    from perfkit.formats.autoload import load
+    from perfkit.formats import read_profile
 
     for path in output:
         format_for_path(path, fmt)
         check_writable(path)
-    prof = load(profile_path, in_fmt)
+    prof = read_profile(profile_path, in_fmt)
     prof = transforms.apply_filters(prof, focus_re=focus, ignore_re=ignore, thread=thread, pids=pid)
     if value is not None:
         prof.value_index(value)  # validate early: one clear error

@@ -40,7 +40,7 @@ def diff(
     from perfkit.errors import UsageError
     from perfkit.fileio import atomic_write, check_writable
     from perfkit.formats import format_for_path
-    from perfkit.formats.autoload import load
+    from perfkit.formats import read_profile
 
     outputs = []
     for path in output or []:
@@ -51,7 +51,7 @@ def diff(
         outputs.append((path, name))
     profiles = []
     for path in (base_path, new_path):
-        prof = load(path, in_fmt)
+        prof = read_profile(path, in_fmt)
         profiles.append(transforms.apply_filters(prof, focus_re=focus, ignore_re=ignore, thread=thread, pids=pid))
     base, new = profiles
     result = compare(base, new, value)

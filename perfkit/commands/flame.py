@@ -38,14 +38,14 @@ def flame(
     from perfkit.console import err_console, out_console, print_json, warn
     from perfkit.fileio import check_writable
     from perfkit.formats import format_for_path, write_profile
-    from perfkit.formats.autoload import load
+    from perfkit.formats import read_profile
     from perfkit.render.tree import CallTree
 
     outputs = list(output or [])
     for path in outputs:
         format_for_path(path, fmt)
         check_writable(path)
-    prof = load(profile_path, in_fmt)
+    prof = read_profile(profile_path, in_fmt)
     prof = transforms.apply_filters(prof, focus_re=focus, ignore_re=ignore, thread=thread, pids=pid)
     vi = prof.value_index(value)
     vt = prof.sample_types[vi]

@@ -69,7 +69,21 @@ def format_for_path(path: str | os.PathLike, explicit: str | None = None) -> str
 
 
 def read_profile(path: str | os.PathLike, fmt: str | None = None):
-    """Read a profile file in any readable format (sniffed from content if not given)."""
+    """Read a profile file in any readable format.
+
+    Without ``fmt`` the format is sniffed from the content, then taken from the
+    suffix when sniffing is inconclusive.  Any failure of a reader on a damaged file
+    becomes a one-line InputFormatError (exit 2) naming the file and what was expected.
+    """
+    try:
+        return _read_profile(path, fmt)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError, RecursionError, OverflowError,
+            EOFError) as exc:  # a reader missed a damaged-file case: still one line, exit 2
+        raise InputFormatError(f"{path} is damaged or not a profile ({type(exc).__name__})",
+                               f"expected one of: {', '.join(names(readable=True))}") from None
+
+
+def _read_profile(path: str | os.PathLike, fmt: str | None):
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -84,14 +98,18 @@ def read_profile(path: str | os.PathLike, fmt: str | None = None):
     if fmt:
         mod = module(fmt)
         if not FORMATS[fmt][2]:
-            raise UsageError(f"perfkit cannot read {fmt} files")
+            raise UsageError(f"perfkit cannot read {fmt} files",
+                             f"readable formats: {', '.join(names(readable=True))}")
         return mod.read(data, str(p))
     for name in SNIFF_ORDER:
-        if not available(name):
-            continue
-        mod = module(name)
-        if mod.sniff(data):
-            return mod.read(data, str(p))
+        if available(name) and module(name).sniff(data):
+            return module(name).read(data, str(p))
+    try:
+        by_suffix = format_for_path(p)
+    except UsageError:
+        by_suffix = None
+    if by_suffix is not None and FORMATS[by_suffix][2]:
+        return module(by_suffix).read(data, str(p))
     raise InputFormatError(f"{p} is not a profile perfkit can read",
                            f"expected one of: {', '.join(names(readable=True))}")
 
