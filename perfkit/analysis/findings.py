@@ -8,6 +8,8 @@ evidence inside the bundle.
 
 from __future__ import annotations
 
+from perfkit.units import human_bytes as _gib
+
 import re
 from dataclasses import dataclass, field
 
@@ -327,13 +329,6 @@ def _oom_findings(host: dict) -> list[Finding]:
     return []
 
 
-def _gib(n: float | int | None) -> str:
-    if n is None:
-        return "?"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
 
 
 # --------------------------------------------------------------------------- all

@@ -200,20 +200,11 @@ def process_table(problems: Problems) -> dict[int, dict]:
 
 def cgroup_path(pid: int) -> dict | None:
     """The cgroup of ``pid``: {"v2": "/path"} and/or {"memory": ..., "cpu": ...} for v1."""
-    text = read_text(f"/proc/{pid}/cgroup")
-    if text is None:
-        return None
-    out: dict = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, ctrls, path = parts
-        if ctrls == "":
-            out["v2"] = path
-        for c in ctrls.split(","):
-            if c in ("memory", "cpu", "cpuacct"):
-                out[c] = path
+    from perfkit.collectors.topology import read_cgroup_paths
+
+    paths = read_cgroup_paths(pid)
+    out = {("v2" if ctrl == "" else ctrl): path for ctrl, path in paths.items()
+           if ctrl in ("", "memory", "cpu", "cpuacct")}
     return out or None
 
 

@@ -8,6 +8,8 @@ entities in HTML/SVG, backslash-escaped markdown in markdown.
 
 from __future__ import annotations
 
+from perfkit.units import human_bytes
+
 import html
 import math
 import time
@@ -38,14 +40,6 @@ def fmt_rate(v: float | None, resource: str) -> str:
     return f"{v:.3g}/s"
 
 
-def human_bytes(n: float) -> str:
-    sign = "-" if n < 0 else ""
-    n = abs(float(n))
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{sign}{n:.0f} {unit}" if unit == "B" else f"{sign}{n:.1f} {unit}"
-        n /= 1024
-    return f"{sign}{n:.1f} TiB"  # pragma: no cover
 
 
 def human_duration(s: float | None) -> str:

@@ -6,6 +6,8 @@ Every result object here prints itself (``__rich_console__``) and serialises its
 
 from __future__ import annotations
 
+from perfkit.units import human_bytes  # noqa: F401  (re-exported)
+
 from dataclasses import dataclass, field
 
 from perfkit.analysis.top import ThreadRow, TopRow
@@ -21,13 +23,6 @@ def _fmt_value(v: int, unit: str) -> str:
     return f"{v:,}"
 
 
-def human_bytes(n: float) -> str:
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 @dataclass

@@ -8,6 +8,8 @@ lands in: Markdown, HTML, or the terminal (rich ``Text``, never markup strings).
 
 from __future__ import annotations
 
+from perfkit.units import human_bytes as _size
+
 import time
 
 _CONTROL = {i: f"\\x{i:02x}" for i in range(32)}
@@ -34,13 +36,6 @@ def md(text: object) -> str:
     return visible(text).translate(_MD_SPECIAL)
 
 
-def _size(n) -> str:
-    if n is None:
-        return "?"
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
 
 
 def _when(ts: float | None) -> str:
