@@ -23,7 +23,7 @@ from perfkit.render.escape import encode, markup, visible, xml
 FONT = 12
 CHAR_W = 0.59 * FONT  # average glyph width of the font below
 PAD = 10
-TOP = 56
+TOP = 66  # title, subtitle, then the legend on its own line
 BOTTOM = 34
 FONT_FAMILY = "Verdana, DejaVu Sans, sans-serif"
 
@@ -106,8 +106,8 @@ def _render(tree: ft.FlameTree, slot: int, *, title: str, subtitle: str, width: 
     lx = PAD
     for cat, color in legend:
         label = ft.CATEGORY_NAMES.get(cat, cat)
-        parts.append(f'<rect x="{lx}" y="30" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{lx + 14}" y="39" style="font-size:10px;fill:#555">{xml(label)}</text>\n')
+        parts.append(f'<rect x="{lx}" y="44" width="10" height="10" fill="{color}"/>'
+                     f'<text x="{lx + 14}" y="53" style="font-size:10px;fill:#555">{xml(label)}</text>\n')
         lx += 24 + len(label) * 6
     fh = frame_height
     base_y = TOP + (depth - 1) * fh
