@@ -162,3 +162,16 @@ def test_drop_attach_overhead_removes_only_memray_threads():
     # an injector-thread id that ran user code (not attach mode's injector) is left alone
     p.metadata["memray_main_thread_id"] = 3
     assert {s.labels.tid for s in drop_attach_overhead(p).samples} >= {3, 4}
+
+
+def test_memray_launcher_frames_are_stripped_from_stack_roots():
+    from perfkit.collectors.memray import _strip_launcher
+    from perfkit.model import Frame
+
+    run = Frame("_run_tracker", "/venv/lib/python3.11/site-packages/memray/commands/run.py", 58)
+    runpy = Frame("run_path", "<frozen runpy>", 291)
+    user = Frame("<module>", "/app/job.py", 3)
+    leak = Frame("leak", "/app/job.py", 9)
+    assert _strip_launcher([run, runpy, Frame("_run_code", "<frozen runpy>", 88), user, leak]) == [user, leak]
+    assert _strip_launcher([user, leak]) == [user, leak], "attached captures have no launcher frames"
+    assert _strip_launcher([runpy, user]) == [runpy, user], "runpy alone (python -m app) is the user's own"

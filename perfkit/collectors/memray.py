@@ -66,6 +66,25 @@ TARGET_MEMRAY_HINT = ("memray attach runs memray inside the target: install memr
                       "perfkit heap -- python app.py")
 NO_STACK = Frame("[no Python frame]")
 
+_MEMRAY_PKG = "/memray/"
+_RUNPY_FILES = ("<frozen runpy>", "/runpy.py")
+
+
+def _strip_launcher(frames: list[Frame]) -> list[Frame]:
+    """Drop memray's own launcher frames (``memray run`` → runpy) from the root of a stack.
+
+    A launched program's stacks start in memray/commands/run.py and runpy; they are
+    perfkit's plumbing, not the user's code, and would sit under every flame graph.
+    """
+    i = 0
+    while i < len(frames) and _MEMRAY_PKG in frames[i].file:
+        i += 1
+    if i == 0:
+        return frames
+    while i < len(frames) and frames[i].file.endswith(_RUNPY_FILES):
+        i += 1
+    return frames[i:]
+
 ATTACH_TIMEOUT = 60.0  # memray attach: gdb start + injection + memray's own 10 s connect wait
 DETACH_TIMEOUT = 60.0
 FINISH_GRACE = 20.0  # seconds after the deadline for the target to finish the capture file
@@ -733,8 +752,8 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
         ids = stack_cache.get(key)
         if ids is None:
             raw = rec.hybrid_stack_trace() if native else rec.stack_trace()
-            frames = [Frame(str(fn), str(fl), int(ln or 0)) for fn, fl, ln in reversed(raw)] or [NO_STACK]
-            ids = stack_cache[key] = tuple(b.frame_id(f) for f in frames)
+            frames = _strip_launcher([Frame(str(fn), str(fl), int(ln or 0)) for fn, fl, ln in reversed(raw)])
+            ids = stack_cache[key] = tuple(b.frame_id(f) for f in frames or [NO_STACK])
         return ids
 
     # Everything allocated while tracking, aggregated per (stack, thread).
