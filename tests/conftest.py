@@ -136,3 +136,30 @@ def require_nobody() -> list[str]:
     if _nobody_probe[0]:
         pytest.skip(f"user nobody cannot run perfkit from {ROOT}: {_nobody_probe[0].splitlines()[-1]}")
     return list(AS_NOBODY)
+
+
+def one_error(res: subprocess.CompletedProcess, code: int | None = None, *needles: str) -> str:
+    """Assert perfkit failed the documented way and return its error line.
+
+    The exit code (if given); exactly one ``perfkit: error:`` line, followed by at
+    most two hint lines; no traceback; every needle somewhere in stderr.  Output a
+    launched program printed before the error is allowed.
+    """
+    if code is not None:
+        assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    errors = [i for i, ln in enumerate(lines) if ln.startswith("perfkit: error: ")]
+    assert len(errors) == 1, res.stderr
+    assert len(lines) - errors[0] - 1 <= 2, res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+    for n in needles:
+        assert n in res.stderr, res.stderr
+    return lines[errors[0]]
+
+
+def free_pid() -> int:
+    """A pid that no process has right now."""
+    pid = 4_000_000
+    while os.path.exists(f"/proc/{pid}"):
+        pid -= 1
+    return pid

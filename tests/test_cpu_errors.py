@@ -12,25 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, perfkit_cmd, run_perfkit, scenario, scenario_cmd, require_nobody
+from conftest import ROOT, perfkit_cmd, run_perfkit, scenario, scenario_cmd, require_nobody, one_error as _one_error, free_pid as _free_pid
 
 pytestmark = pytest.mark.live
 
 
-def _one_error(res: subprocess.CompletedProcess, code: int, *needles: str) -> None:
-    assert res.returncode == code, (res.returncode, res.stderr)
-    assert "Traceback" not in res.stderr
-    err = [ln for ln in res.stderr.splitlines() if ln.startswith("perfkit: error:")]
-    assert len(err) == 1, res.stderr
-    for n in needles:
-        assert n in res.stderr, res.stderr
-
-
-def _free_pid() -> int:
-    pid = 4_000_000
-    while os.path.exists(f"/proc/{pid}"):
-        pid -= 1
-    return pid
 
 
 def test_no_such_pid():

@@ -10,20 +10,10 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_perfkit, scenario, scenario_cmd
+from conftest import ROOT, run_perfkit, scenario, scenario_cmd, one_error as _one_error
 
 pytestmark = pytest.mark.live
 
-
-def _one_error(res, code: int, *needles: str) -> str:
-    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
-    err = res.stderr
-    assert "Traceback" not in err, err
-    assert err.startswith("perfkit: error: "), err
-    assert len([ln for ln in err.splitlines() if ln.strip()]) <= 3, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def _status(sc) -> tuple[int, int]:

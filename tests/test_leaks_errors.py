@@ -9,15 +9,8 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, perfkit_cmd, run_perfkit, scenario, require_nobody
+from conftest import ROOT, perfkit_cmd, run_perfkit, scenario, require_nobody, one_error as one_line_error
 
-
-def one_line_error(res):
-    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
-    assert lines and lines[0].startswith("perfkit: error: "), res.stderr
-    assert "Traceback" not in res.stderr
-    assert len(lines) <= 2, res.stderr
-    return lines[0]
 
 
 def test_no_such_pid_exits_3():

@@ -7,14 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import perfkit_json, run_perfkit, scenario
+from conftest import perfkit_json, run_perfkit, scenario, one_error as _one_line_error
 
-
-def _one_line_error(res):
-    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
-    assert lines and lines[0].startswith("perfkit: error: ") and "Traceback" not in res.stderr, res.stderr
-    assert len(lines) <= 2
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -7,26 +7,14 @@ import subprocess
 
 import pytest
 
-from conftest import run_perfkit
+from conftest import run_perfkit, one_error, free_pid as _free_pid
 
 pytestmark = pytest.mark.live
 
 
 def _one_error(res: subprocess.CompletedProcess, code: int, *needles: str) -> None:
-    assert res.returncode == code, (res.returncode, res.stderr)
-    assert "Traceback" not in res.stderr
-    err = [ln for ln in res.stderr.splitlines() if ln.startswith("perfkit: error:")]
-    assert len(err) == 1, res.stderr
-    for n in needles:
-        assert n in res.stderr, res.stderr
+    one_error(res, code, *needles)
     assert res.stdout == ""
-
-
-def _free_pid() -> int:
-    pid = 4_000_000
-    while os.path.exists(f"/proc/{pid}"):
-        pid -= 1
-    return pid
 
 
 @pytest.mark.parametrize("budget", ["soon", "1s", "0", "3h", "-5"])
