@@ -278,3 +278,21 @@ def test_hung_pyspy_for_one_target_does_not_stall_the_rest(tmp_path):
     bad = [e for e in manifest["failed"] if e.get("pid") == hung.pid and e["what"].startswith("stacks")]
     assert bad and bad[0]["status"] == "timeout", manifest["failed"]
     assert any(f["kind"] == "deadlock" and f["pid"] == ok.pid for f in doc["findings"])
+
+
+def test_sockets_counted_against_the_scenarios_truth(tmp_path):
+    """socket_leak keeps 1 listener + 2 ESTABLISHED ends per connection, RATE per second."""
+    import time as _time
+
+    rate = 4.0
+    with scenario("socket_leak", "--rate", rate, "--duration", "60") as sc:
+        t_ready = _time.monotonic()
+        before = _time.monotonic() - t_ready
+        res = run_perfkit("triage", "--pid", sc.pid, "-o", tmp_path / "b", "--budget", "10s", "--json")
+        after = _time.monotonic() - t_ready
+    assert res.returncode == 0, res.stderr
+    proc = next(p for p in json.loads(res.stdout)["processes"] if p["pid"] == sc.pid)
+    low = 1 + 2 * int(rate * before) - 2
+    high = 1 + 2 * (int(rate * after) + 1) + 2
+    assert low <= proc["sockets"] <= high, (proc["sockets"], low, high)
+    assert proc["sockets"] >= 3, "at least one leaked connection by the time triage reads fds"
