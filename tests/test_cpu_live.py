@@ -21,15 +21,32 @@ def _assert_split(doc: dict, a: float, b: float, tol: float) -> None:
     assert abs(got_a - a) <= tol and abs(got_b - b) <= tol, f"spin_a {got_a:.1f}% spin_b {got_b:.1f}% vs {a}:{b}"
 
 
+def _pooled_split(docs: list[dict]) -> tuple[float, float]:
+    """spin_a / spin_b shares (%) over several recordings, pooled by sample count."""
+    n = sum(d["quality"]["samples"] for d in docs)
+    a = sum(_self_share(d, "spin_a") * d["quality"]["samples"] for d in docs) / n
+    b = sum(_self_share(d, "spin_b") * d["quality"]["samples"] for d in docs) / n
+    return a, b
+
+
+# Sampling error: py-spy's samples behave like independent draws, so one 5 s recording
+# at 100 Hz (~500 samples) has a standard error of 1.9 pp at p = 0.75 (measured: 2.2 pp
+# over 8 runs) and 3 pp is only 1.5 sigma.  The accuracy tests therefore pool three
+# 5 s / 100 Hz recordings (~1500 samples, 1.1 pp) and hold them to the 3 pp budget.
+
 def test_cpu_split_attach_mode_75_25():
-    with scenario("cpu_split", "--ratio", "75:25", "--duration", "30") as sc:
-        doc = perfkit_json("cpu", "--pid", sc.pid, "-d", "5", "-r", "100")
+    with scenario("cpu_split", "--ratio", "75:25", "--duration", "60") as sc:
+        docs = [perfkit_json("cpu", "--pid", sc.pid, "-d", "5", "-r", "100") for _ in range(3)]
         assert sc.alive(), "the target must keep running after perfkit detaches"
-    q = doc["quality"]
-    assert q["samples"] >= 400
-    assert q["achieved_rate"] >= 90, q  # >= 90 % of the requested 100 Hz
-    assert q["processes"] == 1 and q["threads"] == 1
-    _assert_split(doc, 75, 25, tol=3.0)
+    for doc in docs:
+        q = doc["quality"]
+        assert q["samples"] >= 400
+        assert q["achieved_rate"] >= 90, q  # >= 90 % of the requested 100 Hz
+        assert q["processes"] == 1 and q["threads"] == 1
+        assert abs(_self_share(doc, "spin_a") - 75) <= 8, "each single run is within 4 sigma"
+    a, b = _pooled_split(docs)
+    assert abs(a - 75) <= 3 and abs(b - 25) <= 3, (a, b)
+    doc = docs[0]
     assert doc["pid"] == sc.pid
     top = doc["top"][0]
     assert top["function"] == "spin_a" and top["file"].endswith("scenarios/cpu_split.py") and top["line"] > 0
@@ -37,17 +54,21 @@ def test_cpu_split_attach_mode_75_25():
 
 def test_cpu_split_launch_mode_75_25(tmp_path):
     out = tmp_path / "split.speedscope.json"
-    doc = perfkit_json("cpu", "-d", "5", "-o", out, "--", *scenario_cmd("cpu_split", "--ratio", "75:25", "--duration", "20"))
-    assert doc["quality"]["achieved_rate"] >= 90
-    _assert_split(doc, 75, 25, tol=3.0)
+    docs = [perfkit_json("cpu", "-d", "5", "-o", out, "--",
+                         *scenario_cmd("cpu_split", "--ratio", "75:25", "--duration", "20")) for _ in range(3)]
+    for doc in docs:
+        assert doc["quality"]["achieved_rate"] >= 90
+    a, b = _pooled_split(docs)
+    assert abs(a - 75) <= 3 and abs(b - 25) <= 3, (a, b)
     assert out.exists() and (out.stat().st_mode & 0o777) == 0o600
 
 
 def test_cpu_split_launch_until_exit_reversed_ratio():
-    # no --duration: records until the launched program exits by itself
+    # no --duration: records until the launched program exits by itself.  One ~4 s
+    # recording (~400 samples, 2.2 pp standard error): held to 6 pp, under 3 sigma.
     doc = perfkit_json("cpu", "--", *scenario_cmd("cpu_split", "--ratio", "25:75", "--duration", "4"))
     assert 3.5 <= doc["quality"]["duration_s"] <= 15
-    _assert_split(doc, 25, 75, tol=3.0)
+    _assert_split(doc, 25, 75, tol=6.0)
 
 
 def test_per_thread_split():
