@@ -107,8 +107,15 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike, *, mode: int = F
 
 
 def private_mkdir(path: str | os.PathLike) -> Path:
-    """Create a directory (and parents) with mode 0700."""
+    """Create a directory (and parents) with mode 0700.
+
+    A directory that already exists is left exactly as it is: tightening the mode of
+    the user's own directory (say /tmp, for ``--state /tmp/x.json``) would break
+    everything else that uses it.
+    """
     p = Path(path)
+    if p.is_dir():
+        return p
     try:
         p.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(p, 0o700)

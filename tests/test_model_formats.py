@@ -180,3 +180,18 @@ def test_writing_to_dev_null_leaves_the_device_alone():
     after = os.stat("/dev/null")
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
     assert stat.S_IMODE(after.st_mode) == stat.S_IMODE(before.st_mode)
+
+
+def test_private_mkdir_never_tightens_an_existing_directory(tmp_path):
+    import os
+    import stat
+
+    from perfkit.fileio import private_mkdir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    private_mkdir(shared)
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
+    new = private_mkdir(shared / "a" / "b")
+    assert stat.S_IMODE(os.stat(new).st_mode) == 0o700
