@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from perfkit.target import cmdline as read_cmdline
 from perfkit.collectors.host import Problems, read_text
 
 _PY_NAME = re.compile(r"^(python|pypy)\d?(\.\d+)?[a-z]*$|^(gunicorn|uvicorn|celery|uwsgi)$")
@@ -92,7 +93,7 @@ def _make(p, role: str, parent_target: int | None, problems: Problems, by_name: 
                 user = p.username()
             except (psutil.Error, KeyError):
                 user = None
-            proc = PyProc(pid=p.pid, ppid=p.ppid(), name=p.name(), cmdline=_cmdline(p), user=user, role=role,
+            proc = PyProc(pid=p.pid, ppid=p.ppid(), name=p.name(), cmdline=read_cmdline(p.pid), user=user, role=role,
                           parent_target=parent_target, cpu_s0=t.user + t.system, t0=time.monotonic(),
                           python_by_name=by_name)
     except psutil.NoSuchProcess:
@@ -102,13 +103,6 @@ def _make(p, role: str, parent_target: int | None, problems: Problems, by_name: 
         return None
     proc.threads0 = thread_cpu(p.pid)
     return proc
-
-
-def _cmdline(p) -> list[str]:
-    try:
-        return p.cmdline()
-    except Exception:
-        return []
 
 
 def candidates(pids: list[int] | None, problems: Problems) -> list[tuple[int, str, int | None]]:

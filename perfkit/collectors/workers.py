@@ -19,6 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from perfkit.target import cmdline as read_cmdline
 from perfkit.collectors.topology import allowed_cpus, format_cpulist, parse_cpulist
 from perfkit.errors import NoSuchProcess, PermissionDenied, UsageError
 
@@ -119,7 +120,7 @@ def snapshot(pid: int, interval: float = 1.0) -> list[WorkerInfo]:
                 c = p.num_ctx_switches()
                 cpu0, ctx0 = first[p.pid]
                 info = WorkerInfo(
-                    pid=p.pid, ppid=p.ppid(), name=p.name(), cmdline=_cmdline(p),
+                    pid=p.pid, ppid=p.ppid(), name=p.name(), cmdline=read_cmdline(p.pid),
                     role="master" if p.pid == pid else "worker",
                     allowed=allowed_cpus(p.pid) or sorted(p.cpu_affinity()),
                     last_cpu=p.cpu_num(), cpu_percent=100.0 * (t.user + t.system - cpu0) / dt,
@@ -149,13 +150,6 @@ def _runq_wait_ns(pid: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
     return total
-
-
-def _cmdline(p) -> list[str]:
-    try:
-        return p.cmdline()
-    except Exception:
-        return []
 
 
 def create_time(pid: int) -> float | None:
