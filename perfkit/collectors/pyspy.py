@@ -159,7 +159,11 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
                 time.sleep(0.1)
             rc = proc.wait()
             relay.join(5.0)
-        elapsed = time.monotonic() - start
+        # Rates and durations count from py-spy's "Sampling process ..." line: before it
+        # py-spy is still finding the interpreter (long in launch mode, where the
+        # program has to start first) and cannot take samples.
+        sampling_start = relay.sampling_started or start
+        elapsed = time.monotonic() - sampling_start
         stderr = Path(errpath).read_text(errors="replace") + "\n" + "\n".join(relay.pyspy_lines)
         if "process exited" in stderr.lower() or "stopped sampling because process exited" in stderr.lower():
             if target.pid is not None and (opts.duration is None or elapsed < opts.duration - 0.5):
@@ -185,12 +189,15 @@ class _Relay(threading.Thread):
         super().__init__(daemon=True, name="perfkit-pyspy-relay")
         self.stream = stream
         self.pyspy_lines: list[str] = []
+        self.sampling_started: float | None = None  # monotonic time of "Sampling process ..."
         self.start()
 
     def run(self) -> None:
         for raw in iter(self.stream.readline, b""):
             line = raw.decode("utf-8", "replace")
             if line.startswith("py-spy> "):
+                if self.sampling_started is None and line[8:].startswith("Sampling process"):
+                    self.sampling_started = time.monotonic()
                 self.pyspy_lines.append(line[8:].rstrip("\n"))
                 continue
             if not line.strip():
