@@ -89,9 +89,10 @@ def test_per_thread_split():
 
 def test_per_process_split_with_subprocesses():
     # parent idle; worker 0 always busy, worker 1 half the time → 2/3 : 1/3
-    with scenario("cpu_workers", "--duty", "1.0,0.5", "--duration", "30") as sc:
+    with scenario("cpu_workers", "--duty", "1.0,0.5", "--duration", "40") as sc:
         workers = [int(p) for p in sc.ready_line.split()[1:]]
-        doc = perfkit_json("cpu", "--pid", sc.pid, "-d", "5", "--subprocesses")
+        # 10 s (~1000 samples): the standard error at p = 1/3 is 1.5 pp, so 5 pp is > 3 sigma
+        doc = perfkit_json("cpu", "--pid", sc.pid, "-d", "10", "--subprocesses")
     by_pid: dict[int, float] = {}
     for t in doc["threads"]:
         by_pid[t["pid"]] = by_pid.get(t["pid"], 0.0) + t["pct"]
@@ -106,8 +107,9 @@ def test_per_process_split_with_subprocesses():
 def test_idle_excluded_unless_idle_flag():
     # truth: 30 % of the time spinning in burst, 70 % sleeping in wait_for_work
     with scenario("idle", "--duration", "30", "--busy", "0.3") as sc:
-        busy = perfkit_json("cpu", "--pid", sc.pid, "-d", "4")
-        idle = perfkit_json("cpu", "--pid", sc.pid, "-d", "4", "--idle")
+        # 8 s each (~800 samples with --idle: 1.6 pp standard error at p = 0.7)
+        busy = perfkit_json("cpu", "--pid", sc.pid, "-d", "8")
+        idle = perfkit_json("cpu", "--pid", sc.pid, "-d", "8", "--idle")
     assert _self_share(busy, "burst") >= 90, busy["top"]
     # truth 0; a thread just woken from sleep is briefly "active" on a loaded box
     assert sum(r["total_pct"] for r in busy["top"] if r["function"] == "wait_for_work") <= 8
