@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def naive_counts(root: str, pid: int) -> dict[str, float]:
-    from perfkit.collectors import topology as t
+    from perfkit.affinity import topology as t
 
     topo = t.read_topology(root)
     online = len(topo.online)
@@ -49,7 +49,7 @@ def naive_counts(root: str, pid: int) -> dict[str, float]:
 
 def bench_budget() -> None:
     from affinity_fakes import PID, build, load
-    from perfkit.collectors import topology
+    from perfkit.affinity import topology
 
     specs = load()
     right: dict[str, int] = {"perfkit": 0}
@@ -85,8 +85,8 @@ def _stop(proc) -> None:
 
 
 def bench_apply_cost(reps: int) -> None:
-    from perfkit.analysis.affinity_plan import Assignment
-    from perfkit.collectors import workers
+    from perfkit.affinity.plan import Assignment
+    from perfkit.affinity import workers
 
     taskset = shutil.which("taskset")
     proc, pids = _start_pool(2, 60)
@@ -117,10 +117,10 @@ def bench_apply_cost(reps: int) -> None:
 
 
 def bench_layout(reps: int, duration: float) -> None:
-    from perfkit.analysis.affinity_plan import cpu_order
-    from perfkit.analysis.tune_stats import rank
-    from perfkit.collectors import topology
-    from perfkit.collectors.tune_runner import run_once
+    from perfkit.affinity.plan import cpu_order
+    from perfkit.affinity.tune_stats import rank
+    from perfkit.affinity import topology
+    from perfkit.affinity.tuning import run_once
 
     topo = topology.read_topology()
     order = cpu_order(topo, topology.budget().usable, "spread")

@@ -24,8 +24,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from perfkit.analysis import trend  # noqa: E402
-from perfkit.collectors import procstat  # noqa: E402
+from perfkit.leaks import trend
+from perfkit.procs import proc as procstat
 
 
 def start(name, *args):

@@ -104,7 +104,7 @@ def check_mode(k: int, metrics, args, out: list) -> None:
 
 
 def _instructions_per_unit(work: int) -> tuple[float, float]:
-    from perfkit.collectors import bench
+    from perfkit.gate import bench
 
     def count(w: int) -> float:
         spec = bench.RunSpec("probe", cmd(w), cwd=str(ROOT), env={"PYTHONHASHSEED": "0"}, timeout=600)

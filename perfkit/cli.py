@@ -27,13 +27,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cpu": ("perfkit.commands.cpu", "Sample CPU stacks of a live or launched Python process (py-spy)."),
     "heap": ("perfkit.commands.heap", "Track heap allocations: top allocating lines, what stays alive, the peak (memray)."),
     "threads": ("perfkit.commands.threads", "Every thread's state, CPU, GIL and Python stack, grouped."),
-    "leaks": ("perfkit.commands.leaks", "Watch memory, threads, fds and sockets over time and say what leaks."),
+    "leaks": ("perfkit.leaks.command", "Watch memory, threads, fds and sockets over time and say what leaks."),
     "flame": ("perfkit.commands.flame", "Render a saved profile as a flame graph (SVG/HTML) or a terminal tree."),
     "convert": ("perfkit.commands.convert", "Convert a profile between formats (perfkit, collapsed, speedscope, pprof)."),
     "diff": ("perfkit.commands.diff", "Compare two profiles: differential flame graph and what grew or shrank."),
-    "gate": ("perfkit.commands.gate", "Fail CI when a change makes things slower or hungrier."),
-    "triage": ("perfkit.commands.triage", "Snapshot the host and every Python process into one bounded bundle."),
-    "affinity": ("perfkit.commands.affinity", "Worker-to-core layout: show, plan, apply, reset, recommend, tune."),
+    "gate": ("perfkit.gate.command", "Fail CI when a change makes things slower or hungrier."),
+    "triage": ("perfkit.triage.command", "Snapshot the host and every Python process into one bounded bundle."),
+    "affinity": ("perfkit.affinity.command", "Worker-to-core layout: show, plan, apply, reset, recommend, tune."),
 }
 
 _state = {"debug": False}
@@ -43,11 +43,11 @@ class LazyGroup(TyperGroup):
     """A click group whose subcommands are imported only when invoked."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name, (mod, _) in COMMANDS.items() if _module_exists(mod)]
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str):
         entry = COMMANDS.get(name)
-        if entry is None or not _module_exists(entry[0]):
+        if entry is None:
             return None
         module = importlib.import_module(entry[0])
         cmd = typer.main.get_command(module.app)
@@ -55,16 +55,8 @@ class LazyGroup(TyperGroup):
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_) for name, (mod, help_) in COMMANDS.items() if _module_exists(mod)]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
-
-def _module_exists(module: str) -> bool:
-    rel = module.split(".")[1:]
-    path = os.path.join(os.path.dirname(__file__), *rel) + ".py"
-    return os.path.exists(path)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
 
 
 app = typer.Typer(
@@ -115,11 +107,11 @@ def main(argv: list[str] | None = None) -> None:
 
     os.environ.pop("RUST_BACKTRACE", None)
     command = typer.main.get_command(app)
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _state["debug"] = False
     try:
         rc = command.main(args=argv, prog_name="perfkit", standalone_mode=False)
     except PerfkitError as exc:
-        if debug:
+        if _state["debug"]:
             import traceback
 
             traceback.print_exc()
@@ -137,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:  # a bug: short message unless --debug
-        if debug:
+        if _state["debug"]:
             raise
         _print_error(f"internal error: {type(exc).__name__}: {exc}", "this is a bug in perfkit; rerun with --debug for a traceback")
         sys.exit(70)

@@ -30,7 +30,7 @@ def _w(root: Path, rel: str, text: str) -> None:
 
 
 def _fmt(cpus) -> str:
-    from perfkit.collectors.topology import format_cpulist
+    from perfkit.affinity.topology import format_cpulist
 
     return format_cpulist(cpus)
 
@@ -81,7 +81,7 @@ def build(spec: dict, root: Path) -> Path:
     for n, ids in nodes.items():
         _w(root, f"sys/devices/system/node/node{n}/cpulist", _fmt([i for i in ids if i not in offline]))
     mask = spec.get("mask", _fmt(online))
-    from perfkit.collectors.topology import parse_cpulist
+    from perfkit.affinity.topology import parse_cpulist
 
     mask_list = parse_cpulist(mask)
     hexmask = format(sum(1 << i for i in mask_list), "x")

@@ -38,7 +38,7 @@ def thread_masks(pid: int) -> set[str]:
 
 
 def full_mask() -> str:
-    from perfkit.collectors.topology import format_cpulist
+    from perfkit.affinity.topology import format_cpulist
 
     return format_cpulist(os.sched_getaffinity(0))
 
@@ -287,7 +287,7 @@ def test_reapply_with_another_layout_plans_from_the_saved_original(tmp_path):
         assert all(len(cpus_allowed(w).split(",")) == 1 and "-" not in cpus_allowed(w) for w in workers)
         # perfkit's own pinning is not an inherited mask: a new layout may use whole nodes again
         run_perfkit("affinity", "apply", "--pid", sc.pid, "--state", state, "--per-worker", "node", check=True)
-        from perfkit.collectors.topology import format_cpulist, read_topology
+        from perfkit.affinity.topology import format_cpulist, read_topology
 
         nodes = {format_cpulist(v) for v in read_topology().nodes().values()}
         assert all(cpus_allowed(w) in nodes for w in workers)
@@ -302,7 +302,7 @@ def test_reapply_with_another_layout_plans_from_the_saved_original(tmp_path):
 
 def _v1_cpu_root() -> str | None:
     """The host's cgroup v1 cpu hierarchy if this test may create cgroups there (root)."""
-    from perfkit.collectors.topology import read_mounts
+    from perfkit.affinity.topology import read_mounts
 
     if os.geteuid() != 0:
         return None

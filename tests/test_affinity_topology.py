@@ -7,9 +7,9 @@ import json
 import pytest
 
 from affinity_fakes import PID, build, load
-from perfkit.analysis.affinity_plan import Assignment, cpu_order, make_plan
-from perfkit.collectors import topology
-from perfkit.collectors.topology import format_cpulist, parse_cpulist
+from perfkit.affinity.plan import Assignment, cpu_order, make_plan
+from perfkit.affinity import topology
+from perfkit.affinity.topology import format_cpulist, parse_cpulist
 
 SPECS = load()
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from affinity_fakes import PID, build, load
-from perfkit.analysis.affinity_advice import recommend
-from perfkit.analysis.affinity_findings import findings
-from perfkit.analysis.tune_stats import rank, summarize
-from perfkit.collectors import topology
-from perfkit.collectors.behaviour import Behaviour, ProcessBehaviour
-from perfkit.collectors.tune_runner import parse_throughput, substitute
-from perfkit.collectors.workers import WorkerInfo
+from perfkit.affinity.advice import recommend
+from perfkit.affinity.findings import findings
+from perfkit.affinity.tune_stats import rank, summarize
+from perfkit.affinity import topology
+from perfkit.affinity.behaviour import Behaviour, ProcessBehaviour
+from perfkit.affinity.tuning import parse_throughput, substitute
+from perfkit.affinity.workers import WorkerInfo
 
 SPECS = {s["name"]: s for s in load()}
 
@@ -143,7 +143,7 @@ def render(renderable) -> str:
 
 
 def test_ranking_table_says_within_noise_and_best():
-    from perfkit.render.affinity import ranking_table
+    from perfkit.affinity.render import ranking_table
 
     r = rank({"2 workers, spread": [103.0, 97.0, 108.0, 99.0, 104.0], "2 workers, unpinned": [100.0, 105.0, 95.0, 102.0, 98.0],
               "1 workers, unpinned": [50.0, 51.0, 49.0, 50.0, 50.5]}, unpinned={"2 workers, unpinned", "1 workers, unpinned"})
@@ -156,7 +156,7 @@ def test_ranking_table_says_within_noise_and_best():
 
 
 def test_plan_and_workers_views_escape_untrusted_names():
-    from perfkit.render.affinity import plan_table, workers_table
+    from perfkit.affinity.render import plan_table, workers_table
 
     evil = "[bold]x[/bold]\x1b]0;pwn\x07"
     w = worker(5, [0], 0, 10.0).to_json()
@@ -173,8 +173,8 @@ def test_plan_and_workers_views_escape_untrusted_names():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from perfkit.analysis.affinity_plan import Assignment, cpu_order, make_plan  # noqa: E402
-from perfkit.collectors.topology import Cpu, Topology  # noqa: E402
+from perfkit.affinity.plan import Assignment, cpu_order, make_plan  # noqa: E402
+from perfkit.affinity.topology import Cpu, Topology  # noqa: E402
 
 
 @st.composite
@@ -231,7 +231,7 @@ def test_plan_properties(case, strategy, unit):
 def test_single_run_candidates_give_valid_json_and_render():
     import json as _json
 
-    from perfkit.render.affinity import ranking_table
+    from perfkit.affinity.render import ranking_table
 
     r = rank({"a": [10.0], "b": [9.0, 9.5]})
     doc = r.to_json()

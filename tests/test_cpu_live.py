@@ -156,7 +156,7 @@ def test_pyspy_own_speedscope_fails_schema_ours_passes(tmp_path, speedscope_sche
     """py-spy's file has activeProfileIndex: null, which the schema rejects."""
     import jsonschema
 
-    from perfkit.collectors.pyspy import find_pyspy
+    from perfkit.tools.pyspy import find_pyspy
 
     raw = tmp_path / "raw.json"
     subprocess.run([find_pyspy(), "record", "-f", "speedscope", "-o", str(raw), "-d", "1", "--",

@@ -138,7 +138,7 @@ def test_missing_capture_file(tmp_path):
 
 
 def test_heap_command_imports_nothing_heavy():
-    code = ("import sys, perfkit.commands.heap, perfkit.collectors.memray, perfkit.analysis.heap; "
+    code = ("import sys, perfkit.commands.heap, perfkit.tools.memray, perfkit.analysis.heap; "
             "bad = [m for m in ('memray', 'psutil', 'rich.table') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -99,7 +99,7 @@ def test_leak_pprof_svg_html_outputs_if_available(tmp_path):
     if "html" in outs:
         html = outs["html"].read_text()
         assert "heap_bytes" in html and "rss_bytes" in html  # heap and RSS over time
-        assert "leak" in html and f"mem_leak.py" in html
+        assert "leak" in html and "mem_leak.py" in html
     assert line > 0
 
 
@@ -153,7 +153,7 @@ def test_native_allocations_attributed_to_python_line(tmp_path):
 
 
 def test_twenty_attach_detach_cycles_leave_target_healthy():
-    from perfkit.collectors.memray import MemrayOptions, capture
+    from perfkit.tools.memray import MemrayOptions, capture
     from perfkit.target import Target
 
     def rss(pid):

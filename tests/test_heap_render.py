@@ -115,13 +115,13 @@ def test_sparkline():
     ([sys.executable, "-c", "print(1)"], [sys.executable], ["-c", "print(1)"]),
 ])
 def test_split_command(command, interp, prog):
-    from perfkit.collectors.memray import split_command
+    from perfkit.tools.memray import split_command
 
     assert split_command(command) == (interp, prog)
 
 
 def test_run_argv_wraps_with_memray_run(tmp_path):
-    from perfkit.collectors.memray import MemrayOptions, run_argv
+    from perfkit.tools.memray import MemrayOptions, run_argv
 
     argv = run_argv(["python", "-u", "app.py", "--n", "3"], "/tmp/x.bin", MemrayOptions(native=True))
     assert argv == ["python", "-u", "-m", "memray", "run", "-q", "-f", "--no-compress", "-o", "/tmp/x.bin",
@@ -133,7 +133,7 @@ def test_run_argv_wraps_with_memray_run(tmp_path):
 
 
 def test_split_command_rejects_non_python(tmp_path):
-    from perfkit.collectors.memray import split_command
+    from perfkit.tools.memray import split_command
     from perfkit.errors import NotPython, UsageError
 
     with pytest.raises(NotPython):
@@ -143,7 +143,7 @@ def test_split_command_rejects_non_python(tmp_path):
 
 
 def test_drop_attach_overhead_removes_only_memray_threads():
-    from perfkit.collectors.memray import NO_STACK, drop_attach_overhead
+    from perfkit.tools.memray import NO_STACK, drop_attach_overhead
 
     b = ProfileBuilder([ALLOC_SPACE, ALLOC_OBJECTS, INUSE_SPACE, INUSE_OBJECTS])
     thr = Frame("__init__", "/usr/lib/python3.11/threading.py", 265)
@@ -165,7 +165,7 @@ def test_drop_attach_overhead_removes_only_memray_threads():
 
 
 def test_memray_launcher_frames_are_stripped_from_stack_roots():
-    from perfkit.collectors.memray import _strip_launcher
+    from perfkit.tools.memray import _strip_launcher
     from perfkit.model import Frame
 
     run = Frame("_run_tracker", "/venv/lib/python3.11/site-packages/memray/commands/run.py", 58)

@@ -132,7 +132,6 @@ def test_steady_look_alikes_have_no_leak_verdict():
 
 
 def test_memory_leak_is_attributed_to_its_line():
-    from perfkit.collectors import memray  # noqa: F401  (the heap engineer's collector)
 
     res = watch_all({"mem": ("leak_memory", ["--rate", str(2 * 1024 * 1024)])},
                     extra=("--attribute-memory", "--memray-seconds", "3", "--fail-on-leak"))

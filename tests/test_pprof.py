@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import IN_CI, ROOT, TOOLS, require_tool
+from conftest import IN_CI, TOOLS, require_tool
 from perfkit.analysis.top import top
 from perfkit.formats import collapsed, native, pprof
 from perfkit.model import (ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, SAMPLES, Frame, Labels,

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from perfkit.analysis import trend
-from perfkit.analysis.trend import INCONCLUSIVE, LEAK, STEADY, assess
+from perfkit.leaks import trend
+from perfkit.leaks.trend import INCONCLUSIVE, LEAK, STEADY, assess
 
 MIB = 1024 * 1024
 

@@ -249,7 +249,7 @@ def test_hung_pyspy_for_one_target_does_not_stall_the_rest(tmp_path):
     """A wrapper py-spy that never answers for one pid (as with a wedged process):
     the run still ends within its budget, that pid is reported as timed out, and the
     other targets are complete."""
-    from perfkit.collectors.pyspy import find_pyspy
+    from perfkit.tools.pyspy import find_pyspy
 
     real = find_pyspy()
     sleeper = tmp_path / "sleeper.pid"

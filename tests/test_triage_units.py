@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from perfkit.analysis import findings as fnd
-from perfkit.collectors import host
-from perfkit.collectors.triage_pool import BoundedPool
-from perfkit.render import triage_report as rep
+from perfkit.triage import findings as fnd
+from perfkit.triage import host
+from perfkit.triage.pool import BoundedPool
+from perfkit.triage import report as rep
 
 PY_THREADING = "/usr/lib/python3.11/threading.py"
 
@@ -196,7 +196,7 @@ def test_stacks_text_escapes_control_characters():
 # --------------------------------------------------------------------------- readers
 
 def test_budget_parsing():
-    from perfkit.commands.triage import parse_budget
+    from perfkit.triage.command import parse_budget
     from perfkit.errors import UsageError
 
     assert parse_budget("30s") == 30 and parse_budget("45") == 45 and parse_budget("1m") == 60
@@ -333,7 +333,7 @@ def test_flame_graph_svg_when_available_else_speedscope(tmp_path, monkeypatch, s
 
     import perfkit.formats as formats
     from perfkit.formats import read_profile
-    from perfkit.render import triage_bundle as tb
+    from perfkit.triage import bundle as tb
 
     real = formats.available
     monkeypatch.setattr(formats, "available", lambda name: svg if name == "svg" else real(name))

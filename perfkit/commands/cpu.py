@@ -41,7 +41,7 @@ def cpu(
     from perfkit.analysis import transforms
     from perfkit.analysis.top import by_thread as thread_split
     from perfkit.analysis.top import top
-    from perfkit.collectors import pyspy
+    from perfkit.tools import pyspy
     from perfkit.console import err_console, live_status, out_console, print_json, warn
     from perfkit.errors import EXIT_INTERRUPTED, UsageError
     from perfkit.fileio import check_writable

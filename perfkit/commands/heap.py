@@ -40,7 +40,7 @@ def heap(
     """
     from perfkit.analysis import transforms
     from perfkit.analysis.heap import for_leaks, summarize
-    from perfkit.collectors import memray
+    from perfkit.tools import memray
     from perfkit.console import err_console, live_status, out_console, print_json, warn
     from perfkit.errors import EXIT_INTERRUPTED, UsageError
     from perfkit.fileio import check_writable

@@ -50,10 +50,10 @@ def threads(
 
 
 def _take(pid: int, opts: dict, depth: int, trend: list[int] | None = None):
-    from perfkit.analysis.threads_view import build_threads, group
-    from perfkit.collectors.threaddump import snapshot
+    from perfkit.threads.view import build_threads, group
+    from perfkit.threads.snapshot import snapshot
     from perfkit.errors import EXIT_TARGET, TargetError, ToolError
-    from perfkit.render.threads_table import ThreadsView
+    from perfkit.threads.table import ThreadsView
 
     snap = snapshot(pid, **opts)
     main = snap.processes[0]
@@ -67,7 +67,7 @@ def _take(pid: int, opts: dict, depth: int, trend: list[int] | None = None):
         infos.extend(build_threads(p.stacks, p.cpu))
         for tid in p.native:
             c = p.cpu[tid]
-            from perfkit.analysis.threads_view import ThreadInfo
+            from perfkit.threads.view import ThreadInfo
 
             infos.append(ThreadInfo(pid=p.pid, tid=tid, name=c["name"], active=c["cpu_pct"] > 0, owns_gil=False,
                                     cpu_pct=c["cpu_pct"], frames=[]))
@@ -96,7 +96,7 @@ def _emit(view, doc, as_json: bool) -> None:
 
 
 def _watch(pid: int, opts: dict, depth: int, count: int | None, as_json: bool) -> None:
-    from perfkit.collectors import procstat
+    from perfkit.procs import proc as procstat
     from perfkit.console import err_console, out_console, print_json
     from perfkit.errors import TargetError
 

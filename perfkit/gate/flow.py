@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfkit.collectors import bench
+from perfkit.gate import bench
 from perfkit.gate import baseline as baseline_mod
 from perfkit.gate import explain, runner
 from perfkit.gate.config import Benchmark, GateConfig

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
-from perfkit.collectors import bench
+from perfkit.gate import bench
 from perfkit.gate import stats
 from perfkit.gate.config import Benchmark, GateConfig
 from perfkit.gate.metrics import METRICS, TIME_METRICS

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from perfkit.collectors import procstat
+from perfkit.procs import proc as procstat
 
 MAX_PARALLEL = 4
 
@@ -40,7 +40,7 @@ class Snapshot:
 
 
 def _dump(pid: int, nonblocking: bool, locals_: bool, timeout: float) -> tuple[list, str | None, int | None]:
-    from perfkit.collectors import pyspy
+    from perfkit.tools import pyspy
     from perfkit.errors import PerfkitError, ToolMissing
 
     try:

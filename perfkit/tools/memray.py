@@ -53,7 +53,7 @@ from perfkit.errors import (
     ToolMissing,
     UsageError,
 )
-from perfkit.collectors.stopping import StopRequest
+from perfkit.procs.signals import StopRequest
 from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Labels, Profile, ProfileBuilder
 from perfkit.target import PTRACE_HINT, Target, check_pid, cmdline, python_version
 

@@ -33,7 +33,7 @@ from perfkit.errors import (
     ToolError,
     ToolMissing,
 )
-from perfkit.collectors.stopping import StopRequest
+from perfkit.procs.signals import StopRequest
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder
 from perfkit.target import PTRACE_HINT, Target, cmdline, python_version
 

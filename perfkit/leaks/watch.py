@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perfkit.collectors import procstat
-from perfkit.collectors.stopping import sigterm_as_interrupt
+from perfkit.procs import proc as procstat
+from perfkit.procs.signals import sigterm_as_interrupt
 
 
 @dataclass
@@ -42,7 +42,7 @@ def _fds(pid: int, notes: list[str]) -> dict[int, str] | None:
 def _stacks(pid: int, notes: list[str], when: str, python: bool):
     if not python:
         return None
-    from perfkit.collectors import pyspy
+    from perfkit.tools import pyspy
     from perfkit.errors import PerfkitError
 
     try:
@@ -98,7 +98,7 @@ def capture_memory(pid: int, seconds: float):
     from perfkit.errors import PerfkitError
 
     try:
-        from perfkit.collectors.memray import MemrayOptions, capture
+        from perfkit.tools.memray import MemrayOptions, capture
         from perfkit.target import Target
 
         res = capture(Target(pid=pid), MemrayOptions(duration=seconds))

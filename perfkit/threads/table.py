@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perfkit.analysis.threads_view import StackGroup, ThreadInfo, frame_label, is_library
+from perfkit.threads.view import StackGroup, ThreadInfo, frame_label, is_library
 from perfkit.console import plain
 
 SPARK = "▁▂▃▄▅▆▇█"

@@ -14,8 +14,8 @@ import html
 import math
 import time
 
-from perfkit.analysis import trend
-from perfkit.analysis.leak_findings import Finding, LeakReport
+from perfkit.leaks import trend
+from perfkit.leaks.findings import Finding, LeakReport
 
 VERDICT_STYLE = {trend.LEAK: "bold red", trend.STEADY: "green", trend.INCONCLUSIVE: "yellow"}
 VERDICT_COLOR = {trend.LEAK: "#c62828", trend.STEADY: "#2e7d32", trend.INCONCLUSIVE: "#f9a825"}

@@ -1,7 +1,7 @@
 """Triage views: summary.md, index.html, stacks.txt and the terminal summary.
 
 All take the triage summary document (the ``--json`` output; see
-``perfkit.commands.triage``).  Every name that comes from a target (process names,
+``perfkit.triage.command``).  Every name that comes from a target (process names,
 command lines, thread and function names, file paths) is escaped for the output it
 lands in: Markdown, HTML, or the terminal (rich ``Text``, never markup strings).
 """

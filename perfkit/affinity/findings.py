@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perfkit.collectors.topology import format_cpulist
+from perfkit.affinity.topology import format_cpulist
 
 BUSY = 50.0
 STARVED = 25.0

@@ -28,7 +28,7 @@ _STRATEGY = typer.Option("spread", "--strategy", "-s", help="spread: cores acros
 
 
 def _context(pid: int, root: str):
-    from perfkit.collectors import topology
+    from perfkit.affinity import topology
 
     topo = topology.read_topology(root)
     if root in ("/", ""):
@@ -38,7 +38,7 @@ def _context(pid: int, root: str):
 
 
 def _check_alive(pid: int) -> None:
-    from perfkit.collectors.workers import _proc
+    from perfkit.affinity.workers import _proc
     from perfkit.errors import TargetExited
 
     p = _proc(pid)
@@ -48,8 +48,8 @@ def _check_alive(pid: int) -> None:
 
 def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers: Optional[int], include_master: bool,
                 unit: str = "cpu", state: str | None = None):
-    from perfkit.analysis.affinity_plan import check_inside, make_plan
-    from perfkit.collectors.worker_masks import parse_cpus, planning_inputs
+    from perfkit.affinity.plan import check_inside, make_plan
+    from perfkit.affinity.masks import parse_cpus, planning_inputs
     from perfkit.console import warn
     from perfkit.errors import UsageError
 
@@ -77,8 +77,9 @@ def show(
     as_json: bool = _JSON,
 ) -> None:
     """The process tree (master + workers): masks, last CPU, CPU %, context switches, threads — and what is wrong."""
-    from perfkit.analysis.affinity_findings import findings, pin_status
-    from perfkit.collectors import topology, workers
+    from perfkit.affinity.findings import findings, pin_status
+    from perfkit.affinity import topology
+    from perfkit.affinity import workers
     from perfkit.console import out_console, print_json
 
     topo, bud = _context(pid, "/")
@@ -97,7 +98,7 @@ def show(
     if as_json:
         print_json(doc)
         return
-    from perfkit.render.affinity import findings_text, topology_lines, workers_table
+    from perfkit.affinity.render import findings_text, topology_lines, workers_table
 
     con = out_console()
     con.print(topology_lines(doc["topology"], doc["budget"]))
@@ -147,7 +148,7 @@ def _plan_or_apply(pid, strategy, cpus, workers, include_master, output, root, a
         if as_json:
             print_json(doc)
             return
-        from perfkit.render.affinity import plan_equivalents, plan_table, topology_lines
+        from perfkit.affinity.render import plan_equivalents, plan_table, topology_lines
 
         con = out_console()
         con.print(topology_lines(doc["topology"], doc["budget"]))
@@ -181,7 +182,7 @@ def apply(
     if assign or plan_file:
         if assign and plan_file:
             raise UsageError("give either --assign or --plan, not both")
-        from perfkit.collectors.worker_masks import explicit_assignments
+        from perfkit.affinity.masks import explicit_assignments
 
         assignments, master = explicit_assignments(assign, plan_file, pid, str(state) if state else None)
         doc = {"command": "affinity apply", "pid": master, "dry_run": dry_run,
@@ -203,13 +204,13 @@ def _print_plan_doc(doc: dict, as_json: bool) -> None:
     if as_json:
         print_json(doc)
         return
-    from perfkit.render.affinity import plan_table
+    from perfkit.affinity.render import plan_table
 
     out_console().print(plan_table({"strategy": "explicit", "usable": "", **doc["plan"]}))
 
 
 def _do_apply(master, assignments, doc, state, all_or_nothing, as_json, strategy):
-    from perfkit.collectors import workers
+    from perfkit.affinity import workers
     from perfkit.console import message, out_console, print_json
     from perfkit.errors import PermissionDenied, TargetError
 
@@ -220,7 +221,7 @@ def _do_apply(master, assignments, doc, state, all_or_nothing, as_json, strategy
     if as_json:
         print_json(doc)
     else:
-        from perfkit.render.affinity import plan_table
+        from perfkit.affinity.render import plan_table
 
         out_console().print(plan_table({"strategy": strategy or "explicit", "usable": doc.get("budget", {})
                                         .get("usable", ""), **doc["plan"]}))
@@ -263,7 +264,7 @@ def reset(
     as_json: bool = _JSON,
 ) -> None:
     """Restore the masks saved by apply."""
-    from perfkit.collectors import workers
+    from perfkit.affinity import workers
     from perfkit.console import message, print_json
     from perfkit.errors import PermissionDenied, UsageError
 
@@ -295,8 +296,8 @@ def recommend(
     as_json: bool = _JSON,
 ) -> None:
     """Worker / thread count with its reasoning: CPU budget + GIL-held and idle shares (py-spy)."""
-    from perfkit.analysis.affinity_advice import recommend as advise
-    from perfkit.collectors.behaviour import measure
+    from perfkit.affinity.advice import recommend as advise
+    from perfkit.affinity.behaviour import measure
     from perfkit.console import live_status, out_console, print_json
     from perfkit.target import check_pid
 
@@ -315,7 +316,7 @@ def recommend(
     if as_json:
         print_json(doc)
         return
-    from perfkit.render.affinity import recommendation_text
+    from perfkit.affinity.render import recommendation_text
 
     text, table = recommendation_text(doc["recommendation"], doc["behaviour"])
     con = out_console()
@@ -355,10 +356,10 @@ def tune(
     as_json: bool = _JSON,
 ) -> None:
     """Run the workload under candidate worker counts and layouts; rank them with confidence intervals."""
-    from perfkit.analysis.affinity_plan import STRATEGIES, cpu_order
-    from perfkit.analysis.tune_stats import rank
-    from perfkit.collectors import topology
-    from perfkit.collectors.tune_runner import candidate_name, run_matrix
+    from perfkit.affinity.plan import STRATEGIES, cpu_order
+    from perfkit.affinity.tune_stats import rank
+    from perfkit.affinity import topology
+    from perfkit.affinity.tuning import candidate_name, run_matrix
     from perfkit.console import live_status, message, out_console, print_json
     from perfkit.errors import TargetError, UsageError
     from perfkit.target import resolve
@@ -410,7 +411,7 @@ def tune(
         return
     from rich.text import Text
 
-    from perfkit.render.affinity import ranking_table
+    from perfkit.affinity.render import ranking_table
 
     con = out_console()
     con.print(ranking_table(doc))

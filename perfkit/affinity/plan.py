@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perfkit.collectors.topology import Topology, format_cpulist
+from perfkit.affinity.topology import Topology, format_cpulist
 
 STRATEGIES = ("spread", "compact")
 

@@ -63,13 +63,13 @@ def triage(
       perfkit triage
       perfkit triage --pid 4242 -o incident.tar.gz --budget 20s
     """
-    from perfkit.analysis.findings import has_lock_waits
-    from perfkit.collectors import triage_run
+    from perfkit.triage.findings import has_lock_waits
+    from perfkit.triage import run as triage_run
     from perfkit.console import err_console, live_status, out_console, print_json
-    from perfkit.collectors.pyprocs import python_in_tree
+    from perfkit.triage.pyprocs import python_in_tree
     from perfkit.errors import EXIT_INTERRUPTED, NoSuchProcess, NotPython, UsageError
-    from perfkit.render import triage_bundle
-    from perfkit.render.triage_report import TerminalSummary
+    from perfkit.triage import bundle as triage_bundle
+    from perfkit.triage.report import TerminalSummary
 
     secs = parse_budget(budget)
     pids = sorted(set(pid or []))

@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from perfkit.analysis import findings as fnd
+from perfkit.triage import findings as fnd
 from perfkit.errors import OutputError
 from perfkit.fileio import private_mkdir
-from perfkit.render import triage_report as rep
+from perfkit.triage import report as rep
 
 TAR_SUFFIXES = (".tar.gz", ".tgz")
 
@@ -188,7 +188,7 @@ def _busy_percent(profile) -> float | None:
 
 
 def _gil_label(threads: list[dict] | None) -> str | None:
-    from perfkit.collectors.pyprocs import gil_holder
+    from perfkit.triage.pyprocs import gil_holder
 
     g = gil_holder(threads or [])
     if not g:

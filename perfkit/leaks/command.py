@@ -61,12 +61,13 @@ def leaks(
 ) -> None:
     from dataclasses import replace
 
-    from perfkit.analysis import leak_findings, trend
-    from perfkit.collectors import leakwatch
+    from perfkit.leaks import findings as leak_findings
+    from perfkit.leaks import trend
+    from perfkit.leaks import watch as leakwatch
     from perfkit.console import err_console, live_status, out_console, print_json
     from perfkit.errors import EXIT_FINDING, EXIT_INTERRUPTED, EXIT_TARGET, UsageError
     from perfkit.fileio import atomic_write, check_writable
-    from perfkit.render import leak_report
+    from perfkit.leaks import report as leak_report
 
     outputs = list(output or [])
     for path in outputs:
@@ -197,7 +198,7 @@ def _check_target(pid: int) -> bool:
     Unlike profiling commands, watching needs no ptrace: another user's process is
     watched with what /proc allows, and the report says what could not be measured.
     """
-    from perfkit.collectors import procstat
+    from perfkit.procs import proc as procstat
     from perfkit.errors import NoSuchProcess, PermissionDenied, TargetExited, UsageError
     from perfkit.target import is_python
 

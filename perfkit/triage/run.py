@@ -21,9 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from perfkit.collectors import host, pyprocs
-from perfkit.collectors.stopping import sigterm_as_interrupt
-from perfkit.collectors.triage_pool import BoundedPool, Job
+from perfkit.triage import host
+from perfkit.triage import pyprocs
+from perfkit.procs.signals import sigterm_as_interrupt
+from perfkit.triage.pool import BoundedPool, Job
 
 _PHASE_A_SHARE = 0.45
 _PYSPY_OVERHEAD_S = 2.5  # py-spy start + write, on top of the recorded seconds

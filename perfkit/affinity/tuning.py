@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from perfkit.collectors.stopping import sigterm_as_interrupt
+from perfkit.procs.signals import sigterm_as_interrupt
 from perfkit.errors import TargetError
 
 _THROUGHPUT = re.compile(r"(?:^|\s)throughput\s*[=:]\s*([-+0-9.eE]+)")
@@ -82,7 +82,7 @@ def _is_helper(pid: int) -> bool:
 
 def run_once(command: list[str], workers: int, layout: str, order: list[int], *, env_var: str = "PERFKIT_WORKERS",
              timeout: float = 300.0) -> RunResult:
-    from perfkit.collectors.workers import _set_all_threads
+    from perfkit.affinity.workers import _set_all_threads
 
     argv = substitute(command, workers)
     env = dict(os.environ)

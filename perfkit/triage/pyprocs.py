@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from perfkit.target import cmdline as read_cmdline
-from perfkit.collectors.host import Problems, read_text
+from perfkit.triage.host import Problems, read_text
 
 _PY_NAME = re.compile(r"^(python|pypy)\d?(\.\d+)?[a-z]*$|^(gunicorn|uvicorn|celery|uwsgi)$")
 
@@ -287,7 +287,7 @@ def facts(proc: PyProc, problems: Problems) -> dict:
 
 def stacks(pid: int, *, locals_: bool = False, timeout: float = 10.0) -> list[dict]:
     """Every thread's stack (non-blocking), leaf first, with the leaf's source line."""
-    from perfkit.collectors import pyspy
+    from perfkit.tools import pyspy
 
     threads = pyspy.dump(pid, nonblocking=True, locals_=locals_, timeout=timeout)
     out = []
@@ -318,7 +318,7 @@ def gil_holder(threads: list[dict]) -> dict | None:
 
 def profile(pid: int, duration: int, *, rate: int = 100):
     """A short non-blocking CPU profile (a ``RecordResult``)."""
-    from perfkit.collectors import pyspy
+    from perfkit.tools import pyspy
     from perfkit.target import Target
 
     return pyspy.record(Target(pid=pid), pyspy.RecordOptions(duration=float(int(duration)), rate=rate,

@@ -73,8 +73,8 @@ def _cpu_times(pids: list[int]) -> dict[int, float]:
 
 def measure(pid: int, duration: float = 5.0, rate: int = 100, subprocesses: bool = True,
             on_phase=None) -> Behaviour:
-    from perfkit.collectors import pyspy
-    from perfkit.collectors.workers import tree
+    from perfkit.tools import pyspy
+    from perfkit.affinity.workers import tree
     from perfkit.target import Target
 
     pids = [p.pid for p in tree(pid)] if subprocesses else [pid]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from perfkit.analysis import trend
+from perfkit.leaks import trend
 
 RESOURCES = ("memory", "threads", "fds", "sockets", "children")
 UNITS = {"memory": "bytes", "threads": "threads", "fds": "fds", "sockets": "sockets", "children": "processes"}
@@ -76,7 +76,7 @@ def thread_attribution(stacks_end, tids_start: set[int], names_end: dict[int, st
                        limit: int = 5) -> dict:
     """New threads (OS thread ids not present at the start) grouped by identical stacks,
     and by OS thread name pattern (digits -> *; available even without stacks)."""
-    from perfkit.analysis.threads_view import build_threads, group
+    from perfkit.threads.view import build_threads, group
 
     names: dict[str, int] = {}
     for tid, name in (names_end or {}).items():

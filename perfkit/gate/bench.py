@@ -59,7 +59,7 @@ class RunSpec:
         return f"benchmark {self.name!r}" + (f" ({self.side})" if self.side else "")
 
 
-_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bench_launch.py")
+_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launch.py")
 
 
 def _run(spec: RunSpec, argv: list[str], *, poll_threads: bool = False, timeout: float | None = None) -> dict:
@@ -265,7 +265,7 @@ def profile_runs(spec: RunSpec, rate: int = 500, *, min_runs: int = 4, min_sampl
     At least ``min_runs`` runs, then more until ``min_samples`` samples in all,
     ``max_runs`` runs or ``budget_s`` seconds.
     """
-    from perfkit.collectors import pyspy
+    from perfkit.tools import pyspy
     from perfkit.target import Target
 
     start = time.monotonic()

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from perfkit.target import cmdline as read_cmdline
-from perfkit.collectors.topology import allowed_cpus, format_cpulist, parse_cpulist
+from perfkit.affinity.topology import allowed_cpus, format_cpulist, parse_cpulist
 from perfkit.errors import NoSuchProcess, PermissionDenied, UsageError
 
 
