@@ -1,6 +1,6 @@
 """Benchmarks for `perfkit leaks`: sampler cost, detection latency, false alarms.
 
-1. CPU cost of one resource sample (procstat.sample) on targets with few and many
+1. CPU cost of one resource sample (leaks.sampler.sample) on targets with few and many
    fds / sockets / threads, as a ratio to the anchor: psutil reading the same facts
    (memory_info, num_threads, open_files + net_connections, children).
 2. Detection latency per leak scenario: the shortest monitoring window T (in steps of
@@ -25,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from perfkit.leaks import trend
+from perfkit.leaks import sampler
 from perfkit.procs import proc as procstat
 
 
@@ -83,8 +84,8 @@ def bench_cost():
         try:
             time.sleep(2.0)
             cache, kids = procstat.SocketCache(), procstat.ChildCache()
-            ours = cpu_per_call(lambda: procstat.sample(p.pid, sockets=cache, kids=kids))
-            ours_pss = cpu_per_call(lambda: procstat.sample(p.pid, pss=True, sockets=cache, kids=kids))
+            ours = cpu_per_call(lambda: sampler.sample(p.pid, sockets=cache, kids=kids))
+            ours_pss = cpu_per_call(lambda: sampler.sample(p.pid, pss=True, sockets=cache, kids=kids))
             anchor = cpu_per_call(psutil_anchor(p.pid), n=50)
             print(f"{label:34} {ours * 1e3:9.3f} {ours_pss * 1e3:9.3f} {anchor * 1e3:9.3f} {ours / anchor:7.2f}")
         finally:
@@ -123,7 +124,7 @@ def bench_latency(max_window, interval):
         name, *args = spec
         p = start(name, *args, "--duration", str(max_window + 10))
         try:
-            mon = procstat.monitor(p.pid, max_window, interval)
+            mon = sampler.monitor(p.pid, max_window, interval)
         finally:
             stop(p)
         results[label] = first_stable_leak(mon.series(resource), resource, max_window)
@@ -154,7 +155,7 @@ def bench_false_alarms(runs, duration, interval):
                 extra += ["--period", f"{1.0 + i * 0.5:.1f}"]
             p = start("steady", "--kind", kind, "--duration", str(duration + 10), *extra)
             try:
-                mon = procstat.monitor(p.pid, duration, interval)
+                mon = sampler.monitor(p.pid, duration, interval)
             finally:
                 stop(p)
             bin_s = max(interval, min(1.0, duration / 30.0))

@@ -71,6 +71,10 @@ class TargetExited(TargetError):
     pass
 
 
+class TargetStopped(TargetError):
+    """The target is stopped (SIGSTOP or a debugger): perfkit never resumes it."""
+
+
 class ToolError(PerfkitError):
     exit_code = EXIT_TOOL
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import sys
 from dataclasses import dataclass, field
 
-from perfkit.errors import NoSuchProcess, NotPython, PermissionDenied, TargetExited, UsageError
+from perfkit.errors import NoSuchProcess, NotPython, PermissionDenied, TargetExited, TargetStopped, UsageError
+from perfkit.procs import proc, supervisor
 
 PTRACE_HINT = ("run as root (sudo), or grant CAP_SYS_PTRACE; in a container add --cap-add SYS_PTRACE; "
                "or launch the program under perfkit: perfkit cpu -- python app.py")
@@ -32,8 +35,9 @@ class Target:
         return " ".join(self.command)
 
 
-def resolve(pid: int | None, command: list[str] | None, *, require_python: bool = True) -> Target:
-    """Exactly one of --pid / -- CMD; validated."""
+def resolve(pid: int | None, command: list[str] | None, *, require_python: bool = True,
+            allow_stopped: bool = False) -> Target:
+    """Exactly one of --pid / -- CMD; validated (see :func:`check_pid`)."""
     command = list(command or [])
     if pid is not None and command:
         raise UsageError("give either --pid or a command after --, not both")
@@ -41,7 +45,7 @@ def resolve(pid: int | None, command: list[str] | None, *, require_python: bool 
         raise UsageError("no target: give --pid N to attach, or -- CMD ARGS to launch",
                          "e.g. perfkit cpu --pid 4242   or   perfkit cpu -- python app.py")
     if pid is not None:
-        check_pid(pid, require_python=require_python)
+        check_pid(pid, require_python=require_python, allow_stopped=allow_stopped)
         return Target(pid=pid)
     exe = command[0]
     if os.sep not in exe and shutil.which(exe) is None:
@@ -51,40 +55,34 @@ def resolve(pid: int | None, command: list[str] | None, *, require_python: bool 
     return Target(command=command)
 
 
-def _proc(pid: int):
-    import psutil
+def check_pid(pid: int, *, require_python: bool = True, allow_stopped: bool = False) -> None:
+    """Look before touching: exists, not a zombie or kernel thread, not stopped, reachable, Python.
 
+    A stopped target (state T/t) is refused unless ``allow_stopped`` (readers that never
+    resume it: threads, triage, leaks): attaching tools would resume it, or hang.
+    """
     if pid <= 0:
         raise UsageError(f"invalid pid {pid}")
-    try:
-        return psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        raise NoSuchProcess(f"no such process: pid {pid}", "check the pid (ps aux | grep python)") from None
-
-
-def check_pid(pid: int, *, require_python: bool = True) -> None:
-    import psutil
-
-    proc = _proc(pid)
-    try:
-        status = proc.status()
-    except psutil.NoSuchProcess:
-        raise NoSuchProcess(f"no such process: pid {pid}") from None
-    if status == psutil.STATUS_ZOMBIE:
+    st = proc.state(pid)
+    if st is None:
+        raise NoSuchProcess(f"no such process: pid {pid}", "check the pid (ps aux | grep python)")
+    if st in ("Z", "X"):
         raise TargetExited(f"pid {pid} has exited (zombie): nothing to profile")
+    if proc.is_kernel_thread(pid):
+        raise NotPython(f"pid {pid} ({proc.comm(pid)}) is a kernel thread, not a program perfkit can profile",
+                        "pick the pid of a Python process (ps aux | grep python)")
+    if st in ("T", "t") and not allow_stopped:
+        how = "by a debugger (tracing stop)" if st == "t" else "(SIGSTOP)"
+        raise TargetStopped(f"pid {pid} is stopped {how}: attaching would resume it or hang",
+                            f"resume it with kill -CONT {pid}, or read it as it is with perfkit threads --pid {pid}")
     check_reachable(pid)
     if require_python and not is_python(pid):
-        name = _name(pid)
-        raise NotPython(f"pid {pid} ({name}) is not a Python process",
+        raise NotPython(f"pid {pid} ({proc.comm(pid)}) is not a Python process",
                         "perfkit profiles CPython processes; pick the python/gunicorn/uvicorn pid")
 
 
-def _name(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return "?"
+def stopped(pid: int) -> bool:
+    return proc.state(pid) in ("T", "t")
 
 
 def check_reachable(pid: int) -> None:
@@ -144,8 +142,72 @@ def python_version(pid: int) -> str | None:
 
 
 def cmdline(pid: int) -> list[str]:
+    return proc.cmdline(pid)
+
+
+class Launched:
+    """A program perfkit launched (``-- CMD``), under the child supervisor.
+
+    Its stdout goes to perfkit's stderr (stdout stays clean for ``--json``); its stderr
+    passes through a relay that keeps the tail for error messages and can be muted
+    once perfkit itself interrupts the program (its KeyboardInterrupt traceback is
+    perfkit's doing).  Other processes of the user may ptrace it, so a sampler that is
+    its sibling can attach under Yama ``ptrace_scope=1``.
+    """
+
+    STOP_STEPS = ((signal.SIGINT, 5.0), (signal.SIGTERM, 3.0))
+
+    def __init__(self, command: list[str], *, env: dict | None = None, cwd: str | None = None,
+                 traceable: bool = True) -> None:
+        self.command = list(command)
+        try:
+            self.child = supervisor.spawn(self.command, env=env, cwd=cwd, stdout=_stderr_fd(),
+                                          stderr=supervisor.PIPE, ptracer_any=traceable)
+        except supervisor.SpawnError as exc:
+            raise NoSuchProcess(f"cannot launch {self.command[0]!r}: {exc.strerror}",
+                                "check the command and your PATH") from None
+        self.relay = supervisor.Relay(self.child.stderr)
+        self.pid = self.child.pid
+
+    def poll(self) -> supervisor.Outcome | None:
+        return self.child.poll()
+
+    def running(self) -> bool:
+        return self.child.poll() is None
+
+    def stop(self, reason: str) -> supervisor.Outcome:
+        """Stop it the way a user would (SIGINT, then SIGTERM, then SIGKILL)."""
+        if self.child.poll() is None:
+            self.relay.mute = True
+        return self.child.stop(self.STOP_STEPS, reason=reason)
+
+    def close(self) -> supervisor.Outcome:
+        if self.child.poll() is None:
+            self.relay.mute = True
+        out = self.child.close(self.STOP_STEPS)
+        self.relay.join(2.0)
+        out.stderr_tail = self.relay.tail()
+        return out
+
+    def describe(self) -> str:
+        return " ".join(self.command[:4]) + (" …" if len(self.command) > 4 else "")
+
+    def __enter__(self) -> "Launched":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def failure(outcome: supervisor.Outcome | None, what: str) -> str | None:
+    """"python app.py exited with status 3 after 2.1 s" when a launched program failed on its own."""
+    if outcome is None or outcome.stopped_by is not None or outcome.returncode in (0, None):
+        return None
+    return outcome.describe(what)
+
+
+def _stderr_fd() -> int:
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return supervisor.DEVNULL

@@ -143,7 +143,8 @@ def test_split_command_rejects_non_python(tmp_path):
 
 
 def test_drop_attach_overhead_removes_only_memray_threads():
-    from perfkit.tools.memray import NO_STACK, drop_attach_overhead
+    from perfkit.formats.memray_capture import NO_STACK
+    from perfkit.tools.memray_attach import drop_attach_overhead
 
     b = ProfileBuilder([ALLOC_SPACE, ALLOC_OBJECTS, INUSE_SPACE, INUSE_OBJECTS])
     thr = Frame("__init__", "/usr/lib/python3.11/threading.py", 265)
@@ -165,7 +166,7 @@ def test_drop_attach_overhead_removes_only_memray_threads():
 
 
 def test_memray_launcher_frames_are_stripped_from_stack_roots():
-    from perfkit.tools.memray import _strip_launcher
+    from perfkit.formats.memray_capture import strip_launcher as _strip_launcher
     from perfkit.model import Frame
 
     run = Frame("_run_tracker", "/venv/lib/python3.11/site-packages/memray/commands/run.py", 58)

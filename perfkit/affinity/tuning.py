@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from typing import Callable
 
 from perfkit.procs.signals import sigterm_as_interrupt
 from perfkit.errors import TargetError
+from perfkit.procs import proc, supervisor
 
 _THROUGHPUT = re.compile(r"(?:^|\s)throughput\s*[=:]\s*([-+0-9.eE]+)")
 
@@ -56,28 +55,9 @@ def parse_throughput(stdout: str) -> float | None:
     return found
 
 
-def _descendants(pid: int) -> list[int]:
-    out = []
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                kids = [int(k) for k in f.read().split()]
-        except (OSError, ValueError):
-            kids = []
-        out += kids
-        todo += kids
-    return out
-
-
 def _is_helper(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read()
-    except OSError:
-        return False
-    return b"multiprocessing.resource_tracker" in cmd or b"multiprocessing.forkserver" in cmd
+    cmd = " ".join(proc.cmdline(pid))
+    return "multiprocessing.resource_tracker" in cmd or "multiprocessing.forkserver" in cmd
 
 
 def run_once(command: list[str], workers: int, layout: str, order: list[int], *, env_var: str = "PERFKIT_WORKERS",
@@ -90,20 +70,19 @@ def run_once(command: list[str], workers: int, layout: str, order: list[int], *,
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                                    start_new_session=True)
+            child = supervisor.spawn(argv, stdout=out, stderr=err, env=env)
         except OSError as exc:
             raise TargetError(f"cannot run {argv[0]!r}: {exc.strerror}", "check the command after --") from None
         pinned: set[int] = set()
         skipped: set[int] = set()
-        try:
-            while proc.poll() is None:
+        with child:  # stopped and swept on any exit: Ctrl-C, SIGTERM, an exception
+            while child.wait(0.01) is None:
                 if time.monotonic() - start > timeout:
-                    _kill(proc)
+                    child.stop(reason="timeout")
                     return RunResult(workers, layout, False, None, time.monotonic() - start, len(pinned),
                                      f"timed out after {timeout:g} s")
                 if layout != "unpinned" and order:
-                    for kid in _descendants(proc.pid):
+                    for kid in proc.child_pids(child.pid):
                         if kid in pinned or kid in skipped:
                             continue
                         if _is_helper(kid):  # multiprocessing's resource tracker / forkserver
@@ -114,32 +93,17 @@ def run_once(command: list[str], workers: int, layout: str, order: list[int], *,
                             pinned.add(kid)
                         except (ProcessLookupError, PermissionError, OSError):
                             skipped.add(kid)
-                time.sleep(0.01)
-        except BaseException:
-            _kill(proc)
-            raise
+        outcome = child.close()
         wall = time.monotonic() - start
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
-    if proc.returncode != 0:
+    if outcome.returncode != 0:
         last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no stderr"]
         return RunResult(workers, layout, False, None, wall, len(pinned),
-                         f"exit {proc.returncode}: {last[0][:200]}")
+                         f"exit {outcome.returncode}: {last[0][:200]}")
     return RunResult(workers, layout, True, parse_throughput(stdout), wall, len(pinned))
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
 
 
 @dataclass

@@ -40,6 +40,7 @@ def heap(
     """
     from perfkit.analysis import transforms
     from perfkit.analysis.heap import for_leaks, summarize
+    from perfkit.formats import memray_capture
     from perfkit.tools import memray
     from perfkit.console import err_console, live_status, out_console, print_json, warn
     from perfkit.errors import EXIT_INTERRUPTED, UsageError
@@ -56,11 +57,11 @@ def heap(
     if from_file is not None:
         if pid is not None or command:
             raise UsageError("--from reads a saved capture: give no --pid or command with it")
-        profile = memray.read_capture(from_file)
+        profile = memray_capture.read_capture(from_file)
         profile.metadata.setdefault("target", str(from_file))
         result = memray.HeapResult(profile=profile, notes=list(profile.metadata.get("notes") or []))
         if not profile.metadata.get("capture_complete"):
-            result.notes.append(memray._incomplete_note(profile.metadata))
+            result.notes.append(memray_capture.incomplete_note(profile.metadata))
             profile.metadata["notes"] = list(result.notes)
     else:
         target = resolve(pid, command)

@@ -25,26 +25,23 @@ FORMATS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "pprof": ("perfkit.formats.pprof", (".pb.gz", ".pprof", ".pb", ".prof"), True),
     "speedscope": ("perfkit.formats.speedscope", (".speedscope.json", ".speedscope", ".json"), True),
     "collapsed": ("perfkit.formats.collapsed", (".collapsed", ".folded", ".txt"), True),
+    "memray": ("perfkit.formats.memray_capture", (".bin", ".memray"), True),
     "svg": ("perfkit.render.flamegraph_svg", (".svg",), False),
     "html": ("perfkit.render.html_report", (".html", ".htm"), False),
 }
 
+# Formats whose sniff is definitive (a magic header): their suffix alone proves nothing.
+DEFINITIVE_SNIFF = ("memray",)
 # Order in which content sniffing tries readable formats.
-SNIFF_ORDER = ("perfkit", "pprof", "speedscope", "collapsed")
-
-
-def available(name: str) -> bool:
-    mod = FORMATS[name][0]
-    rel = mod.split(".")[1:]
-    return os.path.exists(os.path.join(os.path.dirname(os.path.dirname(__file__)), *rel) + ".py")
+SNIFF_ORDER = ("perfkit", "memray", "pprof", "speedscope", "collapsed")
 
 
 def names(readable: bool | None = None) -> list[str]:
-    return [n for n, (_, _, r) in FORMATS.items() if available(n) and (readable is None or r == readable)]
+    return [n for n, (_, _, r) in FORMATS.items() if readable is None or r == readable]
 
 
 def module(name: str) -> ModuleType:
-    if name not in FORMATS or not available(name):
+    if name not in FORMATS:
         raise UsageError(f"unknown format {name!r}", f"known formats: {', '.join(names())}")
     return importlib.import_module(FORMATS[name][0])
 
@@ -57,8 +54,6 @@ def format_for_path(path: str | os.PathLike, explicit: str | None = None) -> str
     lower = str(path).lower()
     best = None
     for name, (_, suffixes, _) in FORMATS.items():
-        if not available(name):
-            continue
         for suffix in suffixes:
             if lower.endswith(suffix) and (best is None or len(suffix) > best[1]):
                 best = (name, len(suffix))
@@ -100,18 +95,26 @@ def _read_profile(path: str | os.PathLike, fmt: str | None):
         if not FORMATS[fmt][2]:
             raise UsageError(f"perfkit cannot read {fmt} files",
                              f"readable formats: {', '.join(names(readable=True))}")
-        return mod.read(data, str(p))
+        return _read_with(mod, p, data)
     for name in SNIFF_ORDER:
-        if available(name) and module(name).sniff(data):
-            return module(name).read(data, str(p))
+        if module(name).sniff(data):
+            return _read_with(module(name), p, data)
     try:
         by_suffix = format_for_path(p)
     except UsageError:
         by_suffix = None
-    if by_suffix is not None and FORMATS[by_suffix][2]:
-        return module(by_suffix).read(data, str(p))
+    if by_suffix is not None and FORMATS[by_suffix][2] and by_suffix not in DEFINITIVE_SNIFF:
+        return _read_with(module(by_suffix), p, data)
     raise InputFormatError(f"{p} is not a profile perfkit can read",
                            f"expected one of: {', '.join(names(readable=True))}")
+
+
+def _read_with(mod: ModuleType, path: Path, data: bytes):
+    """A format that reads from a file (memray captures) gets the path; the others the bytes."""
+    read_path = getattr(mod, "read_path", None)
+    if read_path is not None:
+        return read_path(path, str(path))
+    return mod.read(data, str(path))
 
 
 def write_profile(profile, path: str | os.PathLike, fmt: str | None = None, **options) -> str:

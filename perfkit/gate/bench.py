@@ -4,17 +4,18 @@ Three kinds of run, each a fresh child process that perfkit launches itself (no 
 no ptrace):
 
 * ``run_plain``  — wall time, CPU user+sys and peak RSS from the child's ``os.wait4``
-  rusage, max thread count from a cheap poll of ``/proc/PID/status``.  The child is
-  spawned by a tiny launcher (``_bench_launch.py`` under ``python -S``), because a
-  child's peak RSS starts at its parent's RSS and perfkit's own is tens of MiB;
+  rusage (reported by the supervisor's guard, a small ``python -S`` process: a forked
+  child's peak RSS starts at its parent's, and perfkit's own is tens of MiB), max
+  thread count from a cheap poll of ``/proc/PID/stat``;
 * ``run_memray`` — ``python -m memray run`` on the command's own interpreter; the
   capture's metadata (memray.FileReader) gives the allocation count and peak heap;
 * ``run_callgrind`` — ``valgrind --tool=callgrind``; the instruction count is the sum
   of the ``totals:`` lines of every output file (children included);
 * ``profile``    — one py-spy CPU profile (launch mode) to explain a regression.
 
-Every run has a timeout; on timeout or interrupt the whole process group is killed
-(the benchmark is ours, nothing else is touched).  A failing command raises
+Every run has a timeout; on timeout, interrupt or perfkit's death the supervisor stops
+the whole process group and everything it started (the benchmark is ours, nothing else
+is touched).  A failing command raises
 ``BenchmarkFailed`` (exit 3) with its exit status and the last line of its stderr.
 """
 
@@ -24,14 +25,13 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from perfkit.errors import TargetError, ToolError, ToolMissing
+from perfkit.procs import proc, supervisor
 
 _THREAD_POLL_S = 0.01
 _STDERR_KEEP = 4000
@@ -59,80 +59,43 @@ class RunSpec:
         return f"benchmark {self.name!r}" + (f" ({self.side})" if self.side else "")
 
 
-_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launch.py")
-
-
 def _run(spec: RunSpec, argv: list[str], *, poll_threads: bool = False, timeout: float | None = None) -> dict:
-    """Run ``argv`` through the small launcher; rusage facts, wall time, max threads, stderr tail."""
-    import sys
+    """Run ``argv`` under the child supervisor; rusage facts, wall time, max threads, stderr tail.
 
+    The supervisor's guard is a small ``python -S`` process, so a benchmark's peak RSS
+    does not start at perfkit's own; its ``wait4`` gives CPU time and peak RSS.
+    """
     timeout = spec.timeout if timeout is None else timeout
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen([sys.executable, "-S", _LAUNCHER, *argv], cwd=spec.cwd, env=spec.full_env(),
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                    start_new_session=True)
-        except (NotADirectoryError, FileNotFoundError):
-            raise BenchmarkFailed(f"{spec.describe()}: working directory {spec.cwd} does not exist") from None
+            child = supervisor.spawn(argv, cwd=spec.cwd, env=spec.full_env(), stdout=supervisor.DEVNULL, stderr=err)
         except OSError as exc:
-            raise BenchmarkFailed(f"{spec.describe()}: cannot start: {exc.strerror}") from None
-        lines: list[str] = []
-        def read_report() -> None:
-            for raw in proc.stdout:
-                lines.append(raw.decode("utf-8", "replace").strip())
-
-        reader = threading.Thread(target=read_report, daemon=True, name="perfkit-bench-report")
-        reader.start()
+            if spec.cwd and not os.path.isdir(spec.cwd):
+                raise BenchmarkFailed(f"{spec.describe()}: working directory {spec.cwd} does not exist") from None
+            raise BenchmarkFailed(f"{spec.describe()}: cannot run {argv[0]!r}: {exc.strerror}",
+                                  "check the benchmark's command and PATH") from None
         threads = 0
         deadline = time.monotonic() + timeout
-        try:
-            while True:
-                try:
-                    proc.wait(_THREAD_POLL_S if poll_threads else 0.1)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
+        with child:
+            while child.wait(_THREAD_POLL_S if poll_threads else 0.1) is None:
                 if time.monotonic() > deadline:
+                    child.stop(((signal.SIGTERM, 2.0),), reason="timeout")
                     raise BenchmarkFailed(f"{spec.describe()} timed out after {timeout:g} s",
                                           "raise its timeout in [tool.perfkit.gate] or make the benchmark shorter")
-                if poll_threads and lines and lines[0].isdigit():
-                    threads = max(threads, _threads(int(lines[0])))
-        finally:
-            _kill_group(proc.pid)  # the benchmark's leftovers (or all of it on timeout / Ctrl-C)
-            proc.wait()
-            reader.join(5)
+                if poll_threads:
+                    try:
+                        threads = max(threads, proc.stat(child.pid).num_threads)
+                    except proc.Gone:
+                        pass
+        outcome = child.close()
         err.seek(0)
         tail = err.read()[-_STDERR_KEEP:].decode("utf-8", "replace")
-    if lines and lines[0].startswith("error "):
-        errno_ = int(lines[0].split()[1])
-        why = os.strerror(errno_)
-        raise BenchmarkFailed(f"{spec.describe()}: cannot run {argv[0]!r}: {why}",
-                              "check the benchmark's command and PATH")
-    if len(lines) < 2:
-        raise BenchmarkFailed(f"{spec.describe()}: the benchmark launcher failed: {last_line(tail)}")
-    status, utime, stime, maxrss, wall = lines[1].split()
+    if outcome.returncode is None:
+        raise BenchmarkFailed(f"{spec.describe()}: the benchmark ended without an exit status: {last_line(tail)}")
     if poll_threads and not threads:
         threads = 1  # finished before the first poll: at least its main thread
-    return {"rc": os.waitstatus_to_exitcode(int(status)), "wall": float(wall), "cpu": float(utime) + float(stime),
-            "rss": int(maxrss) * 1024, "threads": threads, "stderr": tail}
-
-
-def _threads(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Threads:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    return {"rc": outcome.returncode, "wall": outcome.wall_s, "cpu": outcome.cpu_s, "rss": outcome.maxrss_bytes,
+            "threads": threads, "stderr": tail}
 
 
 def _check(spec: RunSpec, res: dict, what: str = "") -> None:

@@ -1,8 +1,6 @@
 """Explaining a CPU regression: which functions' share of the CPU profile grew.
 
-Uses the differential-profile analysis (``perfkit.analysis.diff``) when it is there;
-otherwise ranks functions by the growth of their self share (``analysis.top``) in the
-two profiles.  Both profiles are normalised to sample counts through the collapsed
+Uses the differential-profile analysis (``perfkit.analysis.diff``).  Both profiles are normalised to sample counts through the collapsed
 format first, so a stored baseline profile and a fresh py-spy profile compare alike.
 """
 
@@ -65,33 +63,11 @@ def _consistent_growth(base_runs: list[Profile], head_runs: list[Profile], min_t
     return out
 
 
-def _via_diff(base: Profile, head: Profile) -> list[dict] | None:
-    try:
-        from perfkit.analysis.diff import diff
-    except ImportError:
-        return None
-    try:
-        res = diff(base, head)
-        return [_row(r.function, getattr(r, "file", ""), getattr(r, "line", 0), float(r.base_pct), float(r.new_pct))
-                for r in getattr(res, "rows", res) if float(r.delta_pp) > 0]
-    except Exception:  # the diff module is young; the fallback below always works
-        return None
+def _via_diff(base: Profile, head: Profile) -> list[dict]:
+    from perfkit.analysis.diff import diff
 
-
-def _via_top(base: Profile, head: Profile) -> list[dict]:
-    from perfkit.analysis.top import top
-
-    def shares(p: Profile) -> dict[tuple[str, str], tuple[float, int]]:
-        return {(r.function, r.file): (r.self_pct, r.line) for r in top(p)}
-
-    b, h = shares(base), shares(head)
-    rows = []
-    for key in set(b) | set(h):
-        bp, bl = b.get(key, (0.0, 0))
-        hp, hl = h.get(key, (0.0, 0))
-        if hp > bp:
-            rows.append(_row(key[0], key[1], hl or bl, bp, hp))
-    return rows
+    res = diff(base, head)
+    return [_row(r.function, r.file, r.line, float(r.base_pct), float(r.new_pct)) for r in res.rows if r.delta_pp > 0]
 
 
 def explain(base_runs: list[Profile], head_runs: list[Profile], limit: int = 5) -> dict:
@@ -103,8 +79,6 @@ def explain(base_runs: list[Profile], head_runs: list[Profile], limit: int = 5) 
     base, head = merge([to_collapsed(p) for p in base_runs]), merge([to_collapsed(p) for p in head_runs])
     rows = _via_diff(base, head)
     method = "perfkit.analysis.diff"
-    if rows is None:
-        rows, method = _via_top(base, head), "self-share growth (analysis.top)"
     keep = _consistent_growth(base_runs, head_runs)
     if keep is not None:
         steady = [r for r in rows if (r["function"], r["file"]) in keep]
@@ -124,11 +98,9 @@ def _has(p: Profile) -> bool:
 
 
 def diff_svg(base_runs: list[Profile], head_runs: list[Profile]) -> bytes | None:
-    """The differential flame graph of the merged runs, when the renderer exists."""
-    try:
-        from perfkit.render.flamegraph_svg import write_diff
-    except ImportError:
-        return None
+    """The differential flame graph of the merged runs (None if it cannot be drawn)."""
+    from perfkit.render.flamegraph_svg import write_diff
+
     try:
         return write_diff(merge([to_collapsed(p) for p in base_runs]), merge([to_collapsed(p) for p in head_runs]))
     except Exception:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from perfkit.leaks import sampler
 from perfkit.procs import proc as procstat
 from perfkit.procs.signals import sigterm_as_interrupt
 
@@ -17,7 +18,7 @@ from perfkit.procs.signals import sigterm_as_interrupt
 @dataclass
 class Watch:
     pid: int
-    monitor: procstat.MonitorResult
+    monitor: sampler.MonitorResult
     fds_start: dict[int, str] | None = None
     fds_end: dict[int, str] | None = None
     new_fds: list[dict] = field(default_factory=list)  # described (path / socket peer)
@@ -66,7 +67,7 @@ def watch(pid: int, duration: float, interval: float, *, python: bool = True, ps
     tids0 = _tids(pid)
     st0 = _stacks(pid, notes, "the start", python)
     with sigterm_as_interrupt():
-        mon = procstat.monitor(pid, duration, interval, pss=pss, on_sample=on_sample)
+        mon = sampler.monitor(pid, duration, interval, pss=pss, on_sample=on_sample)
     w = Watch(pid=pid, monitor=mon, fds_start=fds0, threads_start=st0, thread_tids_start=tids0, notes=notes)
     w.limits = limits(pid)
     if mon.gone_at is None and not mon.interrupted:
@@ -110,46 +111,17 @@ def capture_memory(pid: int, seconds: float):
 
 
 def launch(command: list[str]):
-    """Start ``command`` for watching: its stdout goes to perfkit's stderr (stdout stays data)."""
-    import subprocess
-    import sys
+    """Start ``command`` for watching (``target.Launched``: its stdout goes to perfkit's stderr)."""
+    from perfkit.target import Launched
 
-    from perfkit.errors import NoSuchProcess
-
-    try:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
-                                start_new_session=True)
-    except OSError as exc:
-        raise NoSuchProcess(f"cannot launch {command[0]!r}: {exc.strerror}", "check the command and your PATH") from None
+    return Launched(command)
 
 
-def settle(proc, seconds: float = 0.5) -> None:
+def settle(launched, seconds: float = 0.5) -> None:
     """Give a launched interpreter a moment to start (so py-spy finds Python in it)."""
-    import time
-
-    end = time.monotonic() + seconds
-    while time.monotonic() < end and proc.poll() is None:
-        time.sleep(0.05)
+    launched.child.wait(seconds)
 
 
-def stop_launched(proc, grace: float = 5.0) -> int | None:
-    """Terminate a launched command perfkit started (SIGTERM, then SIGKILL); its exit code."""
-    import os
-    import signal
-    import subprocess
-
-    if proc.poll() is not None:
-        return proc.returncode
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            try:
-                proc.send_signal(sig)
-            except ProcessLookupError:
-                pass
-        try:
-            return proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-    return proc.poll()
+def stop_launched(launched) -> int | None:
+    """Stop a launched command perfkit started (SIGINT, SIGTERM, then SIGKILL); its exit code."""
+    return launched.close().returncode

@@ -1,25 +1,25 @@
-"""The resource sampler: cheap reads of /proc (psutil where it is as cheap) for one process.
+"""The one /proc reader: every read perfkit makes of a live process's /proc entries.
 
-One :func:`sample` reads, per process:
+Cheap, allocation-light reads (psutil only where it is as cheap) that raise
+:class:`Gone` when the process has exited, or return ``None`` where the doc says so:
 
-* ``/proc/PID/stat``          state, thread count, RSS (one small read)
-* ``/proc/PID/smaps_rollup``  PSS and USS (only with ``pss=True``; costs ~0.1–1 ms)
-* ``/proc/PID/fd``            every fd, classified file / socket / pipe / other by readlink
-* ``/proc/PID/net/*``         socket states, only for the socket inodes the process holds,
-                              and only when it holds any
-* ``/proc/PID/task/*/children`` child processes
+* ``stat``/``state``/``alive``   /proc/PID/stat: state, parent, group, CPU ticks, threads, RSS
+* ``cmdline``/``comm``/``exe``/``status_field``
+* ``fd_links``/``fd_kind``/``socket_table``/``describe_fds``   what fds point to
+* ``children``/``child_pids``/``ChildCache``   process trees (/proc/PID/task/*/children)
+* ``thread_cpu_times``/``thread_cpu_percent``  per-thread CPU
+* ``fd_limit``/``memory_limit``/``thread_limit``  the limits resources run into
+* ``read_smaps_rollup``  PSS and USS
 
-Whatever cannot be read (another user's fds, a process that exits mid-read) is recorded
-in ``ResourceSample.unavailable`` instead of failing, so a monitor keeps what it had.
-This module and ``threads_cpu``/``fd_targets`` are the only code here touching live
-processes.
+Whatever cannot be read because of permissions raises ``PermissionError`` for the
+caller to record; nothing here starts a process or writes anywhere.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -35,32 +35,6 @@ class Gone(Exception):
     """The process no longer exists (or became a zombie)."""
 
 
-@dataclass
-class ResourceSample:
-    t: float  # seconds since the monitor started
-    rss: int | None = None
-    pss: int | None = None
-    uss: int | None = None
-    threads: int | None = None
-    fds: int | None = None
-    fd_kinds: dict[str, int] = field(default_factory=dict)
-    sockets: int | None = None
-    socket_states: dict[str, int] = field(default_factory=dict)
-    children: int | None = None
-    cost_s: float = 0.0  # CPU seconds this sample cost perfkit
-    unavailable: dict[str, str] = field(default_factory=dict)  # what -> why
-
-    def value(self, resource: str) -> float | None:
-        return {"memory": self.rss, "threads": self.threads, "fds": self.fds, "sockets": self.sockets,
-                "children": self.children}.get(resource)
-
-    def to_json(self) -> dict:
-        return {"t": round(self.t, 3), "rss": self.rss, "pss": self.pss, "uss": self.uss,
-                "threads": self.threads, "fds": self.fds, "fd_kinds": self.fd_kinds, "sockets": self.sockets,
-                "socket_states": self.socket_states, "children": self.children,
-                "unavailable": self.unavailable}
-
-
 def read_stat(pid: int) -> tuple[str, int, int]:
     """(state, num_threads, rss_bytes) from /proc/PID/stat; raises Gone."""
     try:
@@ -73,6 +47,132 @@ def read_stat(pid: int) -> tuple[str, int, int]:
     if state in ("Z", "X"):
         raise Gone(pid)
     return state, int(rest[17]), int(rest[21]) * PAGE
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """The fields of /proc/PID/stat perfkit uses."""
+
+    pid: int
+    comm: str
+    state: str  # R S D T t Z X I ...
+    ppid: int
+    pgrp: int
+    session: int
+    utime_s: float
+    stime_s: float
+    num_threads: int
+    starttime_ticks: int
+    rss_bytes: int
+
+    @property
+    def cpu_s(self) -> float:
+        return self.utime_s + self.stime_s
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def stat(pid: int, tid: int | None = None) -> ProcStat:
+    """/proc/PID/stat (or a thread's /proc/PID/task/TID/stat); raises Gone.  Zombies are returned."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        raise Gone(pid) from None
+    close = data.rfind(b")")
+    comm = data[data.find(b"(") + 1:close].decode("utf-8", "replace")
+    rest = data[close + 2:].split()
+    return ProcStat(pid=tid or pid, comm=comm, state=rest[0].decode(), ppid=int(rest[1]), pgrp=int(rest[2]),
+                    session=int(rest[3]), utime_s=int(rest[11]) / _TICK, stime_s=int(rest[12]) / _TICK,
+                    num_threads=int(rest[17]), starttime_ticks=int(rest[19]), rss_bytes=int(rest[21]) * PAGE)
+
+
+def state(pid: int) -> str | None:
+    """The one-letter scheduler state (Z and X included), or None when the pid is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    i = data.rfind(b")")
+    return data[i + 2:i + 3].decode() or None
+
+
+def alive(pid: int) -> bool:
+    """Exists and has not exited (a zombie has)."""
+    return state(pid) not in (None, "Z", "X")
+
+
+STATE_NAMES = {"R": "running", "S": "sleeping", "D": "in uninterruptible wait", "T": "stopped",
+               "t": "stopped by a debugger", "Z": "a zombie", "X": "dead", "I": "idle", "P": "parked"}
+
+
+def is_kernel_thread(pid: int) -> bool:
+    """Kernel threads have no command line and no executable; their parent is kthreadd (2)."""
+    try:
+        st = stat(pid)
+    except Gone:
+        return False
+    return pid == 2 or st.ppid == 2 or (not cmdline(pid) and exe(pid) is None and st.state not in ("Z", "X"))
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return "?"
+
+
+def exe(pid: int) -> str | None:
+    """The executable's path; None when unreadable (kernel thread, permission, gone)."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
+def status_field(pid: int, name: str) -> str | None:
+    """One ``Name:`` field of /proc/PID/status (e.g. ``Threads``, ``TracerPid``)."""
+    key = name.encode() + b":"
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(key):
+                    return line[len(key):].strip().decode("utf-8", "replace")
+    except OSError:
+        return None
+    return None
+
+
+def rss(pid: int | None) -> int | None:
+    """Resident set size in bytes (/proc/PID/statm), None when unreadable."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def first_child(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = f.read().split()
+        return int(kids[0]) if kids else None
+    except (OSError, ValueError):
+        return None
 
 
 def read_smaps_rollup(pid: int) -> tuple[int, int]:
@@ -115,7 +215,7 @@ def fd_kind(link: str) -> str:
     return "other"
 
 
-def _inode(link: str) -> str:
+def inode(link: str) -> str:
     return link[link.find("[") + 1:-1]
 
 
@@ -238,47 +338,6 @@ def _children_by_task(pid: int) -> tuple[list[int], set[str]]:
     return kids, parents
 
 
-def sample(pid: int, t: float = 0.0, *, pss: bool = False, socket_states: bool = True,
-           sockets: SocketCache | None = None, kids: ChildCache | None = None) -> ResourceSample:
-    """One cheap reading of ``pid``'s resources; raises :class:`Gone` if it has exited."""
-    c0 = time.process_time()
-    state, nthreads, rss = read_stat(pid)
-    s = ResourceSample(t=t, rss=rss, threads=nthreads)
-    if pss:
-        try:
-            s.pss, s.uss = read_smaps_rollup(pid)
-        except PermissionError:
-            s.unavailable["pss"] = "permission denied reading /proc/PID/smaps_rollup"
-        except FileNotFoundError:
-            raise Gone(pid) from None
-        except OSError as exc:
-            s.unavailable["pss"] = exc.strerror or str(exc)
-    try:
-        links = fd_links(pid)
-    except PermissionError:
-        s.unavailable["fds"] = f"permission denied reading /proc/{pid}/fd (another user's process: run as that user or root)"
-        s.unavailable["sockets"] = "needs /proc/PID/fd"
-    else:
-        kinds = {k: 0 for k in FD_KINDS}
-        for link in links.values():
-            kinds[fd_kind(link)] += 1
-        s.fds, s.fd_kinds, s.sockets = len(links), kinds, kinds["socket"]
-        if socket_states and kinds["socket"]:
-            inodes = [_inode(v) for v in links.values() if v.startswith("socket:[")]
-            table = sockets.lookup(pid, inodes) if sockets is not None else socket_table(pid)
-            states: dict[str, int] = {}
-            for link in links.values():
-                if link.startswith("socket:["):
-                    info = table.get(_inode(link))
-                    key = f"{info['proto']}:{info['state']}" if info else "unknown"
-                    states[key] = states.get(key, 0) + 1
-            s.socket_states = dict(sorted(states.items()))
-    s.children = kids.count(pid) if kids is not None else len(children(pid))
-    read_stat(pid)  # still there? (a pid that exited mid-sample must not yield a half sample)
-    s.cost_s = time.process_time() - c0
-    return s
-
-
 def describe_fds(pid: int, fds: dict[int, str]) -> list[dict]:
     """What each fd points to: path, or socket proto/state/peer; for leak attribution."""
     table = socket_table(pid) if any(v.startswith("socket:[") for v in fds.values()) else {}
@@ -287,7 +346,7 @@ def describe_fds(pid: int, fds: dict[int, str]) -> list[dict]:
         kind = fd_kind(link)
         item = {"fd": fd, "kind": kind, "target": link}
         if kind == "socket":
-            info = table.get(_inode(link))
+            info = table.get(inode(link))
             if info:
                 item.update({"proto": info["proto"], "state": info["state"], "local": info["local"],
                              "remote": info["remote"]})
@@ -386,7 +445,7 @@ def thread_limit(pid: int) -> tuple[int | None, str]:
 
 def thread_cpu_times(pid: int) -> dict[int, tuple[float, str]]:
     """tid -> (user+system CPU seconds, comm name) from /proc/PID/task/*/stat."""
-    tick = os.sysconf("SC_CLK_TCK")
+    tick = _TICK
     out = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -420,16 +479,8 @@ def thread_cpu_percent(pid: int, interval: float) -> dict[int, dict]:
 
 
 def process_status(pid: int) -> str | None:
-    """Single-letter state, or None when gone."""
-    try:
-        return read_stat(pid)[0]
-    except Gone:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read()
-            return data[data.rfind(b")") + 2:data.rfind(b")") + 3].decode()
-        except OSError:
-            return None
+    """Single-letter state, or None when gone (same as :func:`state`)."""
+    return state(pid)
 
 
 def child_pids(pid: int, recursive: bool = True) -> list[int]:
@@ -448,65 +499,3 @@ def child_pids(pid: int, recursive: bool = True) -> list[int]:
                 if recursive:
                     todo.append(k)
     return seen
-
-
-# ------------------------------------------------------------------ monitoring
-
-
-@dataclass
-class MonitorResult:
-    pid: int
-    samples: list[ResourceSample]
-    interval: float
-    duration: float  # requested
-    started: float  # wall clock (epoch seconds)
-    elapsed: float = 0.0
-    gone_at: float | None = None  # seconds after start when the process vanished
-    interrupted: bool = False
-
-    @property
-    def unavailable(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for s in self.samples:
-            out.update(s.unavailable)
-        return out
-
-    def series(self, resource: str) -> list[tuple[float, float]]:
-        return [(s.t, s.value(resource)) for s in self.samples if s.value(resource) is not None]
-
-    def cost_per_sample(self) -> float:
-        return sum(s.cost_s for s in self.samples) / len(self.samples) if self.samples else 0.0
-
-
-def monitor(pid: int, duration: float, interval: float = 1.0, *, pss: bool = False,
-            on_sample=None, should_stop=None) -> MonitorResult:
-    """Sample ``pid`` every ``interval`` s for ``duration`` s (fixed schedule, no drift).
-
-    Stops early, keeping what it has, when the process exits (``gone_at``) or on Ctrl-C
-    (``interrupted``).  ``on_sample(sample)`` is called after each sample.
-    """
-    res = MonitorResult(pid=pid, samples=[], interval=interval, duration=duration, started=time.time())
-    t0 = time.monotonic()
-    k = 0
-    cache = SocketCache()
-    kids = ChildCache()
-    try:
-        while True:
-            now = time.monotonic() - t0
-            try:
-                s = sample(pid, now, pss=pss, sockets=cache, kids=kids)
-            except Gone:
-                res.gone_at = now
-                break
-            res.samples.append(s)
-            if on_sample:
-                on_sample(s)
-            k += 1
-            nxt = k * interval
-            if nxt > duration + 1e-9 or (should_stop and should_stop()):
-                break
-            time.sleep(max(0.0, nxt - (time.monotonic() - t0)))
-    except KeyboardInterrupt:
-        res.interrupted = True
-    res.elapsed = time.monotonic() - t0
-    return res

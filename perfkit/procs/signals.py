@@ -1,9 +1,9 @@
-"""How collectors stop politely on Ctrl-C / SIGTERM (one place for the signal handling).
+"""How collectors stop politely on Ctrl-C / SIGTERM / SIGHUP (one place for the signal handling).
 
 ``StopRequest``: record the signal and let the caller's poll loop ask the tool
 (py-spy, memray) to stop and write what it has.
-``sigterm_as_interrupt``: SIGTERM behaves like Ctrl-C (KeyboardInterrupt), for loops
-that already keep partial results on KeyboardInterrupt.
+``sigterm_as_interrupt``: SIGTERM and SIGHUP (a dropped SSH session) behave like Ctrl-C
+(KeyboardInterrupt), for loops that already keep partial results on KeyboardInterrupt.
 Both do nothing off the main thread (Python only delivers signals there).
 """
 
@@ -15,12 +15,15 @@ from contextlib import contextmanager
 from typing import Iterator
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _on_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
 class StopRequest:
-    """Turns SIGINT/SIGTERM during a recording into a flag: ``.signal`` is set."""
+    """Turns SIGINT/SIGTERM/SIGHUP during a recording into a flag: ``.signal`` is set."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -28,7 +31,7 @@ class StopRequest:
 
     def __enter__(self) -> "StopRequest":
         if _on_main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._old[sig] = signal.signal(sig, self._handler)
         return self
 
@@ -46,12 +49,13 @@ def _raise_interrupt(signum, frame):
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt like Ctrl-C does."""
+    """Within the block, SIGTERM and SIGHUP raise KeyboardInterrupt like Ctrl-C does."""
     if not _on_main_thread():
         yield
         return
-    old = signal.signal(signal.SIGTERM, _raise_interrupt)
+    old = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

@@ -16,10 +16,8 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +33,8 @@ from perfkit.errors import (
 )
 from perfkit.procs.signals import StopRequest
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder
-from perfkit.target import PTRACE_HINT, Target, cmdline, python_version
+from perfkit.procs import proc, supervisor
+from perfkit.target import PTRACE_HINT, Launched, Target, cmdline, failure, python_version
 
 INSTALL_HINT = "install it with: pip install py-spy   (or set PERFKIT_PYSPY to its path)"
 _STOP_GRACE = 20.0  # seconds py-spy gets to write its file after being asked to stop
@@ -59,10 +58,10 @@ def find_pyspy() -> str:
 
 def pyspy_version(exe: str | None = None) -> str:
     try:
-        out = subprocess.run([exe or find_pyspy(), "--version"], capture_output=True, text=True, timeout=10,
-                             env=_env()).stdout
-        return out.strip().split()[-1] if out.strip() else "unknown"
-    except (OSError, subprocess.TimeoutExpired, IndexError):
+        res = supervisor.run([exe or find_pyspy(), "--version"], timeout=10, env=_env())
+        out = res.stdout.decode("utf-8", "replace").strip()
+        return out.split()[-1] if out and res.ok else "unknown"
+    except (OSError, IndexError, ToolMissing):
         return "unknown"
 
 
@@ -91,149 +90,128 @@ class RecordResult:
     target_exited: bool = False  # the target went away before the duration ended
     stderr: str = ""
     notes: list[str] = field(default_factory=list)
+    program: supervisor.Outcome | None = None  # a launched command's own outcome
 
 
-def _build_cmd(exe: str, out: str, target: Target, opts: RecordOptions) -> list[str]:
+def _build_cmd(exe: str, out: str, pid: int, opts: RecordOptions) -> list[str]:
     cmd = [exe, "record", "--format", "speedscope", "--output", out, "--rate", str(int(opts.rate))]
-    if opts.duration is not None and float(opts.duration).is_integer() and target.pid is not None:
-        # py-spy stops itself on whole seconds; perfkit also enforces the deadline.
+    if opts.duration is not None and float(opts.duration).is_integer():
+        # py-spy stops itself on whole seconds (so a dead perfkit never leaves it running);
+        # perfkit also enforces the deadline.
         cmd += ["--duration", str(int(opts.duration))]
     for flag, on in (("--idle", opts.idle), ("--gil", opts.gil), ("--native", opts.native),
                      ("--subprocesses", opts.subprocesses), ("--nonblocking", opts.nonblocking)):
         if on:
             cmd.append(flag)
-    if target.pid is not None:
-        cmd += ["--pid", str(target.pid)]
-    else:
-        cmd += ["--", *target.command]
-    return cmd
+    return [*cmd, "--pid", str(pid)]
 
 
 def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], None] | None = None) -> RecordResult:
-    """Record ``target`` with py-spy and return the profile (partial on interrupt/exit)."""
+    """Record ``target`` with py-spy and return the profile (partial on interrupt/exit).
+
+    A launched command is started by perfkit itself (``target.Launched``: its exit
+    status is known, its output passes through) and py-spy attaches to it by pid.
+    """
     exe = find_pyspy()
     workdir = tempfile.mkdtemp(prefix="perfkit-")
     os.chmod(workdir, 0o700)
     out = os.path.join(workdir, "profile.speedscope.json")
     errpath = os.path.join(workdir, "py-spy.stderr")
-    cmd = _build_cmd(exe, out, target, opts)
     started_wall = time.time()
     start = time.monotonic()
     interrupted = False
     target_exited = False
+    program: Launched | None = None
+    program_outcome = None
     try:
         with open(errpath, "wb") as errf, StopRequest() as stop:
+            if target.launched:
+                program = Launched(target.command)
+            pid = target.pid if target.pid is not None else program.pid  # type: ignore[union-attr]
+            cmd = _build_cmd(exe, out, pid, opts)
             try:
-                # py-spy prints its status on stdout, which a launched program shares:
-                # a relay keeps py-spy's lines (parsed for the sample/error counts) and
-                # passes the program's output to perfkit's stderr, so stdout stays
-                # clean for data (--json).
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf,
-                                        env=_env(), start_new_session=True)
-            except OSError as exc:
+                # py-spy prints its status on stdout: a relay keeps its lines (parsed for the
+                # sample/error counts) so stdout stays clean for data (--json).
+                child = supervisor.spawn(cmd, env=_env(), stdout=supervisor.PIPE, stderr=errf)
+            except supervisor.SpawnError as exc:
                 raise ToolError(f"cannot run py-spy ({exe}): {exc.strerror}", INSTALL_HINT) from None
-            relay = _Relay(proc.stdout)
+            lines = _PyspyLines()
+            relay = supervisor.Relay(child.stdout, consume=lines.take)
             deadline = start + opts.duration if opts.duration is not None else None
             asked_stop = None
-            child_pid = target.pid
-            while proc.poll() is None:
+            while child.wait(0.1) is None:
                 now = time.monotonic()
                 if stop.signal is not None and asked_stop is None:
                     interrupted = True
                     asked_stop = now
-                    _signal(proc, signal.SIGINT)
+                    child.stopped_by = "interrupt"
+                    child.send(signal.SIGINT)
                 elif deadline is not None and now >= deadline and asked_stop is None:
                     asked_stop = now
-                    _signal(proc, signal.SIGINT)
-                elif target.pid is not None and asked_stop is None and not _alive(target.pid):
-                    target_exited = True  # py-spy notices on its own; give it time to write
+                    child.stopped_by = "deadline"
+                    child.send(signal.SIGINT)
+                elif asked_stop is None and not proc.alive(pid):
+                    target_exited = target.pid is not None  # py-spy notices on its own; give it time to write
                     asked_stop = now + 2.0
                 if asked_stop is not None and now - asked_stop > _STOP_GRACE:
-                    proc.kill()
-                    proc.wait()
+                    child.kill()
                     break
-                if child_pid is None:
-                    child_pid = _first_child(proc.pid)
                 if on_tick:
-                    on_tick({"elapsed": now - start, "duration": opts.duration, "pid": child_pid})
-                time.sleep(0.1)
-            rc = proc.wait()
+                    on_tick({"elapsed": now - start, "duration": opts.duration, "pid": pid})
+            child.close()
             relay.join(5.0)
+            if program is not None:
+                if program.running():
+                    program.stop("interrupt" if interrupted else "deadline")
+                program_outcome = program.close()
+                program = None
         # Rates and durations count from py-spy's "Sampling process ..." line: before it
-        # py-spy is still finding the interpreter (long in launch mode, where the
-        # program has to start first) and cannot take samples.
-        sampling_start = relay.sampling_started or start
+        # py-spy is still finding the interpreter and cannot take samples.
+        sampling_start = lines.sampling_started or start
         elapsed = time.monotonic() - sampling_start
-        stderr = Path(errpath).read_text(errors="replace") + "\n" + "\n".join(relay.pyspy_lines)
-        if "process exited" in stderr.lower() or "stopped sampling because process exited" in stderr.lower():
-            if target.pid is not None and (opts.duration is None or elapsed < opts.duration - 0.5):
+        if program_outcome is not None:  # the program's own end, not py-spy's
+            elapsed = min(elapsed, max(0.0, start + program_outcome.wall_s - sampling_start))
+        stderr = Path(errpath).read_text(errors="replace") + "\n" + "\n".join(lines.lines)
+        if "process exited" in stderr.lower() and target.pid is not None:
+            if opts.duration is None or elapsed < opts.duration - 0.5:
                 target_exited = True
         if not os.path.exists(out) or os.path.getsize(out) == 0:
-            _raise_for(stderr, rc, target)
-            raise ToolError(f"py-spy wrote no profile (exit {rc})", _last_lines(stderr))
+            failed = failure(program_outcome, " ".join(target.command))
+            if failed:
+                raise TargetExited(f"{failed}, before any sample was taken",
+                                   _last_lines(program_outcome.stderr_tail, 2) if program_outcome else None)
+            _raise_for(stderr, target)
+            raise ToolError("py-spy wrote no profile", _last_lines(stderr))
         from perfkit.formats import speedscope
 
         raw = speedscope.read(Path(out).read_bytes(), "py-spy output")
-        profile = _to_cpu_profile(raw, target, opts, elapsed, started_wall, stderr, exe, child_pid)
+        profile = _to_cpu_profile(raw, target, opts, elapsed, started_wall, stderr, exe, pid)
         profile.metadata["interrupted"] = interrupted
-        profile.metadata["target_exited"] = target_exited
-        return RecordResult(profile=profile, interrupted=interrupted, target_exited=target_exited, stderr=stderr)
+        profile.metadata["target_exited"] = target_exited or bool(program_outcome and program_outcome.stopped_by is None)
+        if program_outcome is not None:
+            profile.metadata["program"] = program_outcome.to_json()
+        return RecordResult(profile=profile, interrupted=interrupted, target_exited=target_exited, stderr=stderr,
+                            program=program_outcome)
     finally:
+        if program is not None:
+            program.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-class _Relay(threading.Thread):
-    """Reads py-spy's stdout: keeps its ``py-spy>`` lines, forwards the rest to stderr."""
+class _PyspyLines:
+    """py-spy's own ``py-spy>`` status lines (kept, not forwarded) and when sampling began."""
 
-    def __init__(self, stream) -> None:
-        super().__init__(daemon=True, name="perfkit-pyspy-relay")
-        self.stream = stream
-        self.pyspy_lines: list[str] = []
+    def __init__(self) -> None:
+        self.lines: list[str] = []
         self.sampling_started: float | None = None  # monotonic time of "Sampling process ..."
-        self.start()
 
-    def run(self) -> None:
-        for raw in iter(self.stream.readline, b""):
-            line = raw.decode("utf-8", "replace")
-            if line.startswith("py-spy> "):
-                if self.sampling_started is None and line[8:].startswith("Sampling process"):
-                    self.sampling_started = time.monotonic()
-                self.pyspy_lines.append(line[8:].rstrip("\n"))
-                continue
-            if not line.strip():
-                continue  # py-spy pads its messages with blank lines (a program's are lost too)
-            try:
-                sys.stderr.write(line)
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
-        self.stream.close()
-
-
-def _signal(proc: subprocess.Popen, sig: int) -> None:
-    try:
-        proc.send_signal(sig)
-    except ProcessLookupError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        state = data[data.rfind(b")") + 2:data.rfind(b")") + 3]
-        return state not in (b"Z", b"X")
-    except OSError:
-        return False
-
-
-def _first_child(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            kids = f.read().split()
-        return int(kids[0]) if kids else None
-    except (OSError, ValueError):
-        return None
+    def take(self, line: str) -> bool:
+        if line.startswith("py-spy> "):
+            if self.sampling_started is None and line[8:].startswith("Sampling process"):
+                self.sampling_started = time.monotonic()
+            self.lines.append(line[8:].rstrip("\n"))
+            return True
+        return not line.strip()  # py-spy pads its messages with blank lines
 
 
 def _last_lines(text: str, n: int = 3) -> str:
@@ -242,7 +220,7 @@ def _last_lines(text: str, n: int = 3) -> str:
     return " / ".join(ln.strip() for ln in lines[-n:])[:500] or "no output from py-spy"
 
 
-def _raise_for(stderr: str, rc: int, target: Target) -> None:
+def _raise_for(stderr: str, target: Target) -> None:
     """Map py-spy's failure text to a perfkit error (raises) or return for a generic one."""
     low = stderr.lower()
     who = target.describe()
@@ -347,15 +325,15 @@ def dump(pid: int, *, nonblocking: bool = True, locals_: bool = False, native: b
     if native:
         cmd.append("--native")
     try:
-        res = subprocess.run(cmd, capture_output=True, timeout=timeout, env=_env(), stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"py-spy dump of pid {pid} timed out after {timeout:.0f} s") from None
-    except OSError as exc:
+        res = supervisor.run(cmd, timeout=timeout, env=_env())
+    except supervisor.SpawnError as exc:
         raise ToolError(f"cannot run py-spy ({exe}): {exc.strerror}", INSTALL_HINT) from None
-    stderr = res.stderr.decode(errors="replace")
+    if res.stopped_by == "timeout":
+        raise ToolError(f"py-spy dump of pid {pid} timed out after {timeout:.0f} s")
+    stderr = res.stderr_tail
     if res.returncode != 0:
-        _raise_for(stderr, res.returncode, Target(pid=pid))
-        if not _alive(pid):
+        _raise_for(stderr, Target(pid=pid))
+        if not proc.alive(pid):
             raise TargetExited(f"pid {pid} exited during the dump")
         raise ToolError(f"py-spy dump failed for pid {pid}: {_last_lines(stderr)}")
     try:

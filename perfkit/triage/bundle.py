@@ -160,19 +160,13 @@ def _profile_top(profile, n: int = 5) -> list[dict]:
 
 def _write_flames(w: _Writer, pid: int, profile, notes: set[str]) -> str | None:
     """Flame graph + raw profile for one process; returns the path to open."""
-    from perfkit.formats import available
-
     d = fnd.proc_dir(pid)
     w.profile(f"{d}/cpu.perfkit", profile, "CPU profile (lossless; perfkit flame/convert read it)")
     w.profile(f"{d}/cpu.collapsed", profile, "CPU profile, collapsed stacks")
-    if available("svg"):
-        try:
-            return w.profile(f"{d}/cpu.svg", profile, "CPU flame graph (SVG)")
-        except Exception as exc:  # a renderer bug must not lose the bundle
-            notes.add(f"SVG flame graphs failed ({type(exc).__name__}: {str(exc)[:100]}); wrote speedscope JSON")
-    else:
-        notes.add("SVG flame graphs not available in this perfkit: wrote speedscope JSON "
-                  "(open at https://www.speedscope.app) and collapsed stacks")
+    try:
+        return w.profile(f"{d}/cpu.svg", profile, "CPU flame graph (SVG)")
+    except Exception as exc:  # a renderer bug must not lose the bundle
+        notes.add(f"SVG flame graphs failed ({type(exc).__name__}: {str(exc)[:100]}); wrote speedscope JSON")
     return w.profile(f"{d}/cpu.speedscope.json", profile, "CPU profile, speedscope JSON")
 
 
