@@ -11,8 +11,10 @@ writer reads one.
   fake frames.
 * Samples are aggregated: one ``Sample`` per distinct (stack, labels) with summed
   values.  This keeps profiles of 100k unique stacks small and makes writers stream.
-* ``metadata`` is a JSON-able dict (target, cmdline, python, start, duration, rates,
-  errors, tool versions ...); ``series`` holds named time series (e.g. heap/RSS over
+* ``recording`` is a typed :class:`Recording`: what was recorded, how, and how well
+  (tool, target, start, duration, rates, samples, errors, interrupted, notes; heap
+  captures add :class:`HeapFacts`).  Anything a reader brings that has no field lands
+  in ``Recording.extra``.  ``series`` holds named time series (e.g. heap/RSS over
   time) as lists of ``[t_seconds, value]``.
 
 Profiles are treated as immutable: transforms return new profiles.
@@ -20,8 +22,9 @@ Profiles are treated as immutable: transforms return new profiles.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +86,135 @@ class Sample:
 
 
 @dataclass
+class HeapFacts:
+    """What a memray capture says beyond its samples."""
+
+    peak_heap_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    start_rss_bytes: int | None = None
+    end_rss_bytes: int | None = None
+    end_heap_bytes: int | None = None
+    totals: dict[str, int] = field(default_factory=dict)  # alloc_bytes, alloc_count, inuse_bytes, inuse_count
+    peak_top: list[dict] = field(default_factory=list)  # sites alive at the peak: function, file, line, bytes, count
+    capture_complete: bool = True
+    records_read: int | None = None
+    reader_errors: list[str] = field(default_factory=list)
+    memray_total_allocations: int | None = None
+    memray_main_thread_id: int | None = None
+    memray_command_line: str | None = None
+    python_allocator: str | None = None
+    native: bool = False
+    trace_python_allocators: bool = False
+    attach_overhead: dict | None = None  # what memray attach's own threads allocated (removed)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Recording:
+    """How a profile was recorded.  Every field is optional: a file from another tool
+    knows less than a live recording."""
+
+    kind: str | None = None  # "cpu" | "heap"
+    tool: str | None = None  # "py-spy", "memray", or the reader of a foreign file
+    tool_version: str | None = None
+    perfkit_version: str | None = None
+    source: str | None = None  # the file it was read from
+    source_format: str | None = None
+    name: str | None = None  # a profile name given by another tool (speedscope)
+    target: str | None = None  # "pid 4242" or the launched command
+    pid: int | None = None
+    launched: bool = False  # perfkit started the program (-- CMD)
+    attached: bool = False  # perfkit attached to a running pid (--pid)
+    cmdline: list[str] = field(default_factory=list)
+    python: str | None = None  # "3.11"
+    start: float | None = None  # epoch seconds
+    duration_s: float | None = None
+    requested_rate: float | None = None  # samples per second asked for
+    achieved_rate: float | None = None
+    period_ns: int | None = None
+    period_type: str | None = None
+    samples: int | None = None
+    sampling_errors: int | None = None
+    sampling_lag: str | None = None
+    threads: int | None = None
+    processes: int | None = None
+    interrupted: bool = False
+    target_exited: bool = False
+    program: dict | None = None  # a launched program's outcome (supervisor.Outcome.to_json)
+    exit_code: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)  # free text from another tool's file
+    redacted: bool = False  # secrets were taken out of target/cmdline
+    heap: HeapFacts | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        doc = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, [], {}, False) or k == "kind"}
+        return json_safe(doc)
+
+    @classmethod
+    def from_json(cls, doc: Mapping | None) -> "Recording":
+        """Known keys become fields (old free-form metadata included); the rest goes to ``extra``."""
+        doc = dict(doc or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        heap_names = {f.name for f in dataclasses.fields(HeapFacts)}
+        heap_doc = doc.pop("heap", None)
+        heap_keys = {k: doc.pop(k) for k in list(doc) if k in heap_names and k not in names}
+        if isinstance(heap_doc, dict):
+            heap_keys.update({k: v for k, v in heap_doc.items() if k in heap_names})
+        extra = dict(doc.pop("extra", None) or {})
+        kw: dict[str, Any] = {}
+        for k, v in doc.items():
+            (kw if k in names else extra)[k] = v
+        rec = cls(**kw, extra=extra)
+        if heap_keys or (doc.get("kind") == "heap"):
+            rec.heap = HeapFacts(**heap_keys)
+        if isinstance(rec.start, str):  # an ISO date from an older file
+            rec.start = _iso_to_epoch(rec.start)
+        return rec
+
+    def copy(self, **changes) -> "Recording":
+        new = dataclasses.replace(self, **changes)
+        new.cmdline, new.notes, new.comments = list(new.cmdline), list(new.notes), list(new.comments)
+        new.options, new.extra = dict(new.options), dict(new.extra)
+        if new.heap is not None and "heap" not in changes:
+            new.heap = dataclasses.replace(new.heap)
+        return new
+
+
+def _iso_to_epoch(text: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def json_safe(obj):
+    """Plain JSON types (tuples → lists, NaN/inf → None, unknown → str)."""
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+@dataclass
 class Profile:
     frames: list[Frame]
     sample_types: list[ValueType]
     samples: list[Sample]
-    metadata: dict = field(default_factory=dict)
+    recording: Recording = field(default_factory=Recording)
     series: dict[str, list[list[float]]] = field(default_factory=dict)
     # The value type shown by default (index into sample_types).
     default_index: int = 0
@@ -132,10 +259,13 @@ class ProfileBuilder:
     frames are interned, identical (stack, labels) merged by summing values.
     """
 
-    def __init__(self, sample_types: Sequence[ValueType], metadata: Mapping | None = None,
+    def __init__(self, sample_types: Sequence[ValueType], recording: Recording | Mapping | None = None,
                  default_index: int = 0) -> None:
         self.sample_types = list(sample_types)
-        self.metadata = dict(metadata or {})
+        if isinstance(recording, Recording):
+            self.recording = recording.copy()
+        else:  # a plain mapping (tests, old free-form metadata)
+            self.recording = Recording.from_json(recording)
         self.series: dict[str, list[list[float]]] = {}
         self.default_index = default_index
         self._frame_index: dict[Frame, int] = {}
@@ -168,13 +298,13 @@ class ProfileBuilder:
     def build(self) -> Profile:
         samples = [Sample(stack, tuple(vals), labels) for (stack, labels), vals in self._acc.items()]
         return Profile(frames=list(self._frames), sample_types=list(self.sample_types), samples=samples,
-                       metadata=dict(self.metadata), series=dict(self.series), default_index=self.default_index)
+                       recording=self.recording.copy(), series=dict(self.series), default_index=self.default_index)
 
 
 def rebuild(profile: Profile, samples: Iterable[tuple[Sequence[Frame], Sequence[int], Labels]],
-            metadata: Mapping | None = None) -> Profile:
+            recording: Recording | None = None) -> Profile:
     """A new profile with the same value types from (frames, values, labels) triples."""
-    b = ProfileBuilder(profile.sample_types, metadata if metadata is not None else profile.metadata,
+    b = ProfileBuilder(profile.sample_types, recording if recording is not None else profile.recording,
                        profile.default_index)
     b.series = dict(profile.series)
     for frames, values, labels in samples:

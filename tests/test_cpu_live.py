@@ -148,8 +148,8 @@ def test_outputs_all_formats_and_roundtrip(tmp_path, speedscope_schema):
         return acc
     assert stacks(collapsed) == stacks(native)
     assert stacks(speedscope) == stacks(native, vi=1)  # cpu nanoseconds
-    # lossless file keeps labels and metadata
-    assert native.metadata["requested_rate"] == 100 and native.pids() == {doc["pid"]}
+    # lossless file keeps labels and the recording facts
+    assert native.recording.requested_rate == 100 and native.pids() == {doc["pid"]}
 
 
 def test_pyspy_own_speedscope_fails_schema_ours_passes(tmp_path, speedscope_schema):

@@ -73,7 +73,7 @@ def test_recorded_fixtures_diff_and_differential_graphs():
     assert doc["diff"] is True
     boxes = {doc["views"][0]["keys"][b[0]][0]: b for b in doc["views"][0]["boxes"]}
     assert boxes["spin_a"][8] - boxes["spin_a"][7] == pytest.approx(rows["spin_a"].total_delta_pp, abs=1e-3)
-    assert b"Functions whose share changed most" in data and b"Base metadata" in data
+    assert b"Functions whose share changed most" in data and b"Base recording" in data
 
 
 @pytest.mark.live

@@ -157,7 +157,7 @@ def test_flame_command_writes_svg_and_html_with_filters(tmp_path):
 
 
 def test_flame_pid_filter_and_unknown_value(tmp_path):
-    pid = fixture().metadata["pid"]
+    pid = fixture().recording.pid
     res = run_perfkit("flame", FIX / "cpu_split_75_25.perfkit", "--pid", str(pid + 1), "--tree")
     assert res.returncode == 0 and "no cpu left to draw" in res.stderr
     res = run_perfkit("flame", FIX / "cpu_split_75_25.perfkit", "--value", "bogus", "-o", tmp_path / "x.svg")

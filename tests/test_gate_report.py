@@ -7,7 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from perfkit.errors import UsageError
-from perfkit.gate import config, report, stats
+from perfkit import stats
+from perfkit.gate import config, report
 from perfkit.gate.results import BenchResult, GateResult, MetricResult
 
 EVIL = "<script>alert(1)</script>|**x**`\n::error::"

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from perfkit.gate import stats
+from perfkit import stats
 
 
 def test_signed_rank_cdf_exact_small_n():

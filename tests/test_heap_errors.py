@@ -101,7 +101,7 @@ def test_from_capture_file_reads_it(tmp_path, capture_file):
 
     doc = json.loads(res.stdout)
     assert doc["totals"]["alloc_bytes"] >= 50 * 100000
-    assert doc["metadata"]["capture_complete"] is True
+    assert doc["recording"]["heap"]["capture_complete"] is True
 
 
 @pytest.mark.parametrize("kind", ["garbage", "empty", "header-only"])

@@ -50,8 +50,8 @@ def test_leak_attach_top_alive_line_within_10pct(tmp_path, speedscope_schema):
     assert top["function"] == "leak" and top["file"].endswith("scenarios/mem_leak.py") and top["line"] == line
     truth = rate * doc["duration_s"]  # the leak is paced by the clock over the tracked window
     assert abs(top["bytes"] - truth) <= 0.10 * truth, (top["bytes"], truth)
-    assert doc["metadata"]["tool"] == "memray" and doc["metadata"]["kind"] == "heap"
-    assert doc["pid"] == sc.pid and doc["metadata"]["python"] == "3.11"
+    assert doc["recording"]["tool"] == "memray" and doc["recording"]["kind"] == "heap"
+    assert doc["pid"] == sc.pid and doc["recording"]["python"] == "3.11"
     assert doc["series"]["heap_bytes"] and doc["series"]["rss_bytes"]
     assert doc["peak_heap_bytes"] >= top["bytes"]
     assert doc["rss_vs_heap"]["attached"] and "before perfkit attached" in " ".join(doc["rss_vs_heap"]["text"])
@@ -133,7 +133,7 @@ def test_native_allocations_attributed_to_python_line(tmp_path):
     out = tmp_path / "n.perfkit"
     doc = perfkit_json("heap", "--native", "-o", out, "--",
                        *scenario_cmd("mem_native", "--count", count, "--interval", "0.01", "--duration", "0.5"))
-    assert doc["metadata"]["native"] is True
+    assert doc["recording"]["heap"]["native"] is True
     prof = read_profile(out)
     src = Path(scenario_cmd("mem_native")[1]).read_text().splitlines()
     line = next(n for n, t in enumerate(src, 1) if t.rstrip().endswith("# NATIVE LINE"))
@@ -172,8 +172,8 @@ def test_twenty_attach_detach_cycles_leave_target_healthy():
         rounds_before = status(sc)[0]
         for i in range(20):
             res = capture(Target(pid=sc.pid), MemrayOptions(duration=1))
-            assert res.profile.metadata["capture_complete"], i
-            assert res.profile.metadata["totals"]["alloc_count"] > 0
+            assert res.profile.recording.heap.capture_complete, i
+            assert res.profile.recording.heap.totals["alloc_count"] > 0
             assert sc.alive()
             assert threads(sc.pid) == base_threads, "memray's tracking threads must be gone after each capture"
             rss_after.append(rss(sc.pid))
@@ -227,7 +227,7 @@ def test_target_exiting_during_capture_is_reported_and_not_kept_alive():
         assert sc.proc.wait(timeout=15) == 0
     doc = json.loads(stdout)
     assert doc["top_alive"][0]["line"] == line
-    assert doc["metadata"]["capture_complete"] is True
+    assert doc["recording"]["heap"]["capture_complete"] is True
     assert doc["duration_s"] <= 3.5
 
 
@@ -250,7 +250,7 @@ def test_target_killed_during_capture_reads_truncated_capture():
     assert proc.returncode == 0, stderr
     doc = json.loads(stdout)
     assert doc["target_exited"] is True, doc["notes"]
-    assert doc["metadata"]["capture_complete"] is False, (doc["duration_s"], doc["notes"])
+    assert doc["recording"]["heap"].get("capture_complete", False) is False, (doc["duration_s"], doc["notes"])
     assert any("incomplete" in n for n in doc["notes"])
     assert doc["top_alive"][0]["line"] == line
     assert "Traceback" not in stderr

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from perfkit.analysis.heap import explain_rss, for_leaks, summarize, top_sites
-from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Labels, ProfileBuilder
+from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Labels, ProfileBuilder, Recording
 
 MiB = 1 << 20
 EVIL = "[bold red]<script>alert(1)</script>\x1b[2J"
@@ -28,7 +28,8 @@ def _profile(launched: bool = False):
     b.series = {"heap_bytes": [[0.0, 0], [1.0, 2 * MiB], [2.0, 4 * MiB]],
                 "rss_bytes": [[0.0, 30 * MiB], [1.0, 33 * MiB], [2.0, 35 * MiB]]}
     p = b.build()
-    p.metadata.update({"kind": "heap", "target": "pid 42", "pid": 42, "launched": launched, "duration_s": 2.0,
+    p.recording = Recording.from_json({"kind": "heap", "target": "pid 42", "pid": 42, "launched": launched,
+                                       "attached": not launched, "duration_s": 2.0,
                        "peak_heap_bytes": 5 * MiB, "peak_rss_bytes": 35 * MiB, "end_heap_bytes": 4 * MiB,
                        "end_rss_bytes": 35 * MiB,
                        "totals": {"alloc_bytes": 38 * MiB + 1000, "alloc_count": 4453,
@@ -67,7 +68,7 @@ def test_rss_explanation_attached_vs_launched():
     launched = explain_rss(_profile(launched=True))
     assert not launched.attached and "before perfkit attached" not in " ".join(launched.lines)
     p = _profile()
-    p.metadata["end_heap_bytes"] = 50 * MiB
+    p.recording.heap.end_heap_bytes = 50 * MiB
     assert "exceeds RSS" in " ".join(explain_rss(p).lines)
 
 
@@ -154,14 +155,14 @@ def test_drop_attach_overhead_removes_only_memray_threads():
     b.add([user], (4096, 1, 4096, 1), Labels(7, 3, None))  # the user's main thread
     b.add([thr], (64, 1, 64, 1), Labels(7, 4, "worker"))  # a named user thread: kept
     p = b.build()
-    p.metadata.update({"memray_main_thread_id": 1, "totals": {"alloc_bytes": 21122, "alloc_count": 5,
-                                                             "inuse_bytes": 21122, "inuse_count": 5}})
+    p.recording = Recording.from_json({"memray_main_thread_id": 1, "totals": {"alloc_bytes": 21122, "alloc_count": 5,
+                                                                           "inuse_bytes": 21122, "inuse_count": 5}})
     out = drop_attach_overhead(p)
     assert {s.labels.tid for s in out.samples} == {3, 4}
-    assert out.metadata["totals"] == {"alloc_bytes": 4160, "alloc_count": 2, "inuse_bytes": 4160, "inuse_count": 2}
-    assert out.metadata["attach_overhead"]["threads"] == [1, 2]
+    assert out.recording.heap.totals == {"alloc_bytes": 4160, "alloc_count": 2, "inuse_bytes": 4160, "inuse_count": 2}
+    assert out.recording.heap.attach_overhead["threads"] == [1, 2]
     # an injector-thread id that ran user code (not attach mode's injector) is left alone
-    p.metadata["memray_main_thread_id"] = 3
+    p.recording.heap.memray_main_thread_id = 3
     assert {s.labels.tid for s in drop_attach_overhead(p).samples} >= {3, 4}
 
 

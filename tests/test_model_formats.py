@@ -80,7 +80,7 @@ def test_native_roundtrip_is_lossless(tmp_path):
     q = read_profile(path)
     assert q.frames == p.frames and q.sample_types == p.sample_types and q.default_index == 1
     assert sorted(q.samples, key=repr) == sorted(p.samples, key=repr)
-    assert q.metadata == p.metadata and q.series == p.series
+    assert q.recording == p.recording and q.series == p.series
     assert native.write(p) == native.write(q), "deterministic bytes"
 
 

@@ -53,21 +53,21 @@ def test_heap_profile_round_trip_keeps_every_type_unit_label_and_metadata():
     assert q.default_index == 2
     assert _canon(q) == _canon(p)
     assert q.series == p.series
-    assert q.metadata["kind"] == "heap" and q.metadata["duration_s"] == 2.5
+    assert q.recording.kind == "heap" and q.recording.duration_s == 2.5
 
 
 def test_cpu_fixture_period_time_and_labels_in_the_proto():
     p = native.read((FIX / "cpu_split_75_25.perfkit").read_bytes())
     msg = pprof._parse(gzip.decompress(pprof.write(p)))
     st_ = list(msg.string_table)
-    assert msg.period == p.metadata["period_ns"] == 10_000_000
+    assert msg.period == p.recording.period_ns == 10_000_000
     assert (st_[msg.period_type.type], st_[msg.period_type.unit]) == ("cpu", "nanoseconds")
-    assert msg.time_nanos == int(p.metadata["start"] * 1e9)
-    assert msg.duration_nanos == int(p.metadata["duration_s"] * 1e9)
+    assert msg.time_nanos == int(p.recording.start * 1e9)
+    assert msg.duration_nanos == int(p.recording.duration_s * 1e9)
     assert st_[msg.default_sample_type] == "cpu"
     keys = {st_[lab.key] for s in msg.sample for lab in s.label}
     assert keys == {"pid", "thread_id"} | ({"thread_name"} if any(l.thread is not None for l in p.labels_seen()) else set())
-    pid = p.metadata["pid"]
+    pid = p.recording.pid
     assert all(any(st_[lab.key] == "pid" and lab.num == pid for lab in s.label) for s in msg.sample)
 
 
@@ -103,7 +103,7 @@ def test_round_trip_of_real_recordings():
         p = native.read((FIX / name).read_bytes())
         q = pprof.read(pprof.write(p))
         assert _canon(q) == _canon(p)
-        assert q.metadata["pid"] == p.metadata["pid"]
+        assert q.recording.pid == p.recording.pid
         text = collapsed.write(p, labels=True)
         assert collapsed.write(pprof.read(pprof.write(collapsed.read(text))), labels=True) == text
 
@@ -152,7 +152,7 @@ def test_go_tool_pprof_reads_our_file_with_matching_totals_and_top(tmp_path):
     assert flat_n["spin_a"] == top(p, 0, limit=1)[0].self_value
     raw = go_pprof("-raw", str(path), cwd=tmp_path)
     assert "PeriodType: cpu nanoseconds" in raw and "Period: 10000000" in raw
-    assert f"pid:[{p.metadata['pid']}]" in raw
+    assert f"pid:[{p.recording.pid}]" in raw
 
 
 def test_npm_pprof_format_decodes_heap_profile_with_types_units_and_labels(tmp_path):

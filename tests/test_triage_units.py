@@ -316,14 +316,14 @@ def test_busy_non_python_process_and_host_lines():
 
 
 def _small_profile():
-    from perfkit.model import CPU_NS, SAMPLES, Frame, Labels, ProfileBuilder
+    from perfkit.model import CPU_NS, SAMPLES, Frame, Labels, ProfileBuilder, Recording
 
     b = ProfileBuilder([SAMPLES, CPU_NS])
     b.add([Frame("main", "/a.py", 1), Frame("<script>x</script>", "/a.py", 5)], (30, 300), Labels(1, 1, "t"))
     b.add([Frame("main", "/a.py", 1), Frame("other", "/a.py", 9)], (10, 100), Labels(1, 1, "t"))
     p = b.build()
     p.default_index = 1
-    p.metadata.update({"requested_rate": 100, "duration_s": 0.5, "samples": 40, "threads": 1})
+    p.recording = Recording(requested_rate=100, duration_s=0.5, samples=40, threads=1)
     return p
 
 

@@ -92,7 +92,7 @@ def measure(pid: int, duration: float = 5.0, rate: int = 100, subprocesses: bool
             from perfkit.errors import Interrupted
 
             raise Interrupted("interrupted while sampling")
-        runs[name] = (res.profile, max(1e-3, float(res.profile.metadata.get("duration_s") or duration)))
+        runs[name] = (res.profile, max(1e-3, float(res.profile.recording.duration_s or duration)))
         if res.target_exited:
             notes.append(f"the target exited during the {name} recording")
             break

@@ -13,6 +13,8 @@ noise of the best wins: pinning must earn its keep.
 from __future__ import annotations
 
 import math
+
+from perfkit import stats
 from dataclasses import dataclass, field
 
 
@@ -63,10 +65,8 @@ class Ranking:
 
 def t_quantile(df: float, q: float = 0.975) -> float:
     if df <= 0 or not math.isfinite(df):
-        return 1.959964
-    from scipy import stats
-
-    return float(stats.t.ppf(q, df))
+        return stats.norm_ppf(q)
+    return stats.t_ppf(q, df)
 
 
 def summarize(name: str, values: list[float], meta: dict | None = None) -> Stat:
@@ -79,20 +79,8 @@ def summarize(name: str, values: list[float], meta: dict | None = None) -> Stat:
 
 def welch(a: Stat, b: Stat) -> tuple[float, float, float]:
     """(difference a−b, CI half-width, two-sided p) by Welch's t-test."""
-    na, nb = len(a.values), len(b.values)
-    diff = a.mean - b.mean
-    if na < 2 or nb < 2:
-        return diff, float("inf"), 1.0
-    va, vb = a.sd ** 2 / na, b.sd ** 2 / nb
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, 0.0, 0.0 if diff != 0 else 1.0
-    df = (va + vb) ** 2 / ((va ** 2) / (na - 1) + (vb ** 2) / (nb - 1)) if va + vb > 0 else na + nb - 2
-    from scipy import stats
-
-    t = diff / se
-    p = float(2 * stats.t.sf(abs(t), df))
-    return diff, t_quantile(df) * se, p
+    diff, se, df, p = stats.welch(a.mean, a.sd, len(a.values), b.mean, b.sd, len(b.values))
+    return diff, (math.inf if math.isinf(se) else t_quantile(df) * se), p
 
 
 def rank(samples: dict[str, list[float]], *, higher_is_better: bool = True, metric: str = "throughput",

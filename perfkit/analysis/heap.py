@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perfkit.model import Profile
+from perfkit.model import HeapFacts, Profile
+from perfkit.units import human_bytes
 
 LARGE_ALIVE_FRACTION = 0.10  # of all bytes allocated: "a lot is still alive"
 
@@ -134,9 +135,10 @@ def _caller(profile: Profile, stack: tuple[int, ...]) -> str:
 
 
 def peak_sites(profile: Profile, limit: int = 10) -> list[Site]:
-    raw = profile.metadata.get("peak_top") or []
+    heap = profile.recording.heap or HeapFacts()
+    raw = heap.peak_top or []
     total = sum(int(r.get("bytes", 0)) for r in raw) or 0
-    peak = profile.metadata.get("peak_heap_bytes") or total
+    peak = heap.peak_heap_bytes or total
     rows = [Site(str(r.get("function", "")), str(r.get("file", "")), int(r.get("line", 0)), int(r.get("bytes", 0)),
                  int(r.get("count", 0)), 100.0 * int(r.get("bytes", 0)) / peak if peak else 0.0) for r in raw]
     return rows[:limit]
@@ -144,11 +146,10 @@ def peak_sites(profile: Profile, limit: int = 10) -> list[Site]:
 
 def explain_rss(profile: Profile) -> RssExplanation:
     """RSS vs the tracked heap, in words, so "missing" memory does not mislead."""
-    from perfkit.render.terminal import human_bytes as hb
-
-    m = profile.metadata
-    rss, heap = m.get("end_rss_bytes"), m.get("end_heap_bytes")
-    attached = m.get("launched") is False
+    hb = human_bytes  # noqa: N806
+    facts = profile.recording.heap or HeapFacts()
+    rss, heap = facts.end_rss_bytes, facts.end_heap_bytes
+    attached = profile.recording.attached
     rss_series = profile.series.get("rss_bytes") or []
     heap_series = profile.series.get("heap_bytes") or []
     rss_growth = int(rss_series[-1][1] - rss_series[0][1]) if len(rss_series) > 1 else None
@@ -181,21 +182,22 @@ def _signed(v: int, hb) -> str:
 
 
 def summarize(profile: Profile, limit: int = 10) -> HeapSummary:
-    m = profile.metadata
-    totals = m.get("totals") or {}
+    rec = profile.recording
+    facts = rec.heap or HeapFacts()
+    totals = facts.totals or {}
     ai, ii = _index(profile, "alloc_space"), _index(profile, "inuse_space")
     aoi, ioi = _index(profile, "alloc_objects"), _index(profile, "inuse_objects")
     alloc_b = totals.get("alloc_bytes", profile.total(ai))
     inuse_b = totals.get("inuse_bytes", profile.total(ii))
-    notes = list(m.get("notes") or [])
+    notes = list(rec.notes)
     return HeapSummary(
-        target=str(m.get("target", m.get("source", "?"))),
-        pid=m.get("pid"),
-        duration_s=float(m.get("duration_s") or 0.0),
-        peak_heap=m.get("peak_heap_bytes"),
-        peak_rss=m.get("peak_rss_bytes"),
-        end_heap=m.get("end_heap_bytes"),
-        end_rss=m.get("end_rss_bytes"),
+        target=str(rec.target or rec.source or "?"),
+        pid=rec.pid,
+        duration_s=float(rec.duration_s or 0.0),
+        peak_heap=facts.peak_heap_bytes,
+        peak_rss=facts.peak_rss_bytes,
+        end_heap=facts.end_heap_bytes,
+        end_rss=facts.end_rss_bytes,
         alloc_bytes=int(alloc_b),
         alloc_count=int(totals.get("alloc_count", profile.total(aoi))),
         inuse_bytes=int(inuse_b),
@@ -212,4 +214,4 @@ def for_leaks(profile: Profile) -> Profile:
     """The same profile with inuse_space as the default value (what outputs weigh by)."""
     from dataclasses import replace
 
-    return replace(profile, default_index=_index(profile, "inuse_space"), metadata=dict(profile.metadata))
+    return replace(profile, default_index=_index(profile, "inuse_space"), recording=profile.recording.copy())

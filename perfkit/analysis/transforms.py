@@ -28,7 +28,7 @@ def _matching_frames(profile: Profile, pattern: str) -> set[int]:
 
 def _keep(profile: Profile, keep) -> Profile:
     return replace(profile, samples=[s for s in profile.samples if keep(s)],
-                   metadata=dict(profile.metadata), frames=list(profile.frames))
+                   recording=profile.recording.copy(), frames=list(profile.frames))
 
 
 def focus(profile: Profile, pattern: str) -> Profile:
@@ -60,7 +60,7 @@ def only_pids(profile: Profile, pids: set[int]) -> Profile:
 
 def drop_labels(profile: Profile) -> Profile:
     """Merge samples across threads and processes."""
-    b = ProfileBuilder(profile.sample_types, profile.metadata, profile.default_index)
+    b = ProfileBuilder(profile.sample_types, profile.recording, profile.default_index)
     b._frames = list(profile.frames)  # same frame table
     b._frame_index = {f: i for i, f in enumerate(profile.frames)}
     for s in profile.samples:

@@ -80,16 +80,16 @@ def cpu(
         result = pyspy.record(target, opts, on_tick=tick)
 
     profile = transforms.apply_filters(result.profile, focus_re=focus, ignore_re=ignore, thread=thread)
-    meta = result.profile.metadata
+    rec = result.profile.recording
     notes = []
     if result.interrupted:
         notes.append("interrupted: partial profile")
     if result.target_exited:
         notes.append("target exited during recording")
-    if meta.get("sampling_lag"):
-        notes.append(f"py-spy: {meta['sampling_lag']}")
-    quality = QualityLine(meta["samples"], meta["duration_s"], meta["requested_rate"], meta["achieved_rate"],
-                          meta.get("sampling_errors"), meta["threads"], meta["processes"], notes)
+    if rec.sampling_lag:
+        notes.append(f"py-spy: {rec.sampling_lag}")
+    quality = QualityLine(rec.samples or 0, rec.duration_s or 0.0, rec.requested_rate or 0, rec.achieved_rate or 0.0,
+                          rec.sampling_errors, rec.threads or 0, rec.processes or 0, notes)
     vi = profile.default_index
     unit = profile.sample_types[vi].unit
     # callers with no self time are shown only when they carry a real share (>= 5 %
@@ -103,8 +103,8 @@ def cpu(
     if as_json:
         print_json({
             "command": "cpu",
-            "target": meta.get("target"),
-            "pid": meta.get("pid"),
+            "target": rec.target,
+            "pid": rec.pid,
             "quality": quality.to_json(),
             "value_type": str(profile.sample_types[vi]),
             "total": profile.total(vi),
@@ -113,11 +113,12 @@ def cpu(
             "outputs": written,
             "interrupted": result.interrupted,
             "target_exited": result.target_exited,
-            "metadata": meta,
+            "program": rec.program,
+            "recording": rec.to_json(),
         })
     else:
         con = out_console()
-        if meta["samples"] == 0:
+        if not rec.samples:
             warn("no samples: the target was idle the whole time (use --idle to see waiting threads)")
         con.print(TopTable(rows, unit=unit, title=f"Top {'lines' if by_line else 'functions'} by self "
                                                   f"{'wall' if idle else 'CPU'} time ({target.describe()})",

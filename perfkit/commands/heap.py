@@ -58,11 +58,12 @@ def heap(
         if pid is not None or command:
             raise UsageError("--from reads a saved capture: give no --pid or command with it")
         profile = memray_capture.read_capture(from_file)
-        profile.metadata.setdefault("target", str(from_file))
-        result = memray.HeapResult(profile=profile, notes=list(profile.metadata.get("notes") or []))
-        if not profile.metadata.get("capture_complete"):
-            result.notes.append(memray_capture.incomplete_note(profile.metadata))
-            profile.metadata["notes"] = list(result.notes)
+        rec = profile.recording
+        rec.target = rec.target or str(from_file)
+        result = memray.HeapResult(profile=profile, notes=list(rec.notes))
+        if rec.heap is not None and not rec.heap.capture_complete:
+            result.notes.append(memray_capture.incomplete_note(rec.heap))
+            rec.notes = list(result.notes)
     else:
         target = resolve(pid, command)
         opts = memray.MemrayOptions(duration=duration, native=native, trace_python_allocators=trace_python_allocators)
@@ -98,7 +99,8 @@ def heap(
         written.append({"path": str(path), "format": name})
 
     if as_json:
-        meta = profile.metadata
+        doc = profile.recording.to_json()
+        doc.get("heap", {}).pop("peak_top", None)
         print_json({
             "command": "heap",
             **summary.to_json(),
@@ -107,7 +109,8 @@ def heap(
             "outputs": written,
             "interrupted": result.interrupted,
             "target_exited": result.target_exited,
-            "metadata": {k: v for k, v in meta.items() if k != "peak_top"},
+            "program": profile.recording.program,
+            "recording": doc,
         })
     else:
         out_console().print(HeapView(summary, leaks=leaks, series=profile.series))

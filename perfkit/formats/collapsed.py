@@ -18,7 +18,7 @@ import json
 import re
 
 from perfkit.errors import InputFormatError
-from perfkit.model import NO_LABELS, SAMPLES, Frame, Labels, Profile, Sample, ValueType
+from perfkit.model import NO_LABELS, SAMPLES, Frame, Labels, Profile, Recording, Sample, ValueType
 
 NAME = "collapsed"
 
@@ -184,4 +184,4 @@ def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPL
     if not acc:
         raise InputFormatError(f"{source} holds no stacks", f"expected {expected}")
     samples = [Sample(stack, (v,), lb) for (stack, lb), v in acc.items()]
-    return Profile(frames=frames, sample_types=[value_type], samples=samples, metadata={"source_format": NAME})
+    return Profile(frames=frames, sample_types=[value_type], samples=samples, recording=Recording(source_format=NAME))

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from perfkit.errors import InputFormatError, ToolMissing, UsageError
-from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Labels, Profile, ProfileBuilder
+from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Labels, HeapFacts, Profile, ProfileBuilder, Recording
 
 NAME = "memray"
 SAMPLE_TYPES = [ALLOC_SPACE, ALLOC_OBJECTS, INUSE_SPACE, INUSE_OBJECTS]
@@ -114,8 +114,10 @@ def read_capture(path: str | os.PathLike, *, source: str | None = None, peak_sit
         except (OSError, ValueError, RuntimeError, MemoryError) as exc:
             raise InputFormatError(f"{src} is corrupt or truncated ({_first_line(exc)})") from None
     if log.errors:
-        profile.metadata["capture_complete"] = False
-        profile.metadata["reader_errors"] = log.errors[:5]
+        heap = profile.recording.heap
+        if heap is not None:
+            heap.capture_complete = False
+            heap.reader_errors = log.errors[:5]
     return profile
 
 
@@ -236,36 +238,30 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
     rss_series = _downsample([[round(s.time / 1000.0 - start, 3), int(s.rss)] for s in snaps])
     b.series = {"heap_bytes": heap_series, "rss_bytes": rss_series}
     profile = b.build()
-    profile.metadata.update({
-        "kind": "heap",
-        "tool": "memray",
-        "tool_version": memray_version(),
-        "perfkit_version": _perfkit_version(),
-        "source": src,
-        "pid": pid,
-        "memray_command_line": meta.command_line,
-        "start": start,
-        "duration_s": round(max(0.0, end - start), 3),
-        "capture_complete": _finished(meta, snaps) and records >= int(meta.total_allocations),
-        "records_read": records,
-        "peak_heap_bytes": int(meta.peak_memory),
-        "peak_rss_bytes": max((int(s.rss) for s in snaps), default=None),
-        "end_heap_bytes": int(snaps[-1].heap) if snaps else None,
-        "end_rss_bytes": int(snaps[-1].rss) if snaps else None,
-        "start_rss_bytes": int(snaps[0].rss) if snaps else None,
-        "totals": {"alloc_bytes": alloc_bytes, "alloc_count": alloc_count,
-                   "inuse_bytes": inuse_bytes, "inuse_count": inuse_count},
-        "memray_total_allocations": int(meta.total_allocations),
-        "memray_main_thread_id": int(meta.main_thread_id),
-        "python_allocator": meta.python_allocator,
-        "native": native,
-        "trace_python_allocators": bool(meta.trace_python_allocators),
-        "peak_top": [{"function": f, "file": fl, "line": ln, "bytes": v[0], "count": v[1]}
-                     for (f, fl, ln), v in peak_top],
-        "threads": len({lab.tid for lab in labels_cache.values()}),
-    })
-    if not _finished(meta, snaps):
-        profile.metadata["duration_s"] = round(max(0.0, (snaps[-1].time / 1000.0 - start) if snaps else 0.0), 3)
+    finished = _finished(meta, snaps)
+    heap = HeapFacts(
+        capture_complete=finished and records >= int(meta.total_allocations),
+        records_read=records,
+        peak_heap_bytes=int(meta.peak_memory),
+        peak_rss_bytes=max((int(s.rss) for s in snaps), default=None),
+        end_heap_bytes=int(snaps[-1].heap) if snaps else None,
+        end_rss_bytes=int(snaps[-1].rss) if snaps else None,
+        start_rss_bytes=int(snaps[0].rss) if snaps else None,
+        totals={"alloc_bytes": alloc_bytes, "alloc_count": alloc_count,
+                "inuse_bytes": inuse_bytes, "inuse_count": inuse_count},
+        memray_total_allocations=int(meta.total_allocations),
+        memray_main_thread_id=int(meta.main_thread_id),
+        memray_command_line=meta.command_line,
+        python_allocator=str(meta.python_allocator),
+        native=native,
+        trace_python_allocators=bool(meta.trace_python_allocators),
+        peak_top=[{"function": f, "file": fl, "line": ln, "bytes": v[0], "count": v[1]} for (f, fl, ln), v in peak_top],
+    )
+    duration = end - start if finished else ((snaps[-1].time / 1000.0 - start) if snaps else 0.0)
+    profile.recording = Recording(kind="heap", tool="memray", tool_version=memray_version(),
+                                  perfkit_version=_perfkit_version(), source=src, source_format=NAME, pid=pid,
+                                  start=start, duration_s=round(max(0.0, duration), 3),
+                                  threads=len({lab.tid for lab in labels_cache.values()}), heap=heap)
     return profile
 
 
@@ -302,9 +298,9 @@ def _finished(meta, snaps) -> bool:
     return not snaps or end >= snaps[-1].time / 1000.0 - 0.1
 
 
-def incomplete_note(meta: dict) -> str:
-    total = meta.get("memray_total_allocations") or 0
-    read = meta.get("records_read") or 0
+def incomplete_note(heap: HeapFacts | None) -> str:
+    total = (heap.memray_total_allocations if heap else 0) or 0
+    read = (heap.records_read if heap else 0) or 0
     if total > read:
         return f"the capture file is incomplete (truncated: {read:,} of {total:,} records); totals cover what was read"
     return "the capture file is incomplete (the tracker did not finish it); totals cover what was written"

@@ -1,7 +1,8 @@
 """perfkit's own lossless profile file: gzipped JSON (``.perfkit``).
 
 Record once, render many: every field of the model survives a round trip (frames,
-value types, samples with labels, metadata, series).
+value types, samples with labels, the recording facts, series).  Version 2 stores
+the typed ``Recording``; version 1 files (free-form ``metadata``) still read.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import json
 import zlib
 
 from perfkit.errors import InputFormatError
-from perfkit.model import Labels, Profile, Sample, ValueType
+from perfkit.model import Labels, Profile, Recording, Sample, ValueType
 
 NAME = "perfkit"
 MAGIC_KEY = "perfkit_profile"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def sniff(data: bytes) -> bool:
@@ -41,7 +43,7 @@ def write(profile: Profile, **_options) -> bytes:
         "frames": [[f.function, f.file, f.line] for f in profile.frames],
         "labels": [[l.pid, l.tid, l.thread] for l in label_table],
         "samples": samples,
-        "metadata": json.loads(json.dumps(profile.metadata, sort_keys=True, default=str)),
+        "recording": profile.recording.to_json(),
         "series": profile.series,
     }
     # The magic key comes first (insertion order) so sniffing reads only the head.
@@ -56,7 +58,7 @@ def read(data: bytes, source: str = "<profile>") -> Profile:
         doc = json.loads(raw)
     except (OSError, EOFError, zlib.error, ValueError) as exc:
         raise InputFormatError(f"{source} is corrupt or truncated ({type(exc).__name__})", f"expected {expected}") from None
-    if not isinstance(doc, dict) or doc.get(MAGIC_KEY) != VERSION:
+    if not isinstance(doc, dict) or doc.get(MAGIC_KEY) not in READABLE_VERSIONS:
         raise InputFormatError(f"{source} is not {expected}")
     try:
         frames_raw = doc["frames"]
@@ -75,7 +77,8 @@ def read(data: bytes, source: str = "<profile>") -> Profile:
         default_index = int(doc.get("default_index", 0))
         if types and not 0 <= default_index < len(types):
             raise ValueError("bad default_index")
-        return Profile(frames=frames, sample_types=types, samples=samples, metadata=dict(doc.get("metadata") or {}),
+        rec = Recording.from_json(doc.get("recording") if "recording" in doc else doc.get("metadata"))
+        return Profile(frames=frames, sample_types=types, samples=samples, recording=rec,
                        series=dict(doc.get("series") or {}), default_index=default_index)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise InputFormatError(f"{source} is a damaged perfkit profile ({exc})", f"expected {expected}") from None

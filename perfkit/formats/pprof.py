@@ -29,7 +29,7 @@ import zlib
 from datetime import datetime, timezone
 
 from perfkit.errors import InputFormatError
-from perfkit.model import Frame, Labels, Profile, ProfileBuilder, ValueType
+from perfkit.model import Frame, Labels, Profile, ProfileBuilder, Recording, ValueType
 
 NAME = "pprof"
 META_PREFIX = "perfkit-metadata:"
@@ -174,17 +174,16 @@ def write(profile: Profile, **_options) -> bytes:
                               value=list(smp.values), label=labels))
     out.sample.extend(samples)
 
-    meta = dict(profile.metadata)
-    period_ns = meta.get("period_ns")
-    if period_ns:
-        out.period = int(period_ns)
-        out.period_type.type = s(meta.get("period_type", "cpu"))
+    rec = profile.recording
+    if rec.period_ns:
+        out.period = int(rec.period_ns)
+        out.period_type.type = s(rec.period_type or "cpu")
         out.period_type.unit = s("nanoseconds")
-    if meta.get("start") is not None:
-        out.time_nanos = _start_nanos(meta["start"])
-    if meta.get("duration_s"):
-        out.duration_nanos = int(float(meta["duration_s"]) * 1e9)
-    extra = {"metadata": meta, "series": profile.series}
+    if rec.start is not None:
+        out.time_nanos = _start_nanos(rec.start)
+    if rec.duration_s:
+        out.duration_nanos = int(float(rec.duration_s) * 1e9)
+    extra = {"recording": rec.to_json(), "series": profile.series}
     # An unreferenced string: pprof readers ignore it (a comment would be printed by
     # go tool pprof at the top of every report); perfkit's reader picks it up.
     s(META_PREFIX + json.dumps(extra, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str))
@@ -267,6 +266,7 @@ def _to_model(msg) -> Profile:
 
     meta: dict = {}
     series: dict = {}
+    comments: list[str] = []
     for text in reversed(st):
         if text.startswith(META_PREFIX):
             try:
@@ -274,23 +274,29 @@ def _to_model(msg) -> Profile:
             except (ValueError, RecursionError):
                 extra = None
             if isinstance(extra, dict):
-                if isinstance(extra.get("metadata"), dict):
-                    meta.update(extra["metadata"])
+                for key in ("recording", "metadata"):  # "metadata": files from before Recording
+                    if isinstance(extra.get(key), dict):
+                        meta.update(extra[key])
                 if isinstance(extra.get("series"), dict):
                     series = extra["series"]
             break
     for c in msg.comment:
-        meta.setdefault("comments", []).append(S(c))
-    meta["source_format"] = NAME
+        comments.append(S(c))
+    rec = Recording.from_json(meta)
+    rec.comments = list(rec.comments) + [c for c in comments if c not in rec.comments]
+    rec.source_format = NAME
     if msg.period:
-        meta.setdefault("period_ns" if S(msg.period_type.unit) == "nanoseconds" else "period", msg.period)
-        meta.setdefault("period_type", S(msg.period_type.type))
-    if msg.time_nanos and "start" not in meta:
-        meta["start"] = datetime.fromtimestamp(msg.time_nanos / 1e9, timezone.utc).isoformat()
-    if msg.duration_nanos and "duration_s" not in meta:
-        meta["duration_s"] = msg.duration_nanos / 1e9
+        if S(msg.period_type.unit) == "nanoseconds":
+            rec.period_ns = rec.period_ns or msg.period
+        else:
+            rec.extra.setdefault("period", msg.period)
+        rec.period_type = rec.period_type or S(msg.period_type.type)
+    if msg.time_nanos and rec.start is None:
+        rec.start = msg.time_nanos / 1e9
+    if msg.duration_nanos and rec.duration_s is None:
+        rec.duration_s = msg.duration_nanos / 1e9
 
-    b = ProfileBuilder(types, meta, default_index)
+    b = ProfileBuilder(types, rec, default_index)
     b.series = {str(k): v for k, v in dict(series).items()} if isinstance(series, dict) else {}
     functions = {f.id: (S(f.name) or S(f.system_name), S(f.filename)) for f in msg.function}
     mappings = {m.id: S(m.filename) for m in msg.mapping}

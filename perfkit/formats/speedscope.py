@@ -14,7 +14,7 @@ import json
 import re
 
 from perfkit.errors import InputFormatError
-from perfkit.model import SAMPLES, Frame, Labels, Profile, ProfileBuilder, ValueType
+from perfkit.model import SAMPLES, Frame, Labels, Profile, ProfileBuilder, Recording, ValueType
 
 NAME = "speedscope"
 SCHEMA_URL = "https://www.speedscope.app/file-format-schema.json"
@@ -71,7 +71,7 @@ def write(profile: Profile, value: str | None = None, **_options) -> bytes:
         total = sum(weights)
         profiles.append({
             "type": "sampled",
-            "name": _label_name(labels, profile.metadata.get("name", "perfkit profile")),
+            "name": _label_name(labels, profile.recording.name or "perfkit profile"),
             "unit": unit,
             "startValue": 0,
             "endValue": total,
@@ -82,7 +82,7 @@ def write(profile: Profile, value: str | None = None, **_options) -> bytes:
         "$schema": SCHEMA_URL,
         "shared": {"frames": frames_out},
         "profiles": profiles,
-        "name": str(profile.metadata.get("name") or f"perfkit {vt.type} profile"),
+        "name": str(profile.recording.name or f"perfkit {vt.type} profile"),
         "activeProfileIndex": 0,
         "exporter": "perfkit",
     }
@@ -132,7 +132,8 @@ def read(data: bytes, source: str = "<speedscope>") -> Profile:
             types = [ValueType("space", "bytes")]
         else:
             types = [ValueType("time", "nanoseconds")]
-        b = ProfileBuilder(types, {"source_format": NAME, "exporter": exporter, "name": doc.get("name")})
+        b = ProfileBuilder(types, Recording(source_format=NAME, name=str(doc["name"]) if doc.get("name") else None,
+                                            tool=exporter or None))
         n = len(frames)
         process_frames = {}
         if is_pyspy:
@@ -170,7 +171,7 @@ def read(data: bytes, source: str = "<speedscope>") -> Profile:
                 _read_evented(b, p, n, scale if seconds else 1, labels)
             else:
                 raise ValueError(f"unknown profile type {p.get('type')!r}")
-        b.metadata["source_unit"] = unit
+        b.recording.extra["source_unit"] = unit
         return _with_frames(b.build(), frames)
     except InputFormatError:
         raise

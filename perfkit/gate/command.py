@@ -147,7 +147,8 @@ def record(
     """
     from perfkit.console import err_console, print_json
     from perfkit.gate import baseline as baseline_mod
-    from perfkit.gate import flow, stats
+    from perfkit import stats
+    from perfkit.gate import flow
     from perfkit.gate.metrics import METRICS
 
     cfg = _config(config, command, name, benchmark, metrics, repetitions, max_repetitions, warmups, None, None,

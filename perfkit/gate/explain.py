@@ -6,6 +6,7 @@ format first, so a stored baseline profile and a fresh py-spy profile compare al
 
 from __future__ import annotations
 
+from perfkit import stats
 from perfkit.model import Profile
 
 
@@ -54,10 +55,9 @@ def _consistent_growth(base_runs: list[Profile], head_runs: list[Profile], min_t
     for k in keys:
         xb = [d.get(k, 0.0) for d in b]
         xh = [d.get(k, 0.0) for d in h]
-        mb, mh = sum(xb) / len(xb), sum(xh) / len(xh)
-        vb = sum((x - mb) ** 2 for x in xb) / (len(xb) - 1)
-        vh = sum((x - mh) ** 2 for x in xh) / (len(xh) - 1)
-        se = (vb / len(xb) + vh / len(xh) + 0.25) ** 0.5  # + 0.5 pp floor: sampling noise
+        mb, sb = stats.mean_sd(xb)
+        mh, sh = stats.mean_sd(xh)
+        se = (sb * sb / len(xb) + sh * sh / len(xh) + 0.25) ** 0.5  # + 0.5 pp floor: sampling noise
         if mh > mb and (mh - mb) / se >= min_t:
             out.add(k)
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from perfkit.console import plain
-from perfkit.gate import stats
+from perfkit import stats
 from perfkit.gate.results import GateResult, MetricResult
 
 _ICON = {stats.REGRESSION: "❌", stats.IMPROVEMENT: "✅", stats.NO_CHANGE: "➖", stats.INCONCLUSIVE: "❔"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from perfkit.gate import stats
+from perfkit import stats
 from perfkit.gate.metrics import METRICS
 
 

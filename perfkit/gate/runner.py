@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from perfkit.gate import bench
-from perfkit.gate import stats
+from perfkit import stats
 from perfkit.gate.config import Benchmark, GateConfig
 from perfkit.gate.metrics import METRICS, TIME_METRICS
 from perfkit.gate.results import BenchResult, MetricResult

@@ -159,7 +159,7 @@ def memory_attribution(profile, limit: int = 5) -> dict:
     total = profile.total(vi)
     rows = top(profile, vi, by_line=True, limit=limit)
     return {"available": True, "tool": "memray", "inuse_bytes": total,
-            "seconds": profile.metadata.get("duration_s"),
+            "seconds": profile.recording.duration_s,
             "lines": [{"function": r.function, "file": r.file, "line": r.line, "bytes": r.self_value,
                        "pct": round(r.self_pct, 2)} for r in rows]}
 

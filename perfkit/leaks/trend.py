@@ -28,6 +28,8 @@ bound is below the minimum rate.  Anything else (or too few bins) is ``inconclus
 from __future__ import annotations
 
 import math
+
+from perfkit import stats
 from dataclasses import asdict, dataclass, field
 
 LEAK = "leak"
@@ -127,15 +129,8 @@ def _r(v):
 # ------------------------------------------------------------------ statistics
 
 
-def _norm_sf(z: float) -> float:
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
-
-
-def _norm_ppf(p: float) -> float:
-    # stdlib, not scipy: importing scipy.stats costs ~1 s of CPU for one quantile
-    from statistics import NormalDist
-
-    return NormalDist().inv_cdf(p)
+_norm_sf = stats.norm_sf
+_norm_ppf = stats.norm_ppf
 
 
 def _s_statistic(y: list[float]) -> float:
@@ -237,12 +232,7 @@ def theil_sen(x: list[float], y: list[float], var_s: float | None = None, confid
     return Slope(slope=med, low=low, high=high, intercept=intercept)
 
 
-def _median(v: list[float]) -> float:
-    s = sorted(v)
-    n = len(s)
-    if n == 0:
-        return math.nan
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+_median = stats.median
 
 
 # ------------------------------------------------------------------ the verdict

@@ -130,14 +130,14 @@ def _render(tree: ft.FlameTree, slot: int, *, title: str, subtitle: str, width: 
 
 def _subtitle(profile: Profile, vi: int, total: int) -> str:
     vt = profile.sample_types[vi] if profile.sample_types else None
-    meta = profile.metadata
+    rec = profile.recording
     bits = []
-    if meta.get("target"):
-        bits.append(str(meta["target"]))
+    if rec.target:
+        bits.append(str(rec.target))
     if vt is not None:
         bits.append(f"{vt.type}: {fmt_value(total, vt.unit)} total")
-    if meta.get("duration_s"):
-        bits.append(f"{float(meta['duration_s']):.1f} s")
+    if rec.duration_s:
+        bits.append(f"{float(rec.duration_s):.1f} s")
     return " · ".join(bits)
 
 

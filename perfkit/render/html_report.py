@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from perfkit.model import Profile
+from perfkit.model import Profile, Recording
 from perfkit.render import flametree as ft
 from perfkit.render.escape import encode, json_for_script, visible, xml
 from perfkit.render.flamegraph_svg import LEGEND, category_color, diff_color, fmt_value
@@ -113,7 +113,8 @@ _QUALITY_KEYS = [("target", "target"), ("samples", "samples"), ("duration_s", "d
                  ("target_exited", "target exited")]
 
 
-def _quality(meta: dict) -> str:
+def _quality(rec: Recording) -> str:
+    meta = rec.to_json()
     items = [(label, meta[k]) for k, label in _QUALITY_KEYS if meta.get(k) is not None]
     if not items:
         return ""
@@ -132,7 +133,8 @@ def _meta_text(v) -> str:
     return str(v)
 
 
-def _metadata(meta: dict, title: str = "Metadata") -> str:
+def _metadata(rec: Recording, title: str = "Recording") -> str:
+    meta = rec.to_json()
     if not meta:
         return ""
     rows = "".join(f"<tr><th>{xml(visible(k))}</th><td>{xml(visible(_meta_text(meta[k])))}</td></tr>"
@@ -198,12 +200,12 @@ def _page(title: str, subtitle: str, data: dict, body: str, legend: str) -> byte
 
 
 def _subtitle(profile: Profile, vi: int) -> str:
-    meta = profile.metadata
+    rec = profile.recording
     vt = profile.sample_types[vi]
-    bits = [str(meta["target"])] if meta.get("target") else []
+    bits = [str(rec.target)] if rec.target else []
     bits.append(f"{vt.type}: {fmt_value(profile.total(vi), vt.unit)} total")
-    if meta.get("duration_s"):
-        bits.append(f"{float(meta['duration_s']):.1f} s")
+    if rec.duration_s:
+        bits.append(f"{float(rec.duration_s):.1f} s")
     return " · ".join(bits)
 
 
@@ -214,7 +216,7 @@ def write(profile: Profile, value: str | None = None, *, title: str | None = Non
     views, colors = _plain_views(profile, value, min_fraction)
     data = {"diff": False, "views": views, "colors": colors}
     body = ("<h2>Top functions</h2>" + _top_table(profile, vi) + _thread_table(profile, vi) + _series(profile.series)
-            + _quality(profile.metadata) + _metadata(profile.metadata))
+            + _quality(profile.recording) + _metadata(profile.recording))
     return _page(title or f"perfkit profile ({profile.sample_types[vi].type})", _subtitle(profile, vi), data, body,
                  _legend(LEGEND))
 
@@ -253,7 +255,7 @@ def write_diff(base: Profile, new: Profile, value: str | None = None, *, title: 
                     ("file:line", "s")], rows)
     notes = "".join(f"<p>{xml(visible(n))}</p>" for n in result.notes)
     body = ("<h2>Functions whose share changed most</h2>" + notes + table
-            + _metadata(base.metadata, "Base metadata") + _metadata(new.metadata, "New metadata"))
+            + _metadata(base.recording, "Base recording") + _metadata(new.recording, "New recording"))
     subtitle = (f"base {fmt_value(tb, tree.units[0])} · new {fmt_value(tn, tree.units[1])} {result.value_type}; "
                 f"widths: new profile; both normalised to their totals")
     legend = _legend([("grew", diff_color(1, 1)), ("shrank", diff_color(-1, 1))])

@@ -5,8 +5,8 @@ one entry point :func:`capture` (attach lives in ``tools.memray_attach``).
 of a launched command (``memray run``, under the child supervisor: its output passes
 through, its exit status is reported), then reads the capture with
 ``formats.memray_capture`` into a heap ``Profile``.  On top of the capture's own
-metadata it records target, launched, cmdline, python, options, interrupted,
-target_exited, notes, exit_code (launched) and, for attach, attach_overhead.
+recording facts it sets target, launched, cmdline, python, options, interrupted,
+target_exited, notes, program/exit_code (launched) and, for attach, attach_overhead.
 """
 
 from __future__ import annotations
@@ -198,9 +198,9 @@ def _capture_launch(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
         if failed:
             notes.append(failed)
         annotate(profile, target, opts, started_wall, program.pid, interrupted, False, notes)
-        profile.metadata["exit_code"] = outcome.returncode
-        profile.metadata["program"] = outcome.to_json()
-        profile.metadata["python"] = pyver
+        profile.recording.exit_code = outcome.returncode
+        profile.recording.program = outcome.to_json()
+        profile.recording.python = pyver
         return HeapResult(profile=profile, interrupted=interrupted, target_exited=False, notes=notes,
                           program=outcome)
     finally:
@@ -215,19 +215,19 @@ def _last_lines(text: str, n: int = 2) -> str:
 
 def annotate(profile: Profile, target: Target, opts: MemrayOptions, started: float, pid: int | None,
               interrupted: bool, exited: bool, notes: list[str]) -> None:
-    m = profile.metadata
-    if not m.get("capture_complete"):
-        notes.append(incomplete_note(m))
-    m.update({
-        "target": target.describe(),
-        "pid": pid if pid is not None else m.get("pid"),
-        "launched": target.launched,
-        "cmdline": cmdline(pid) if (pid and target.pid is not None) else list(target.command),
-        "python": (python_version(pid) if pid and target.pid is not None else None) or m.get("python"),
-        "options": {"duration": opts.duration, "native": opts.native,
-                    "trace_python_allocators": opts.trace_python_allocators},
-        "interrupted": interrupted,
-        "target_exited": exited,
-        "notes": list(notes),
-    })
-    m.setdefault("start", started)
+    rec = profile.recording
+    if rec.heap is not None and not rec.heap.capture_complete:
+        notes.append(incomplete_note(rec.heap))
+    rec.target = target.describe()
+    rec.pid = pid if pid is not None else rec.pid
+    rec.launched = target.launched
+    rec.attached = target.pid is not None
+    rec.cmdline = cmdline(pid) if (pid and target.pid is not None) else list(target.command)
+    rec.python = (python_version(pid) if pid and target.pid is not None else None) or rec.python
+    rec.options = {"duration": opts.duration, "native": opts.native,
+                   "trace_python_allocators": opts.trace_python_allocators}
+    rec.interrupted = interrupted
+    rec.target_exited = exited
+    rec.notes = list(notes)
+    if rec.start is None:
+        rec.start = started

@@ -39,7 +39,7 @@ from perfkit.errors import (
     UsageError,
 )
 from perfkit.formats.memray_capture import INSTALL_HINT, capture_complete, memray_version, read_capture
-from perfkit.model import Profile
+from perfkit.model import HeapFacts, Profile
 from perfkit.procs import proc, supervisor
 from perfkit.procs.signals import StopRequest
 from perfkit.target import PTRACE_HINT, Target, check_pid, python_version
@@ -134,11 +134,12 @@ def drop_attach_overhead(profile: Profile) -> Profile:
     alive".  The injector thread runs no user code.  A timer-like thread (named
     ``Thread-N``) is recognised by allocating only from ``threading.py``, native code or
     with no Python frame at all, and only a little; anything bigger is left alone.
-    What was removed is kept in ``metadata["attach_overhead"]``.
+    What was removed is kept in ``recording.heap.attach_overhead``.
     """
     from perfkit.model import rebuild
 
-    main_tid = profile.metadata.get("memray_main_thread_id")
+    heap = profile.recording.heap
+    main_tid = heap.memray_main_thread_id if heap else None
     per_tid: dict[int | None, list] = {}
     for smp in profile.samples:
         per_tid.setdefault(smp.labels.tid, []).append(smp)
@@ -165,16 +166,17 @@ def drop_attach_overhead(profile: Profile) -> Profile:
             gone = [a + b for a, b in zip(gone, smp.values)]
         else:
             kept.append((profile.stack_frames(smp), smp.values, smp.labels))
-    meta = dict(profile.metadata)
-    totals = dict(meta.get("totals") or {})
+    rec = profile.recording.copy()
+    rec.heap = rec.heap or HeapFacts()
+    totals = dict(rec.heap.totals)
     for key, v in zip(("alloc_bytes", "alloc_count", "inuse_bytes", "inuse_count"), gone):
         if key in totals:
             totals[key] -= v
-    meta["totals"] = totals
-    meta["attach_overhead"] = {"threads": sorted(t for t in drop if t is not None), "alloc_bytes": gone[0],
+    rec.heap.totals = totals
+    rec.heap.attach_overhead = {"threads": sorted(t for t in drop if t is not None), "alloc_bytes": gone[0],
                                "alloc_count": gone[1], "inuse_bytes": gone[2], "inuse_count": gone[3]}
-    meta["threads"] = len(per_tid) - len(drop)
-    return rebuild(profile, kept, metadata=meta)
+    rec.threads = len(per_tid) - len(drop)
+    return rebuild(profile, kept, recording=rec)
 
 
 def _thread_named_like_timer(samples) -> bool:

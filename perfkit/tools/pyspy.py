@@ -32,7 +32,7 @@ from perfkit.errors import (
     ToolMissing,
 )
 from perfkit.procs.signals import StopRequest
-from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder
+from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder, Recording
 from perfkit.procs import proc, supervisor
 from perfkit.target import PTRACE_HINT, Launched, Target, cmdline, failure, python_version
 
@@ -186,10 +186,11 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
 
         raw = speedscope.read(Path(out).read_bytes(), "py-spy output")
         profile = _to_cpu_profile(raw, target, opts, elapsed, started_wall, stderr, exe, pid)
-        profile.metadata["interrupted"] = interrupted
-        profile.metadata["target_exited"] = target_exited or bool(program_outcome and program_outcome.stopped_by is None)
+        profile.recording.interrupted = interrupted
+        profile.recording.target_exited = target_exited or bool(program_outcome and program_outcome.stopped_by is None)
         if program_outcome is not None:
-            profile.metadata["program"] = program_outcome.to_json()
+            profile.recording.program = program_outcome.to_json()
+            profile.recording.exit_code = program_outcome.returncode
         return RecordResult(profile=profile, interrupted=interrupted, target_exited=target_exited, stderr=stderr,
                             program=program_outcome)
     finally:
@@ -257,35 +258,24 @@ def _to_cpu_profile(raw: Profile, target: Target, opts: RecordOptions, elapsed: 
     lag = [ln for ln in stderr.splitlines() if "behind in sampling" in ln]
     m = re.search(r"Samples:\s*(\d+)\s+Errors:\s*(\d+)", stderr)
     errors = int(m.group(2)) if m else None
-    meta_pid = pid_default
-    prof.metadata.update({
-        "kind": "cpu",
-        "tool": "py-spy",
-        "tool_version": pyspy_version(exe),
-        "perfkit_version": _perfkit_version(),
-        "target": target.describe(),
-        "pid": meta_pid,
-        "launched": target.launched,
-        "cmdline": cmdline(meta_pid) if meta_pid and target.pid is not None else list(target.command),
-        "python": python_version(meta_pid) if meta_pid and target.pid is not None else None,
-        "start": started,
-        "duration_s": round(elapsed, 3),
-        "requested_rate": opts.rate,
+    attached = pid_default is not None and target.pid is not None
+    prof.recording = Recording(
+        kind="cpu", tool="py-spy", tool_version=pyspy_version(exe), perfkit_version=_perfkit_version(),
+        target=target.describe(), pid=pid_default, launched=target.launched, attached=target.pid is not None,
+        cmdline=cmdline(pid_default) if attached else list(target.command),  # type: ignore[arg-type]
+        python=python_version(pid_default) if pid_default else None,
+        start=started, duration_s=round(elapsed, 3), requested_rate=opts.rate,
         # py-spy does not report its tick count.  A busy process yields about one
         # on-CPU sample per tick (threads take turns on the GIL), so the busiest
         # process's samples per second, capped at the requested rate, estimates the
         # achieved rate; a partly idle target shows less.  py-spy's own "behind in
         # sampling" warnings are kept in sampling_lag.
-        "achieved_rate": round(min(busiest / elapsed, float(opts.rate)), 2) if elapsed > 0 else 0.0,
-        "sampling_lag": lag[-1] if lag else None,
-        "samples": samples,
-        "sampling_errors": errors,
-        "period_ns": period_ns,
-        "options": {"idle": opts.idle, "gil": opts.gil, "native": opts.native,
-                    "subprocesses": opts.subprocesses, "nonblocking": opts.nonblocking},
-        "threads": len(per_thread),
-        "processes": len({p for p, _ in per_thread}),
-    })
+        achieved_rate=round(min(busiest / elapsed, float(opts.rate)), 2) if elapsed > 0 else 0.0,
+        sampling_lag=lag[-1] if lag else None, samples=samples, sampling_errors=errors, period_ns=period_ns,
+        period_type=time_type.type,
+        options={"idle": opts.idle, "gil": opts.gil, "native": opts.native,
+                 "subprocesses": opts.subprocesses, "nonblocking": opts.nonblocking},
+        threads=len(per_thread), processes=len({p for p, _ in per_thread}))
     prof.default_index = 1
     return prof
 

@@ -174,11 +174,11 @@ def _busy_percent(profile) -> float | None:
     """On-CPU (or runnable) samples per sampling tick, in % of one core."""
     if profile is None:
         return None
-    meta = profile.metadata
-    ticks = (meta.get("requested_rate") or 0) * (meta.get("duration_s") or 0)
+    rec = profile.recording
+    ticks = (rec.requested_rate or 0) * (rec.duration_s or 0)
     if not ticks:
         return None
-    return round(min(100.0 * (meta.get("samples") or 0) / ticks, 100.0 * max(1, meta.get("threads") or 1)), 1)
+    return round(min(100.0 * (rec.samples or 0) / ticks, 100.0 * max(1, rec.threads or 1)), 1)
 
 
 def _gil_label(threads: list[dict] | None) -> str | None:

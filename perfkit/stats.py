@@ -1,4 +1,14 @@
-"""Ratio confidence intervals and the per-metric decision.
+"""perfkit's one statistics module: distributions, summaries, and the ratio intervals
+with the per-metric decision the gate makes.  Standard library only (no scipy or
+numpy at run time: importing scipy.stats alone costs a second of CPU); the tests check
+every number here against scipy.
+
+Distributions: :func:`norm_cdf`, :func:`norm_sf`, :func:`norm_ppf` (``statistics.NormalDist``),
+:func:`t_cdf`, :func:`t_sf`, :func:`t_ppf` (Student t from the regularized incomplete
+beta function).  Summaries: :func:`median` (NaN when empty), :func:`mean_sd`,
+:func:`cv`, :func:`robust_sd`, :func:`welch`.
+
+Ratio confidence intervals and the per-metric decision.
 
 Everything works on log values, so an interval on the log difference is an interval
 on the ratio head/base.  Two methods:
@@ -98,7 +108,7 @@ def _median(xs: list[float]) -> float:
     s = sorted(xs)
     n = len(s)
     if n == 0:
-        return 0.0
+        return math.nan
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
 
@@ -122,15 +132,11 @@ def _signed_rank_cdf(n: int) -> tuple[float, ...]:
 
 
 def _z(p: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(p))
+    return norm_ppf(p)
 
 
 def _tq(p: float, df: float) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(p, df))
+    return t_ppf(p, df)
 
 
 def _signed_rank_k(n: int, a: float) -> int:
@@ -176,6 +182,8 @@ def _hl_unpaired(lb: list[float], lh: list[float], a: float) -> tuple[float, flo
 
 def _mean_sd(x: list[float]) -> tuple[float, float]:
     n = len(x)
+    if n == 0:
+        return math.nan, math.nan
     mu = sum(x) / n
     var = sum((v - mu) ** 2 for v in x) / (n - 1) if n > 1 else 0.0
     return mu, math.sqrt(var)
@@ -253,7 +261,35 @@ def hopeless(base, head, *, paired: bool, cap: int, min_effect: float, alpha_per
 # ---------------------------------------------------------------------- summaries
 
 def median(values) -> float:
+    """The median; NaN for no values."""
     return _median([float(v) for v in values])
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """(mean, sample standard deviation); (NaN, NaN) for no values, sd 0 for one."""
+    return _mean_sd([float(v) for v in values])
+
+
+def robust_sd(values) -> float:
+    return _robust_sd([float(v) for v in values])
+
+
+def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int
+          ) -> tuple[float, float, float, float]:
+    """Welch's t-test of a − b: (difference, standard error, degrees of freedom, two-sided p).
+
+    Fewer than two values on a side: se and df are infinite and p is 1 (nothing can be
+    told); identical values on both sides: se 0 and p 0 (the difference is exact) or 1.
+    """
+    diff = mean_a - mean_b
+    if n_a < 2 or n_b < 2:
+        return diff, math.inf, math.inf, 1.0
+    va, vb = sd_a * sd_a / n_a, sd_b * sd_b / n_b
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, 0.0, math.inf, (0.0 if diff != 0 else 1.0)
+    df = (va + vb) ** 2 / ((va * va) / (n_a - 1) + (vb * vb) / (n_b - 1))
+    return diff, se, df, 2.0 * t_sf(abs(diff) / se, df)
 
 
 def cv(values) -> float:
@@ -263,3 +299,109 @@ def cv(values) -> float:
         return 0.0
     mu, sd = _mean_sd(xs)
     return sd / mu if mu else 0.0
+
+
+# ------------------------------------------------------------------ distributions
+
+def norm_cdf(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+def norm_sf(z: float) -> float:
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def norm_ppf(p: float) -> float:
+    from statistics import NormalDist
+
+    if p <= 0.0:
+        return -math.inf
+    if p >= 1.0:
+        return math.inf
+    return NormalDist().inv_cdf(p)
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(ln_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(ln_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with ``df`` degrees of freedom (df may be fractional)."""
+    if math.isinf(df):
+        return norm_sf(t)
+    if t == 0:
+        return 0.5
+    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    return tail if t > 0 else 1.0 - tail
+
+
+def t_cdf(t: float, df: float) -> float:
+    return 1.0 - t_sf(t, df)
+
+
+def t_ppf(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t (Newton's method from the normal quantile, then bisection)."""
+    if not 0.0 < p < 1.0:
+        return -math.inf if p <= 0.0 else math.inf
+    if math.isinf(df) or df > 1e7:
+        return norm_ppf(p)
+    if df <= 0 or math.isnan(df):
+        raise ValueError(f"t quantile needs df > 0, got {df}")
+    if p < 0.5:
+        return -t_ppf(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:  # bracket
+        lo, hi = hi, hi * 2.0
+        if hi > 1e300:
+            return math.inf
+    x = min(max(norm_ppf(p), lo), hi)
+    for _ in range(100):
+        f = t_cdf(x, df) - p
+        if abs(f) < 1e-15:
+            break
+        if f > 0:
+            hi = x
+        else:
+            lo = x
+        dens = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+                        - (df + 1) / 2 * math.log1p(x * x / df))
+        step = x - f / dens if dens > 0 else (lo + hi) / 2
+        x = step if lo < step < hi else (lo + hi) / 2
+        if hi - lo < 1e-14 * max(1.0, abs(x)):
+            break
+    return x
