@@ -44,8 +44,10 @@ def test_diff_normalises_to_totals():
     assert doc["rows"][0]["function"] == "a" and doc["base_total"] == 40 and doc["new_total"] == 500
     from rich.console import Console
 
+    from perfkit.render.diff_view import DiffView
+
     con = Console(width=150, record=True, no_color=True)
-    con.print(r)
+    con.print(DiffView(r))
     assert re.search(r"-55\.00 .* a ", con.export_text())
 
 
@@ -117,7 +119,7 @@ def test_live_cpu_split_75_25_then_25_75(tmp_path):
 def test_diff_rejects_non_graph_outputs_and_bad_value(tmp_path):
     a, b = FIX / "cpu_split_75_25.perfkit", FIX / "cpu_split_25_75.perfkit"
     res = run_perfkit("diff", a, b, "-o", tmp_path / "d.pb.gz")
-    assert res.returncode == 2 and "use an .svg or .html output" in res.stderr
+    assert res.returncode == 2 and "use an .html or .svg output" in res.stderr
     res = run_perfkit("diff", a, b, "--value", "alloc_space")
     assert res.returncode == 2 and "no value type" in res.stderr and "Traceback" not in res.stderr
 

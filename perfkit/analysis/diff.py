@@ -63,30 +63,38 @@ class DiffResult:
         return {"value_type": self.value_type, "unit": self.unit, "base_total": self.base_total,
                 "new_total": self.new_total, "rows": [r.to_json() for r in rows], "notes": self.notes}
 
-    def __rich_console__(self, console, options):
-        from rich.table import Table
-        from rich.text import Text
 
-        from perfkit.console import plain
-        from perfkit.render.terminal import _short_path
+_KINDS = {"bytes": "space", "nanoseconds": "time", "microseconds": "time", "milliseconds": "time",
+          "seconds": "time"}
 
-        table = Table(title=f"Share of {self.value_type} that changed most (normalised to totals)",
-                      title_justify="left", show_edge=False, pad_edge=False)
-        for col in ("Δ pp", "base %", "new %", "total Δ pp"):
-            table.add_column(col, justify="right")
-        table.add_column("function", overflow="fold")
-        table.add_column("file:line", overflow="fold")
-        shown = [r for r in self.rows if abs(r.delta_pp) >= 0.005 or abs(r.total_delta_pp) >= 0.005][: self.limit]
-        for r in shown:
-            style = "red" if r.delta_pp > 0 else "blue" if r.delta_pp < 0 else ""
-            where = _short_path(r.file) + (f":{r.line}" if r.file and r.line else "")
-            table.add_row(Text(f"{r.delta_pp:+6.2f}", style=style), f"{r.base_pct:5.1f}", f"{r.new_pct:5.1f}",
-                          f"{r.total_delta_pp:+6.2f}", Text(plain(r.function)), Text(plain(where)))
-        yield table
-        if not shown:
-            yield Text("no function's share changed", style="dim")
-        for note in self.notes:
-            yield Text(plain(note), style="dim")
+
+def _kind(vt) -> str:
+    if vt.unit in _KINDS:
+        return _KINDS[vt.unit]
+    if vt.type in ("samples", "cpu", "wall", "time"):
+        return "time"
+    return f"{vt.type}/{vt.unit}"
+
+
+def check_comparable(base: Profile, new: Profile, value: str | None = None) -> None:
+    """Refuse (exit 2) to compare different kinds of value: CPU time with heap bytes, say.
+
+    With ``value`` both profiles must have that type; without it their default types
+    must measure the same kind of thing (time, space, objects …).
+    """
+    from perfkit.errors import UsageError
+
+    if value is not None:
+        base.value_index(value)
+        new.value_index(value)
+        return
+    bvt, nvt = base.sample_types[base.default_index], new.sample_types[new.default_index]
+    if _kind(bvt) == _kind(nvt):
+        return
+    common = [vt.type for vt in base.sample_types if any(vt.type == w.type for w in new.sample_types)]
+    raise UsageError(f"cannot compare {bvt} (base) with {nvt} (new): they measure different things",
+                     f"choose a value type both have with --value ({', '.join(common)})" if common else
+                     "diff two CPU profiles or two heap profiles")
 
 
 def diff(base: Profile, new: Profile, value: str | None = None) -> DiffResult:

@@ -2,58 +2,52 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import List, Optional
+from typing import Annotated
 
 import typer
+
+from perfkit import options as o
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def cpu(
-    command: Optional[List[str]] = typer.Argument(None, help="Command to launch and profile (after --)."),
-    pid: Optional[int] = typer.Option(None, "--pid", "-p", help="Attach to this running process."),
-    duration: Optional[float] = typer.Option(None, "--duration", "-d", min=0.1,
-                                             help="Seconds to record [default: 10 with --pid; until exit when launching]."),
-    rate: int = typer.Option(100, "--rate", "-r", min=1, max=10000, help="Samples per second."),
-    idle: bool = typer.Option(False, "--idle", help="Include idle (waiting) threads; values become wall time."),
-    gil: bool = typer.Option(False, "--gil", help="Only sample the thread holding the GIL."),
-    native: bool = typer.Option(False, "--native", help="Include native (C/C++/Cython) frames."),
-    subprocesses: bool = typer.Option(False, "--subprocesses", "-s", help="Also profile child processes (labelled by pid)."),
-    nonblocking: bool = typer.Option(False, "--nonblocking", help="Never pause the target (less accurate)."),
-    top_n: int = typer.Option(15, "--top", "-n", min=1, help="Rows in the top table."),
-    by_thread: bool = typer.Option(False, "--by-thread", help="Also show the split by thread and process."),
-    by_line: bool = typer.Option(False, "--by-line", help="Rank lines instead of functions."),
-    output: Optional[List[Path]] = typer.Option(None, "--output", "-o",
-                                                help="Write the profile (repeatable); format from the suffix: "
-                                                     ".perfkit .collapsed .speedscope.json .pb.gz .svg .html"),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="Format for every -o file (overrides the suffix)."),
-    focus: Optional[str] = typer.Option(None, "--focus", help="Keep only stacks with a frame matching this regex."),
-    ignore: Optional[str] = typer.Option(None, "--ignore", help="Drop stacks with a frame matching this regex."),
-    thread: Optional[str] = typer.Option(None, "--thread", help="Keep only threads with this id or name (regex)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON document on stdout."),
+    command: o.Command = None,
+    pid: o.Pid = None,
+    duration: o.Duration = None,
+    rate: o.Rate = 100,
+    idle: Annotated[bool, typer.Option("--idle", help="Include idle (waiting) threads; values become wall time.")] = False,
+    gil: Annotated[bool, typer.Option("--gil", help="Only sample the thread holding the GIL.")] = False,
+    native: Annotated[bool, typer.Option("--native", help="Include native (C/C++/Cython) frames.")] = False,
+    subprocesses: Annotated[bool, typer.Option("--subprocesses", "-s",
+                                               help="Also profile child processes (labelled by pid).")] = False,
+    nonblocking: Annotated[bool, typer.Option("--nonblocking", help="Never pause the target (less accurate).")] = False,
+    top_n: Annotated[int, typer.Option("--top", "-n", metavar="N", min=1, help="Rows in the top table.")] = 15,
+    by_thread: Annotated[bool, typer.Option("--by-thread", help="Also show the split by thread and process.")] = False,
+    by_line: Annotated[bool, typer.Option("--by-line", help="Rank lines instead of functions.")] = False,
+    output: o.Output = None,
+    fmt: o.Format = None,
+    focus: o.Focus = None,
+    ignore: o.Ignore = None,
+    thread: o.Thread = None,
+    as_json: o.Json = False,
 ) -> None:
     """Sample CPU stacks with py-spy and show where time goes.
 
     Examples:  perfkit cpu --pid 4242 -d 20 -o cpu.svg      perfkit cpu -o out.speedscope.json -- python app.py
     """
-    from perfkit.analysis import transforms
     from perfkit.analysis.top import by_thread as thread_split
     from perfkit.analysis.top import top
-    from perfkit.tools import pyspy
     from perfkit.console import err_console, live_status, out_console, print_json, warn
-    from perfkit.errors import EXIT_INTERRUPTED, UsageError
-    from perfkit.fileio import check_writable
-    from perfkit.formats import format_for_path, write_profile
+    from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
+    from perfkit.outputs import Outputs
     from perfkit.render.terminal import QualityLine, ThreadTable, TopTable
-    from perfkit.target import resolve
+    from perfkit.target import failure, resolve
+    from perfkit.tools import pyspy
 
     target = resolve(pid, command)
-    outputs = list(output or [])
-    for path in outputs:  # fail before recording, not after
-        format_for_path(path, fmt)
-        check_writable(path)
+    outputs = Outputs(output, fmt)  # fail before recording, not after
     if gil and idle:
         raise UsageError("--gil and --idle cannot be combined")
     if duration is None and target.pid is not None:
@@ -79,7 +73,7 @@ def cpu(
     with live_status(line):
         result = pyspy.record(target, opts, on_tick=tick)
 
-    profile = transforms.apply_filters(result.profile, focus_re=focus, ignore_re=ignore, thread=thread)
+    profile = o.Filters(focus, ignore, thread).apply(result.profile)
     rec = result.profile.recording
     notes = []
     if result.interrupted:
@@ -95,10 +89,7 @@ def cpu(
     # callers with no self time are shown only when they carry a real share (>= 5 %
     # total); otherwise start-up import frames crowd out the functions that matter
     rows = [r for r in top(profile, vi, by_line=by_line) if r.self_value > 0 or r.total_pct >= 5][:top_n]
-    written = []
-    for path in outputs:
-        name = write_profile(result.profile if path.suffix == ".perfkit" else profile, path, fmt)
-        written.append({"path": str(path), "format": name})
+    written = outputs.write_profile(profile, choose=lambda path, name: result.profile if name == "perfkit" else profile)
 
     if as_json:
         print_json({
@@ -126,10 +117,12 @@ def cpu(
         if by_thread:
             con.print(ThreadTable(thread_split(profile, vi), unit=unit))
         err_console().print(quality)
-        for w in written:
-            err_console().print(f"wrote {w['path']} ({w['format']})", markup=False, highlight=False)
+        outputs.report()
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    failed = failure(result.program, " ".join(target.command))
+    if failed:  # the profile is written; the program's own failure is the result
+        raise TargetError(failed, "its output is above; the profile covers its run until then")
 
 
 def _shorten(text: str, width: int) -> str:

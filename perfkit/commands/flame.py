@@ -3,67 +3,66 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
+
+from perfkit import options as o
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 @app.command()
 def flame(
-    profile_path: Path = typer.Argument(..., metavar="IN", help="A profile: .perfkit, .pb.gz (pprof), speedscope JSON, collapsed."),
-    output: Optional[List[Path]] = typer.Option(None, "--output", "-o", help="Write a flame graph (repeatable): .svg or .html "
-                                                "(any other format suffix converts)."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="Output format, overriding the suffix (svg, html, ...)."),
-    in_fmt: Optional[str] = typer.Option(None, "--from", help="Input format (default: detected from content, then suffix)."),
-    tree: bool = typer.Option(False, "--tree", "-t", help="Print a top-down call tree in the terminal (default without -o)."),
-    value: Optional[str] = typer.Option(None, "--value", help="Value type to weight by (e.g. cpu, samples, alloc_space)."),
-    title: Optional[str] = typer.Option(None, "--title", help="Title of the flame graph."),
-    min_pct: float = typer.Option(1.0, "--min-pct", min=0.0, max=100.0, help="--tree: hide frames under this % of the total."),
-    depth: int = typer.Option(40, "--depth", min=1, help="--tree: deepest level shown."),
-    lines: bool = typer.Option(False, "--lines", help="One box per line instead of per function."),
-    inverted: bool = typer.Option(False, "--inverted", help="SVG: icicle (root on top)."),
-    focus: Optional[str] = typer.Option(None, "--focus", help="Keep only stacks with a frame matching this regex."),
-    ignore: Optional[str] = typer.Option(None, "--ignore", help="Drop stacks with a frame matching this regex."),
-    thread: Optional[str] = typer.Option(None, "--thread", help="Keep only threads with this id or name (regex)."),
-    pid: Optional[List[int]] = typer.Option(None, "--pid", "-p", help="Keep only samples of this process (repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a summary (and the tree with --tree) as JSON on stdout."),
+    profile_path: o.ProfileIn,
+    output: Annotated[Optional[List[Path]], typer.Option(
+        "--output", "-o", metavar="FILE", help="Write a flame graph (repeatable): .svg or .html "
+                                               "(any other format suffix converts).", show_default=False)] = None,
+    fmt: o.Format = None,
+    in_fmt: o.InFormat = None,
+    tree: Annotated[bool, typer.Option("--tree", "-t", help="Print a top-down call tree in the terminal "
+                                                            "(default without -o).")] = False,
+    value: o.Value = None,
+    title: Annotated[Optional[str], typer.Option("--title", help="Title of the flame graph.",
+                                                 show_default=False)] = None,
+    min_pct: Annotated[float, typer.Option("--min-pct", min=0.0, max=100.0,
+                                           help="--tree: hide frames under this % of the total.")] = 1.0,
+    depth: Annotated[int, typer.Option("--depth", min=1, help="--tree: deepest level shown.")] = 40,
+    lines: Annotated[bool, typer.Option("--lines", help="One box per line instead of per function.")] = False,
+    inverted: Annotated[bool, typer.Option("--inverted", help="SVG: icicle (root on top).")] = False,
+    focus: o.Focus = None,
+    ignore: o.Ignore = None,
+    thread: o.Thread = None,
+    pid: o.PidFilter = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a summary (and the tree with --tree) as JSON "
+                                                         "on stdout.")] = False,
 ) -> None:
     """Render a profile as an interactive flame graph or a call tree.
 
     Examples:  perfkit flame cpu.perfkit -o cpu.svg      perfkit flame cpu.pb.gz -o report.html      perfkit flame cpu.perfkit --tree
     """
-    from perfkit.analysis import transforms
-    from perfkit.console import err_console, out_console, print_json, warn
-    from perfkit.fileio import check_writable
-    from perfkit.formats import format_for_path, write_profile
+    from pathlib import Path
+
+    from perfkit.console import out_console, print_json, warn
     from perfkit.formats import read_profile
+    from perfkit.outputs import Outputs
     from perfkit.render.tree import CallTree
 
-    outputs = list(output or [])
-    for path in outputs:
-        format_for_path(path, fmt)
-        check_writable(path)
-    prof = read_profile(profile_path, in_fmt)
-    prof = transforms.apply_filters(prof, focus_re=focus, ignore_re=ignore, thread=thread, pids=pid)
+    outputs = Outputs([Path(p) for p in output or []], fmt)
+    prof = o.Filters(focus, ignore, thread, pid).apply(read_profile(profile_path, in_fmt))
     vi = prof.value_index(value)
     vt = prof.sample_types[vi]
     if prof.total(vi) == 0:
         warn(f"{profile_path}: no {vt.type} left to draw (empty profile or filters matched nothing)")
-    written = []
-    for path in outputs:
-        name = write_profile(prof, path, fmt, value=value, title=title, lines=lines, inverted=inverted)
-        written.append({"path": str(path), "format": name})
+    outputs.write_profile(prof, value=value, title=title, lines=lines, inverted=inverted)
     call_tree = CallTree.of(prof, value, min_pct=min_pct, max_depth=depth, lines=lines) if (tree or not outputs) else None
     if as_json:
         doc = {"command": "flame", "input": str(profile_path), "value_type": str(vt), "total": prof.total(vi),
-               "outputs": written}
+               "outputs": outputs.written}
         if call_tree is not None:
             doc["tree"] = call_tree.to_json()
         print_json(doc)
         return
     if call_tree is not None:
         out_console().print(call_tree)
-    for w in written:
-        err_console().print(f"wrote {w['path']} ({w['format']})", markup=False, highlight=False)
+    outputs.report()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, Optional
 
 import typer
+
+from perfkit import options as o
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -14,45 +16,44 @@ JSON_SERIES_POINTS = 500
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def heap(
-    command: Optional[List[str]] = typer.Argument(None, help="Command to launch and track (after --)."),
-    pid: Optional[int] = typer.Option(None, "--pid", "-p", help="Attach to this running process (memray attach, gdb)."),
-    duration: Optional[float] = typer.Option(None, "--duration", "-d", min=0.1,
-                                             help="Seconds to track [default: 10 with --pid (rounded up to whole "
-                                                  "seconds); until exit when launching, else SIGINT at the end]."),
-    native: bool = typer.Option(False, "--native", help="Also record native (C/C++) frames of each allocation."),
-    trace_python_allocators: bool = typer.Option(False, "--trace-python-allocators",
-                                                 help="Record every pymalloc allocation (exact counts, slower)."),
-    leaks: bool = typer.Option(False, "--leaks", help="Focus on what stayed alive: outputs weigh by inuse_space."),
-    from_file: Optional[Path] = typer.Option(None, "--from", help="Read an existing memray capture (FILE.bin) "
-                                                                  "instead of tracking a process."),
-    top_n: int = typer.Option(10, "--top", "-n", min=1, help="Rows in each table."),
-    output: Optional[List[Path]] = typer.Option(None, "--output", "-o",
-                                                help="Write the profile (repeatable); format from the suffix: "
-                                                     ".perfkit .collapsed .speedscope.json .pb.gz .svg .html"),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="Format for every -o file (overrides the suffix)."),
-    focus: Optional[str] = typer.Option(None, "--focus", help="Keep only stacks with a frame matching this regex."),
-    ignore: Optional[str] = typer.Option(None, "--ignore", help="Drop stacks with a frame matching this regex."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON document on stdout."),
+    command: o.Command = None,
+    pid: Annotated[Optional[int], typer.Option("--pid", "-p", metavar="PID", callback=o.check_pid,
+                                               help="Attach to this running process (memray attach, gdb).",
+                                               show_default=False)] = None,
+    duration: Annotated[Optional[float], typer.Option(
+        "--duration", "-d", metavar="SECONDS", callback=o.check_duration(),
+        help="Seconds to track [default: 10 with --pid (rounded up to whole seconds); until exit when "
+             "launching, else SIGINT at the end].", show_default=False)] = None,
+    native: Annotated[bool, typer.Option("--native", help="Also record native (C/C++) frames of each "
+                                                          "allocation.")] = False,
+    trace_python_allocators: Annotated[bool, typer.Option(
+        "--trace-python-allocators", help="Record every pymalloc allocation (exact counts, slower).")] = False,
+    leaks: Annotated[bool, typer.Option("--leaks", help="Focus on what stayed alive: outputs weigh by "
+                                                        "inuse_space.")] = False,
+    from_file: Annotated[Optional[Path], typer.Option(
+        "--from", metavar="FILE.bin", help="Read an existing memray capture instead of tracking a process.",
+        show_default=False)] = None,
+    top_n: Annotated[int, typer.Option("--top", "-n", metavar="N", min=1, help="Rows in each table.")] = 10,
+    output: o.Output = None,
+    fmt: o.Format = None,
+    focus: o.Focus = None,
+    ignore: o.Ignore = None,
+    as_json: o.Json = False,
 ) -> None:
     """Track heap allocations with memray: top allocating lines, what stays alive, the peak.
 
     Examples:  perfkit heap --pid 4242 -d 30 -o heap.pb.gz      perfkit heap --leaks -o heap.svg -- python job.py
     """
-    from perfkit.analysis import transforms
     from perfkit.analysis.heap import for_leaks, summarize
+    from perfkit.console import live_status, out_console, print_json, warn
+    from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
     from perfkit.formats import memray_capture
-    from perfkit.tools import memray
-    from perfkit.console import err_console, live_status, out_console, print_json, warn
-    from perfkit.errors import EXIT_INTERRUPTED, UsageError
-    from perfkit.fileio import check_writable
-    from perfkit.formats import format_for_path, write_profile
+    from perfkit.outputs import Outputs
     from perfkit.render.heap_view import HeapView
-    from perfkit.target import resolve
+    from perfkit.target import failure, resolve
+    from perfkit.tools import memray
 
-    outputs = list(output or [])
-    for path in outputs:  # fail before tracking, not after
-        format_for_path(path, fmt)
-        check_writable(path)
+    outputs = Outputs(output, fmt)  # fail before tracking, not after
 
     if from_file is not None:
         if pid is not None or command:
@@ -84,7 +85,7 @@ def heap(
         profile = result.profile
 
     view_profile = for_leaks(profile) if leaks else profile
-    view_profile = transforms.apply_filters(view_profile, focus_re=focus, ignore_re=ignore)
+    view_profile = o.Filters(focus, ignore).apply(view_profile)
     summary = summarize(view_profile, limit=top_n)
     if focus or ignore:  # totals of the filtered view, not of the whole capture
         summary.alloc_bytes = view_profile.total(0)
@@ -92,11 +93,8 @@ def heap(
         summary.inuse_bytes = view_profile.total(2)
         summary.inuse_count = view_profile.total(3)
 
-    written = []
-    for path in outputs:
-        src = for_leaks(profile) if (leaks and path.suffix == ".perfkit") else profile
-        name = write_profile(src if path.suffix == ".perfkit" else view_profile, path, fmt)
-        written.append({"path": str(path), "format": name})
+    lossless = for_leaks(profile) if leaks else profile  # a .perfkit file keeps every stack, unfiltered
+    written = outputs.write_profile(view_profile, choose=lambda path, name: lossless if name == "perfkit" else view_profile)
 
     if as_json:
         doc = profile.recording.to_json()
@@ -116,10 +114,12 @@ def heap(
         out_console().print(HeapView(summary, leaks=leaks, series=profile.series))
         if result.target_exited:
             warn("the target exited during the capture: this is what was captured until then")
-        for w in written:
-            err_console().print(f"wrote {w['path']} ({w['format']})", markup=False, highlight=False)
+        outputs.report()
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    failed = failure(result.program, " ".join(command or []))
+    if failed:  # the capture is written; the program's own failure is the result
+        raise TargetError(failed, "its output is above; the capture covers its run until then")
 
 
 def _thin(points: list) -> list:

@@ -8,10 +8,9 @@ way GitHub's workflow commands require.
 
 from __future__ import annotations
 
-import math
 
 from perfkit.console import plain
-from perfkit import stats
+from perfkit import stats, units
 from perfkit.gate.results import GateResult, MetricResult
 
 _ICON = {stats.REGRESSION: "❌", stats.IMPROVEMENT: "✅", stats.NO_CHANGE: "➖", stats.INCONCLUSIVE: "❔"}
@@ -19,15 +18,7 @@ _STYLE = {stats.REGRESSION: "bold red", stats.IMPROVEMENT: "green", stats.NO_CHA
 
 
 def fmt_value(v: float | None, unit: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if unit == "seconds":
-        return f"{v:.3f} s" if v >= 1 else f"{v * 1e3:.1f} ms"
-    if unit == "bytes":
-        from perfkit.render.terminal import human_bytes
-
-        return human_bytes(v)
-    return f"{v:,.0f}"
+    return units.fmt_value(v, unit, digits=3)
 
 
 def change_text(r: MetricResult) -> str:

@@ -8,7 +8,8 @@ entities in HTML/SVG, backslash-escaped markdown in markdown.
 
 from __future__ import annotations
 
-from perfkit.units import human_bytes
+from perfkit import units
+from perfkit.units import human_bytes, human_duration
 
 import html
 import math
@@ -24,34 +25,16 @@ VERDICT_COLOR = {trend.LEAK: "#c62828", trend.STEADY: "#2e7d32", trend.INCONCLUS
 # ------------------------------------------------------------------ number formats
 
 
+def _unit(resource: str) -> str:
+    return "bytes" if resource == "memory" else "count"
+
+
 def fmt_value(v: float | None, resource: str) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    if resource == "memory":
-        return human_bytes(v)
-    return f"{v:,.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:.2f}"
+    return units.fmt_value(v if v is None or not isinstance(v, float) or math.isfinite(v) else None, _unit(resource))
 
 
 def fmt_rate(v: float | None, resource: str) -> str:
-    if v is None or not math.isfinite(v):
-        return "∞" if v is not None and v > 0 else "-∞" if v is not None else "-"
-    if resource == "memory":
-        return f"{human_bytes(v)}/s"
-    return f"{v:.3g}/s"
-
-
-
-
-def human_duration(s: float | None) -> str:
-    if s is None:
-        return "-"
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    if s < 172800:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} days"
+    return units.fmt_rate(v, _unit(resource))
 
 
 def thresholds_text(resource: str, th: trend.Thresholds) -> str:

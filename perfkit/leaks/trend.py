@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from perfkit import stats
+from perfkit import stats, units
 from dataclasses import asdict, dataclass, field
 
 LEAK = "leak"
@@ -310,8 +310,16 @@ def assess(resource: str, points: list[tuple[float, float]], thresholds: Thresho
     rise_ok = rise > th.min_rise
     v.reasons.append(f"Mann-Kendall (Hamed-Rao) p={mk.p:.2g} {'<' if trend else '>='} {th.alpha:g}"
                      + (f" (variance x{mk.correction:.2f} for autocorrelation)" if mk.correction > 1.0 else ""))
-    v.reasons.append(f"Theil-Sen slope {_fmt(sl.slope)}/s [{_fmt(sl.low)}, {_fmt(sl.high)}] "
-                     f"{'passes' if slope_ok else 'fails'} (>0 and > {_fmt(th.min_rate)}/s)")
+    unit = "bytes" if resource == "memory" else "count"
+
+    def _fmt(x: float) -> str:
+        return units.fmt_value(x, unit) if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+    def _rate(x: float) -> str:
+        return units.fmt_rate(x, unit)
+
+    v.reasons.append(f"Theil-Sen slope {_rate(sl.slope)} [{_rate(sl.low)}, {_rate(sl.high)}] "
+                     f"{'passes' if slope_ok else 'fails'} (>0 and > {_rate(th.min_rate)})")
     v.reasons.append(f"rise over window {_fmt(rise)} {'>' if rise_ok else '<='} {_fmt(th.min_rise)}")
     v.reasons.append("high-water mark rose in every one of the "
                      f"{th.subwindows} sub-windows" if rising else
@@ -337,16 +345,3 @@ def time_to_limit(current: float | None, slope: float, limit: float | None) -> f
     if current is None or limit is None or slope <= 0:
         return None
     return max(0.0, (limit - current) / slope)
-
-
-def _fmt(x: float) -> str:
-    if x is None or not math.isfinite(x):
-        return "inf" if x and x > 0 else "-inf" if x else "?"
-    a = abs(x)
-    if a >= 1e6:
-        return f"{x / MIB:.2f}Mi"
-    if a >= 1e4:
-        return f"{x / 1024:.1f}Ki"
-    if a >= 10:
-        return f"{x:.0f}"
-    return f"{x:.3g}"

@@ -19,6 +19,7 @@ import zlib
 from perfkit.model import Profile
 from perfkit.render import flametree as ft
 from perfkit.render.escape import encode, markup, visible, xml
+from perfkit.units import fmt_value
 
 FONT = 12
 CHAR_W = 0.59 * FONT  # average glyph width of the font below
@@ -26,19 +27,6 @@ PAD = 10
 TOP = 66  # title, subtitle, then the legend on its own line
 BOTTOM = 34
 FONT_FAMILY = "Verdana, DejaVu Sans, sans-serif"
-
-
-def fmt_value(v: float, unit: str) -> str:
-    if unit == "nanoseconds":
-        s = v / 1e9
-        return f"{s:,.2f} s" if s >= 1 else f"{s * 1e3:,.1f} ms"
-    if unit == "bytes":
-        n = float(v)
-        for u in ("B", "KiB", "MiB", "GiB", "TiB"):
-            if abs(n) < 1024 or u == "TiB":
-                return f"{n:,.0f} {u}" if u == "B" else f"{n:,.1f} {u}"
-            n /= 1024
-    return f"{int(v):,}"
 
 
 def _h(text: str) -> tuple[float, float, float]:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from perfkit.analysis.heap import HeapSummary, Site
 from perfkit.console import plain
-from perfkit.render.terminal import _short_path, human_bytes
+from perfkit.paths import short_path as _short_path
+from perfkit import units
+from perfkit.units import human_bytes
 
-_BARS = "▁▂▃▄▅▆▇█"
 
 
 def _hb(v: int | None) -> str:
@@ -34,20 +35,7 @@ def _display_path(path: str) -> str:
     return _short_path(path)
 
 
-def sparkline(points: list[list[float]], width: int = 48) -> str:
-    """A one-line chart of ``[[t, v], ...]`` (bucket maxima, scaled from the minimum to the maximum)."""
-    if not points:
-        return ""
-    vals = [p[1] for p in points]
-    n = min(width, len(vals))
-    buckets = []
-    for i in range(n):
-        lo, hi = i * len(vals) // n, max((i + 1) * len(vals) // n, i * len(vals) // n + 1)
-        buckets.append(max(vals[lo:hi]))
-    low, high = min(buckets), max(buckets)
-    if high <= low:
-        return _BARS[0] * n
-    return "".join(_BARS[int((v - low) / (high - low) * (len(_BARS) - 1) + 0.5)] for v in buckets)
+sparkline = units.sparkline
 
 
 @dataclass

@@ -18,7 +18,8 @@ import json
 from perfkit.model import Profile, Recording
 from perfkit.render import flametree as ft
 from perfkit.render.escape import encode, json_for_script, visible, xml
-from perfkit.render.flamegraph_svg import LEGEND, category_color, diff_color, fmt_value
+from perfkit.render.flamegraph_svg import LEGEND, category_color, diff_color
+from perfkit.units import fmt_value
 
 MIN_FRACTION = 1e-4  # frames under 0.01% of the total are left out of the page
 TOP_ROWS = 300

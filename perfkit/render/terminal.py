@@ -6,21 +6,15 @@ Every result object here prints itself (``__rich_console__``) and serialises its
 
 from __future__ import annotations
 
-from perfkit.units import human_bytes  # noqa: F401  (re-exported)
-
 from dataclasses import dataclass, field
 
 from perfkit.analysis.top import ThreadRow, TopRow
 from perfkit.console import plain
+from perfkit.paths import short_path
+from perfkit.units import fmt_value
 
 
-def _fmt_value(v: int, unit: str) -> str:
-    if unit == "nanoseconds":
-        s = v / 1e9
-        return f"{s:.2f}s" if s >= 1 else f"{s * 1e3:.0f}ms"
-    if unit == "bytes":
-        return human_bytes(v)
-    return f"{v:,}"
+_fmt_value = fmt_value
 
 
 
@@ -44,7 +38,7 @@ class TopTable:
         table.add_column("file:line", overflow="fold")
         for r in self.rows:
             table.add_row(f"{r.self_pct:5.1f}", f"{r.total_pct:5.1f}", _fmt_value(r.self_value, self.unit),
-                          Text(plain(r.function)), Text(plain(_short_path(r.file) + (f":{r.line}" if r.file else ""))))
+                          Text(plain(r.function)), Text(plain(short_path(r.file) + (f":{r.line}" if r.file else ""))))
         yield table
 
     def to_json(self) -> list[dict]:
@@ -108,16 +102,3 @@ class QualityLine:
         return {"samples": self.samples, "duration_s": self.duration_s, "requested_rate": self.requested_rate,
                 "achieved_rate": self.achieved_rate, "sampling_errors": self.errors, "threads": self.threads,
                 "processes": self.processes, "notes": self.notes}
-
-
-def _short_path(path: str) -> str:
-    """Trim long site-packages / stdlib prefixes for display (JSON keeps full paths)."""
-    for marker in ("/site-packages/", "/dist-packages/"):
-        if marker in path:
-            return path.split(marker, 1)[1]
-    import re
-
-    m = re.search(r"/lib/python\d\.\d+/(.*)$", path)
-    if m:
-        return m.group(1)
-    return path

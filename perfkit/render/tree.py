@@ -57,7 +57,7 @@ class CallTree:
         from rich.text import Text
 
         from perfkit.console import plain
-        from perfkit.render.terminal import _short_path
+        from perfkit.paths import short_path as _short_path
 
         total = self.tree.totals[0] or 1
         k = self.tree.keys[node.key]

@@ -8,19 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from perfkit import units
 from perfkit.threads.view import StackGroup, ThreadInfo, frame_label, is_library
 from perfkit.console import plain
 
-SPARK = "▁▂▃▄▅▆▇█"
 
 
-def sparkline(values: list[float]) -> str:
-    if not values:
-        return ""
-    lo, hi = min(values), max(values)
-    if hi == lo:
-        return SPARK[0] * len(values)
-    return "".join(SPARK[int((v - lo) / (hi - lo) * (len(SPARK) - 1))] for v in values)
+sparkline = units.sparkline
 
 
 @dataclass

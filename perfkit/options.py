@@ -1,0 +1,122 @@
+"""Command-line options shared by several commands, declared once, validated at parse time.
+
+Every value is checked before any work starts (a bad ``--focus`` regex must not be
+reported after a 30 s recording): regexes compile, durations are finite and bounded,
+pids are positive.  A bad value raises :class:`perfkit.errors.UsageError` (exit 2,
+one line, and a hint).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+MAX_DURATION = 7 * 24 * 3600.0  # a week: long enough for any watch, short of "forever"
+
+
+def _usage(message: str, hint: str | None = None):
+    from perfkit.errors import UsageError
+
+    return UsageError(message, hint)
+
+
+def check_regex(flag: str):
+    def callback(value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise _usage(f"invalid {flag} regex {value!r}: {exc}",
+                         "escape special characters, e.g. --focus 'handler\\(' or use a plain word") from None
+        return value
+
+    return callback
+
+
+def check_duration(flag: str = "--duration", *, low: float = 0.1, high: float = MAX_DURATION):
+    def callback(value: Optional[float]) -> Optional[float]:
+        if value is None:
+            return value
+        if not math.isfinite(value):
+            raise _usage(f"{flag} must be a finite number of seconds, not {value}",
+                         f"give seconds between {low:g} and {high:g}")
+        if not low <= value <= high:
+            raise _usage(f"{flag} {value:g} is out of range", f"give seconds between {low:g} and {high:g}")
+        return value
+
+    return callback
+
+
+def check_pids(value: Optional[List[int]]) -> Optional[List[int]]:
+    for p in value or []:
+        if p <= 0:
+            raise _usage(f"invalid pid {p}", "pids are positive integers (ps aux | grep python)")
+    return value
+
+
+def check_pid(value: Optional[int]) -> Optional[int]:
+    if value is not None and value <= 0:
+        raise _usage(f"invalid pid {value}", "pids are positive integers (ps aux | grep python)")
+    return value
+
+
+# ----------------------------------------------------------------------- the options
+
+Command = Annotated[Optional[List[str]], typer.Argument(help="Command to launch (after --).", show_default=False)]
+Pid = Annotated[Optional[int], typer.Option("--pid", "-p", metavar="PID", callback=check_pid,
+                                            help="Attach to this running process.", show_default=False)]
+Duration = Annotated[Optional[float], typer.Option(
+    "--duration", "-d", metavar="SECONDS", callback=check_duration(),
+    help="Seconds to record [default: 10 with --pid; until exit when launching].", show_default=False)]
+Rate = Annotated[int, typer.Option("--rate", "-r", metavar="HZ", min=1, max=10000, help="Samples per second.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+Output = Annotated[Optional[List[Path]], typer.Option(
+    "--output", "-o", metavar="FILE",
+    help="Write the profile (repeatable); format from the suffix: .perfkit .pb.gz .speedscope.json "
+         ".collapsed .svg .html", show_default=False)]
+Format = Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT",
+                                               help="Format for every -o file (overrides the suffix).",
+                                               show_default=False)]
+InFormat = Annotated[Optional[str], typer.Option("--from", metavar="FORMAT",
+                                                 help="Input format (default: detected from content, then suffix).",
+                                                 show_default=False)]
+Value = Annotated[Optional[str], typer.Option("--value", metavar="TYPE",
+                                              help="Value type to weigh by (e.g. cpu, samples, alloc_space).",
+                                              show_default=False)]
+Focus = Annotated[Optional[str], typer.Option("--focus", metavar="REGEX", callback=check_regex("--focus"),
+                                              help="Keep only stacks with a frame matching this regex.",
+                                              show_default=False)]
+Ignore = Annotated[Optional[str], typer.Option("--ignore", metavar="REGEX", callback=check_regex("--ignore"),
+                                               help="Drop stacks with a frame matching this regex.",
+                                               show_default=False)]
+Thread = Annotated[Optional[str], typer.Option("--thread", metavar="ID|REGEX", callback=check_regex("--thread"),
+                                               help="Keep only threads with this id or name (regex).",
+                                               show_default=False)]
+PidFilter = Annotated[Optional[List[int]], typer.Option("--pid", "-p", metavar="PID", callback=check_pids,
+                                                        help="Keep only samples of this process (repeatable).",
+                                                        show_default=False)]
+ProfileIn = Annotated[Path, typer.Argument(metavar="IN", help="A profile: .perfkit, .pb.gz (pprof), speedscope "
+                                           "JSON, collapsed, memray capture (.bin).")]
+
+
+class Filters:
+    """--focus / --ignore / --thread / --pid, applied to a profile in one place."""
+
+    def __init__(self, focus: str | None = None, ignore: str | None = None, thread: str | None = None,
+                 pids: list[int] | None = None) -> None:
+        self.focus, self.ignore, self.thread, self.pids = focus, ignore, thread, pids
+
+    def apply(self, profile):
+        from perfkit.analysis import transforms
+
+        return transforms.apply_filters(profile, focus_re=self.focus, ignore_re=self.ignore, thread=self.thread,
+                                        pids=self.pids)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.focus or self.ignore or self.thread or self.pids)
