@@ -13,10 +13,10 @@ import sys
 
 import typer
 
-try:  # typer < 0.22 depends on click; newer releases vendor it as typer._click
-    import click
-except ImportError:  # pragma: no cover - depends on the installed typer
-    from typer import _click as click  # type: ignore[no-redef]
+try:  # newer typer vendors click as typer._click (a separately installed click is another copy)
+    from typer import _click as click
+except ImportError:  # pragma: no cover - typer < 0.22 depends on click
+    import click  # type: ignore[no-redef]
 from typer.core import TyperGroup
 
 from perfkit import __version__

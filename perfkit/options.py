@@ -120,3 +120,40 @@ class Filters:
     @property
     def active(self) -> bool:
         return bool(self.focus or self.ignore or self.thread or self.pids)
+
+
+# ------------------------------------------------------------------ shared option groups
+
+_FILTER_OPTIONS = {"focus": Focus, "ignore": Ignore, "thread": Thread, "pid": PidFilter}
+
+
+def filters(*names: str):
+    """Decorator: adds the filter options ``names`` (focus, ignore, thread, pid) to a
+    command and passes them to it as one :class:`Filters` argument named ``filters``.
+
+    The command declares ``filters: Filters`` (keyword-only, no default needed); typer
+    sees the individual options, the command sees one object — declared once here.
+    """
+    import functools
+    import inspect
+    from typing import get_type_hints
+
+    def wrap(func):
+        hints = get_type_hints(func, include_extras=True)
+        sig = inspect.signature(func)
+        params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()
+                  if p.name != "filters"]
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_FILTER_OPTIONS[n])
+                   for n in names]
+
+        @functools.wraps(func)
+        def command(*args, **kwargs):
+            values = {n: kwargs.pop(n, None) for n in names}
+            return func(*args, filters=Filters(values.get("focus"), values.get("ignore"), values.get("thread"),
+                                               values.get("pid")), **kwargs)
+
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return wrap

@@ -55,11 +55,12 @@ def resolve(pid: int | None, command: list[str] | None, *, require_python: bool 
     return Target(command=command)
 
 
-def check_pid(pid: int, *, require_python: bool = True, allow_stopped: bool = False) -> None:
+def check_pid(pid: int, *, require_python: bool = True, allow_stopped: bool = False, attach: bool = True) -> None:
     """Look before touching: exists, not a zombie or kernel thread, not stopped, reachable, Python.
 
     A stopped target (state T/t) is refused unless ``allow_stopped`` (readers that never
     resume it: threads, triage, leaks): attaching tools would resume it, or hang.
+    ``attach=False`` (watching from /proc only, as leaks does) needs no ptrace rights.
     """
     if pid <= 0:
         raise UsageError(f"invalid pid {pid}")
@@ -75,10 +76,19 @@ def check_pid(pid: int, *, require_python: bool = True, allow_stopped: bool = Fa
         how = "by a debugger (tracing stop)" if st == "t" else "(SIGSTOP)"
         raise TargetStopped(f"pid {pid} is stopped {how}: attaching would resume it or hang",
                             f"resume it with kill -CONT {pid}, or read it as it is with perfkit threads --pid {pid}")
-    check_reachable(pid)
+    if attach:
+        check_reachable(pid)
     if require_python and not is_python(pid):
         raise NotPython(f"pid {pid} ({proc.comm(pid)}) is not a Python process",
                         "perfkit profiles CPython processes; pick the python/gunicorn/uvicorn pid")
+
+
+def looks_python(pid: int) -> bool:
+    """Like :func:`is_python`, but False (not an error) when this user may not look."""
+    try:
+        return is_python(pid)
+    except PermissionDenied:
+        return False
 
 
 def stopped(pid: int) -> bool:

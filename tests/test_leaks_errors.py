@@ -10,6 +10,9 @@ import sys
 import time
 
 from conftest import ROOT, perfkit_cmd, run_perfkit, scenario, require_nobody, one_error as one_line_error
+import pytest
+
+pytestmark = pytest.mark.live
 
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from conftest import ROOT, perfkit_cmd, scenario
 
+pytestmark = pytest.mark.live
+
 WATCH = ["-d", "12", "-i", "0.2"]
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import perfkit_json, run_perfkit, scenario, one_error as _one_line_error
 
+pytestmark = pytest.mark.live
+
 
 
 @pytest.fixture(scope="module")

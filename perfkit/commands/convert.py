@@ -13,6 +13,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
 
 
 @app.command()
+@o.filters("focus", "ignore", "thread", "pid")
 def convert(
     profile_path: o.ProfileIn,
     output: Annotated[List[Path], typer.Option(
@@ -23,11 +24,9 @@ def convert(
     value: o.Value = None,
     labels: Annotated[bool, typer.Option("--labels", help="collapsed: keep pid/thread as a leading "
                                                           "[pid=… tid=… thread=…] frame.")] = False,
-    focus: o.Focus = None,
-    ignore: o.Ignore = None,
-    thread: o.Thread = None,
-    pid: o.PidFilter = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON on stdout.")] = False,
+    *,
+    filters: o.Filters,
 ) -> None:
     """Convert a profile between formats.
 
@@ -38,7 +37,7 @@ def convert(
     from perfkit.outputs import Outputs
 
     outputs = Outputs(output, fmt)
-    prof = o.Filters(focus, ignore, thread, pid).apply(read_profile(profile_path, in_fmt))
+    prof = filters.apply(read_profile(profile_path, in_fmt))
     vi = prof.value_index(value)  # validate early: one clear error
     outputs.write_profile(prof, value=value, labels=labels)
     if as_json:

@@ -12,6 +12,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
+@o.filters("focus", "ignore", "thread")
 def cpu(
     command: o.Command = None,
     pid: o.Pid = None,
@@ -28,10 +29,9 @@ def cpu(
     by_line: Annotated[bool, typer.Option("--by-line", help="Rank lines instead of functions.")] = False,
     output: o.Output = None,
     fmt: o.Format = None,
-    focus: o.Focus = None,
-    ignore: o.Ignore = None,
-    thread: o.Thread = None,
     as_json: o.Json = False,
+    *,
+    filters: o.Filters,
 ) -> None:
     """Sample CPU stacks with py-spy and show where time goes.
 
@@ -73,7 +73,7 @@ def cpu(
     with live_status(line):
         result = pyspy.record(target, opts, on_tick=tick)
 
-    profile = o.Filters(focus, ignore, thread).apply(result.profile)
+    profile = filters.apply(result.profile)
     rec = result.profile.recording
     notes = []
     if result.interrupted:

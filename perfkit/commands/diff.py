@@ -15,6 +15,7 @@ _WRITERS = {"svg": "perfkit.render.flamegraph_svg", "html": "perfkit.render.html
 
 
 @app.command()
+@o.filters("focus", "ignore", "thread", "pid")
 def diff(
     base_path: Annotated[Path, typer.Argument(metavar="BASE", help="The 'before' profile.")],
     new_path: Annotated[Path, typer.Argument(metavar="NEW", help="The 'after' profile.")],
@@ -31,11 +32,9 @@ def diff(
     top_n: Annotated[int, typer.Option("--top", "-n", metavar="N", min=1, help="Rows in the terminal table.")] = 20,
     title: Annotated[Optional[str], typer.Option("--title", help="Title of the flame graph.",
                                                  show_default=False)] = None,
-    focus: o.Focus = None,
-    ignore: o.Ignore = None,
-    thread: o.Thread = None,
-    pid: o.PidFilter = None,
     as_json: o.Json = False,
+    *,
+    filters: o.Filters,
 ) -> None:
     """Compare BASE and NEW, each normalised to its total: which functions' share grew or shrank.
 
@@ -51,7 +50,6 @@ def diff(
     from perfkit.render.diff_view import DiffView
 
     outputs = Outputs(output, fmt, allowed=_WRITERS, what="a diff")
-    filters = o.Filters(focus, ignore, thread, pid)
     base, new = (filters.apply(read_profile(path, in_fmt)) for path in (base_path, new_path))
     check_comparable(base, new, value)
     result = compare(base, new, value)

@@ -13,6 +13,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
 
 
 @app.command()
+@o.filters("focus", "ignore", "thread", "pid")
 def flame(
     profile_path: o.ProfileIn,
     output: Annotated[Optional[List[Path]], typer.Option(
@@ -30,12 +31,10 @@ def flame(
     depth: Annotated[int, typer.Option("--depth", min=1, help="--tree: deepest level shown.")] = 40,
     lines: Annotated[bool, typer.Option("--lines", help="One box per line instead of per function.")] = False,
     inverted: Annotated[bool, typer.Option("--inverted", help="SVG: icicle (root on top).")] = False,
-    focus: o.Focus = None,
-    ignore: o.Ignore = None,
-    thread: o.Thread = None,
-    pid: o.PidFilter = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a summary (and the tree with --tree) as JSON "
                                                          "on stdout.")] = False,
+    *,
+    filters: o.Filters,
 ) -> None:
     """Render a profile as an interactive flame graph or a call tree.
 
@@ -49,7 +48,7 @@ def flame(
     from perfkit.render.tree import CallTree
 
     outputs = Outputs([Path(p) for p in output or []], fmt)
-    prof = o.Filters(focus, ignore, thread, pid).apply(read_profile(profile_path, in_fmt))
+    prof = filters.apply(read_profile(profile_path, in_fmt))
     vi = prof.value_index(value)
     vt = prof.sample_types[vi]
     if prof.total(vi) == 0:

@@ -15,6 +15,7 @@ JSON_SERIES_POINTS = 500
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
+@o.filters("focus", "ignore")
 def heap(
     command: o.Command = None,
     pid: Annotated[Optional[int], typer.Option("--pid", "-p", metavar="PID", callback=o.check_pid,
@@ -36,9 +37,9 @@ def heap(
     top_n: Annotated[int, typer.Option("--top", "-n", metavar="N", min=1, help="Rows in each table.")] = 10,
     output: o.Output = None,
     fmt: o.Format = None,
-    focus: o.Focus = None,
-    ignore: o.Ignore = None,
     as_json: o.Json = False,
+    *,
+    filters: o.Filters,
 ) -> None:
     """Track heap allocations with memray: top allocating lines, what stays alive, the peak.
 
@@ -85,9 +86,9 @@ def heap(
         profile = result.profile
 
     view_profile = for_leaks(profile) if leaks else profile
-    view_profile = o.Filters(focus, ignore).apply(view_profile)
+    view_profile = filters.apply(view_profile)
     summary = summarize(view_profile, limit=top_n)
-    if focus or ignore:  # totals of the filtered view, not of the whole capture
+    if filters.active:  # totals of the filtered view, not of the whole capture
         summary.alloc_bytes = view_profile.total(0)
         summary.alloc_count = view_profile.total(1)
         summary.inuse_bytes = view_profile.total(2)

@@ -196,22 +196,10 @@ def _check_target(pid: int) -> bool:
     """Exists and not a zombie (exit 3 otherwise); returns whether it looks like Python.
 
     Unlike profiling commands, watching needs no ptrace: another user's process is
-    watched with what /proc allows, and the report says what could not be measured.
+    watched with what /proc allows, and the report says what could not be measured.  A
+    stopped target is watched as it is (never resumed).
     """
-    from perfkit.procs import proc as procstat
-    from perfkit.errors import NoSuchProcess, PermissionDenied, TargetExited, UsageError
-    from perfkit.target import is_python
+    from perfkit.target import check_pid, looks_python
 
-    if pid <= 0:
-        raise UsageError(f"invalid pid {pid}")
-    state = procstat.process_status(pid)
-    if state is None:
-        raise NoSuchProcess(f"no such process: pid {pid}", "check the pid (ps aux | grep python)")
-    if state in ("Z", "X"):
-        raise TargetExited(f"pid {pid} has exited (zombie): nothing to watch")
-    try:
-        return is_python(pid)
-    except PermissionDenied:
-        return False
-    except NoSuchProcess:
-        raise NoSuchProcess(f"no such process: pid {pid}") from None
+    check_pid(pid, require_python=False, allow_stopped=True, attach=False)
+    return looks_python(pid)

@@ -223,31 +223,25 @@ def socket_table(pid: int) -> dict[str, dict]:
     """socket inode -> {proto, state, local, remote} from /proc/PID/net/{tcp,tcp6,udp,udp6,unix}."""
     table: dict[str, dict] = {}
     for proto in ("tcp", "tcp6", "udp", "udp6"):
-        try:
-            with open(f"/proc/{pid}/net/{proto}") as f:
-                next(f, None)
-                for line in f:
-                    parts = line.split()
-                    if len(parts) < 10:
-                        continue
-                    state = TCP_STATES.get(parts[3], parts[3]) if proto.startswith("tcp") else (
-                        "ESTABLISHED" if parts[3] == "01" else "UNCONNECTED")
-                    table[parts[9]] = {"proto": proto, "state": state, "local": _addr(parts[1]),
-                                       "remote": _addr(parts[2])}
-        except OSError:
-            continue
-    try:
-        with open(f"/proc/{pid}/net/unix") as f:
-            next(f, None)
-            for line in f:
-                parts = line.split()
-                if len(parts) < 7:
-                    continue
-                table[parts[6]] = {"proto": "unix", "state": UNIX_STATES.get(parts[5], parts[5]),
-                                   "local": parts[7] if len(parts) > 7 else "", "remote": ""}
-    except OSError:
-        pass
+        for parts in _net_rows(pid, proto, 10):
+            state = TCP_STATES.get(parts[3], parts[3]) if proto.startswith("tcp") else (
+                "ESTABLISHED" if parts[3] == "01" else "UNCONNECTED")
+            table[parts[9]] = {"proto": proto, "state": state, "local": _addr(parts[1]), "remote": _addr(parts[2])}
+    for parts in _net_rows(pid, "unix", 7):
+        table[parts[6]] = {"proto": "unix", "state": UNIX_STATES.get(parts[5], parts[5]),
+                           "local": parts[7] if len(parts) > 7 else "", "remote": ""}
     return table
+
+
+def _net_rows(pid: int, table: str, min_fields: int):
+    """The rows of /proc/PID/net/TABLE (header skipped), split; nothing when unreadable."""
+    try:
+        with open(f"/proc/{pid}/net/{table}") as f:
+            next(f, None)
+            rows = [line.split() for line in f]
+    except OSError:
+        return []
+    return [r for r in rows if len(r) >= min_fields]
 
 
 def _addr(hexaddr: str) -> str:
@@ -319,14 +313,18 @@ class ChildCache:
         return total
 
 
+def task_ids(pid: int) -> list[str]:
+    """The thread ids of ``pid`` (as listed in /proc/PID/task); raises Gone."""
+    try:
+        return os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        raise Gone(pid) from None
+
+
 def _children_by_task(pid: int) -> tuple[list[int], set[str]]:
     kids: list[int] = []
     parents: set[str] = set()
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        raise Gone(pid) from None
-    for tid in tids:
+    for tid in task_ids(pid):
         try:
             with open(f"/proc/{pid}/task/{tid}/children") as f:
                 mine = [int(x) for x in f.read().split()]
@@ -376,19 +374,15 @@ def _limit(pid: int, name: str) -> int | None:
 
 def memory_limit(pid: int) -> tuple[int | None, str]:
     """(bytes, source): the cgroup's memory.max (v2) / memory.limit_in_bytes (v1), else MemTotal."""
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        hid, ctrls, path = line.split(":", 2)
-        candidates = []
-        if hid == "0" and ctrls == "":
-            candidates.append(f"/sys/fs/cgroup{path}/memory.max")
-            candidates.append(f"/sys/fs/cgroup/unified{path}/memory.max")
-        elif "memory" in ctrls.split(","):
-            candidates.append(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+    from perfkit.procs.cgroup import read_cgroup_paths
+
+    paths = read_cgroup_paths(pid)
+    candidates = []
+    if "" in paths:
+        candidates += [f"/sys/fs/cgroup{paths['']}/memory.max", f"/sys/fs/cgroup/unified{paths['']}/memory.max"]
+    if "memory" in paths:
+        candidates.append(f"/sys/fs/cgroup/memory{paths['memory']}/memory.limit_in_bytes")
+    if candidates:
         for c in candidates:
             try:
                 with open(c) as f:
@@ -419,21 +413,19 @@ def thread_limit(pid: int) -> tuple[int | None, str]:
     nproc = _limit(pid, "Max processes")
     if nproc:
         cands.append((nproc, "RLIMIT_NPROC (per user)"))
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            for line in f.read().splitlines():
-                hid, ctrls, path = line.split(":", 2)
-                for c in ([f"/sys/fs/cgroup/pids{path}/pids.max"] if "pids" in ctrls.split(",") else
-                          [f"/sys/fs/cgroup{path}/pids.max"] if hid == "0" else []):
-                    try:
-                        with open(c) as g:
-                            raw = g.read().strip()
-                        if raw != "max":
-                            cands.append((int(raw), f"cgroup {c}"))
-                    except (OSError, ValueError):
-                        pass
-    except OSError:
-        pass
+    from perfkit.procs.cgroup import read_cgroup_paths
+
+    paths = read_cgroup_paths(pid)
+    files = ([f"/sys/fs/cgroup/pids{paths['pids']}/pids.max"] if "pids" in paths else []) + \
+        ([f"/sys/fs/cgroup{paths['']}/pids.max"] if "" in paths else [])
+    for c in files:
+        try:
+            with open(c) as g:
+                raw = g.read().strip()
+            if raw != "max":
+                cands.append((int(raw), f"cgroup {c}"))
+        except (OSError, ValueError):
+            pass
     for v, src in cands:
         if best[0] is None or v < best[0]:
             best = (v, src)
@@ -447,11 +439,7 @@ def thread_cpu_times(pid: int) -> dict[int, tuple[float, str]]:
     """tid -> (user+system CPU seconds, comm name) from /proc/PID/task/*/stat."""
     tick = _TICK
     out = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        raise Gone(pid) from None
-    for tid in tids:
+    for tid in task_ids(pid):
         try:
             with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
                 data = f.read()

@@ -324,21 +324,15 @@ class Capture(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        try:
-            for chunk in iter(lambda: self.stream.read1(65536), b""):
-                self.data += chunk
-                if len(self.data) > self.limit:
-                    if self.tail:
-                        del self.data[:len(self.data) - self.limit]
-                    else:
-                        del self.data[self.limit:]
-        except (OSError, ValueError):
-            pass
-        finally:
-            try:
-                self.stream.close()
-            except OSError:
-                pass
+        _drain(self.stream, lambda: self.stream.read1(65536), self._take)
+
+    def _take(self, chunk: bytes) -> None:
+        self.data += chunk
+        if len(self.data) > self.limit:
+            if self.tail:
+                del self.data[:len(self.data) - self.limit]
+            else:
+                del self.data[self.limit:]
 
     def result(self, timeout: float = 5.0) -> bytes:
         self.join(timeout)
@@ -366,31 +360,39 @@ class Relay(threading.Thread):
         self.start()
 
     def run(self) -> None:
+        _drain(self.stream, self.stream.readline, self._take)
+
+    def _take(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace")
+        if self.consume is not None and self.consume(line):
+            return
+        self.lines.append(line.rstrip("\n"))
+        del self.lines[:-self.keep]
+        if self.mute:
+            return
         try:
-            for raw in iter(self.stream.readline, b""):
-                line = raw.decode("utf-8", "replace")
-                if self.consume is not None and self.consume(line):
-                    continue
-                self.lines.append(line.rstrip("\n"))
-                del self.lines[:-self.keep]
-                if self.mute:
-                    continue
-                try:
-                    sink = self.sink or sys.stderr
-                    sink.write(line)
-                    sink.flush()
-                except (OSError, ValueError):
-                    pass
+            sink = self.sink or sys.stderr
+            sink.write(line)
+            sink.flush()
         except (OSError, ValueError):
             pass
-        finally:
-            try:
-                self.stream.close()
-            except OSError:
-                pass
 
     def tail(self) -> str:
         return "\n".join(self.lines)
+
+
+def _drain(stream, read: Callable[[], bytes], take: Callable[[bytes], None]) -> None:
+    """Feed ``take`` every chunk ``read`` returns until end of file; always close ``stream``."""
+    try:
+        for chunk in iter(read, b""):
+            take(chunk)
+    except (OSError, ValueError):
+        pass
+    finally:
+        try:
+            stream.close()
+        except OSError:
+            pass
 
 
 def stop_all() -> None:

@@ -18,7 +18,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from perfkit.errors import NoSuchProcess, NotPython, TargetExited, ToolMissing, UsageError
@@ -26,6 +26,7 @@ from perfkit.formats.memray_capture import _memray, incomplete_note, read_captur
 from perfkit.model import Profile
 from perfkit.procs import proc, supervisor
 from perfkit.procs.signals import StopRequest
+from perfkit.tools.result import CaptureResult
 from perfkit.target import Launched, Target, cmdline, failure, python_version
 
 STOP_GRACE = 20.0  # launched command: seconds after SIGINT before SIGTERM / SIGKILL
@@ -38,13 +39,7 @@ class MemrayOptions:
     trace_python_allocators: bool = False
 
 
-@dataclass
-class HeapResult:
-    profile: Profile
-    interrupted: bool = False  # stopped by Ctrl-C / SIGTERM
-    target_exited: bool = False  # an attached target went away during the capture
-    notes: list[str] = field(default_factory=list)
-    program: supervisor.Outcome | None = None  # a launched command's own outcome
+HeapResult = CaptureResult
 
 
 def memray_cmd(*args: str) -> list[str]:

@@ -19,7 +19,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +34,7 @@ from perfkit.errors import (
 from perfkit.procs.signals import StopRequest
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder, Recording
 from perfkit.procs import proc, supervisor
+from perfkit.tools.result import CaptureResult
 from perfkit.target import PTRACE_HINT, Launched, Target, cmdline, failure, python_version
 
 INSTALL_HINT = "install it with: pip install py-spy   (or set PERFKIT_PYSPY to its path)"
@@ -83,14 +84,7 @@ class RecordOptions:
     nonblocking: bool = False
 
 
-@dataclass
-class RecordResult:
-    profile: Profile
-    interrupted: bool = False  # stopped by Ctrl-C / SIGTERM
-    target_exited: bool = False  # the target went away before the duration ended
-    stderr: str = ""
-    notes: list[str] = field(default_factory=list)
-    program: supervisor.Outcome | None = None  # a launched command's own outcome
+RecordResult = CaptureResult
 
 
 def _build_cmd(exe: str, out: str, pid: int, opts: RecordOptions) -> list[str]:

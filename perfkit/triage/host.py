@@ -200,7 +200,7 @@ def process_table(problems: Problems) -> dict[int, dict]:
 
 def cgroup_path(pid: int) -> dict | None:
     """The cgroup of ``pid``: {"v2": "/path"} and/or {"memory": ..., "cpu": ...} for v1."""
-    from perfkit.affinity.topology import read_cgroup_paths
+    from perfkit.procs.cgroup import read_cgroup_paths
 
     paths = read_cgroup_paths(pid)
     out = {("v2" if ctrl == "" else ctrl): path for ctrl, path in paths.items()
