@@ -97,13 +97,7 @@ def stopped(pid: int) -> bool:
 
 def check_reachable(pid: int) -> None:
     """Raise PermissionDenied when this user cannot read/attach to ``pid``."""
-    try:
-        with open(f"/proc/{pid}/maps", "rb") as f:
-            f.read(1)
-    except FileNotFoundError:
-        raise NoSuchProcess(f"no such process: pid {pid}") from None
-    except PermissionError:
-        raise PermissionDenied(f"permission denied attaching to pid {pid}", PTRACE_HINT) from None
+    _maps(pid, 1)
 
 
 _PY_MAP = re.compile(rb"/(lib)?python\d(\.\d+)?[^/\n]*(\.so[^/\n]*)?$", re.M)
@@ -112,37 +106,34 @@ _PY_MAP = re.compile(rb"/(lib)?python\d(\.\d+)?[^/\n]*(\.so[^/\n]*)?$", re.M)
 def is_python(pid: int) -> bool:
     """True if the process runs a CPython interpreter (executable or libpython mapped)."""
     try:
-        exe = os.readlink(f"/proc/{pid}/exe")
+        exe = proc.exe_strict(pid)
     except PermissionError:
         raise PermissionDenied(f"permission denied attaching to pid {pid}", PTRACE_HINT) from None
-    except FileNotFoundError:
+    except proc.Gone:
         raise NoSuchProcess(f"no such process: pid {pid}") from None
-    except OSError:
-        exe = ""
     if re.search(r"python\d?(\.\d+)?[^/]*$", os.path.basename(exe)):
         return True
+    maps = _maps(pid)
+    return b"libpython" in maps or bool(_PY_MAP.search(maps))
+
+
+def _maps(pid: int, limit: int | None = None) -> bytes:
     try:
-        with open(f"/proc/{pid}/maps", "rb") as f:
-            maps = f.read()
-    except FileNotFoundError:
+        return proc.maps(pid, limit)
+    except proc.Gone:
         raise NoSuchProcess(f"no such process: pid {pid}") from None
     except PermissionError:
         raise PermissionDenied(f"permission denied attaching to pid {pid}", PTRACE_HINT) from None
-    return b"libpython" in maps or bool(_PY_MAP.search(maps))
 
 
 def python_version(pid: int) -> str | None:
     """Best effort 'X.Y' of the target's interpreter (from its executable or libpython)."""
-    candidates = []
+    exe = proc.exe(pid)
+    candidates = [os.path.basename(exe)] if exe else []
     try:
-        candidates.append(os.path.basename(os.readlink(f"/proc/{pid}/exe")))
-    except OSError:
-        pass
-    try:
-        with open(f"/proc/{pid}/maps", "rb") as f:
-            for m in re.finditer(rb"libpython(\d\.\d+)", f.read()):
-                return m.group(1).decode()
-    except OSError:
+        for m in re.finditer(rb"libpython(\d\.\d+)", proc.maps(pid)):
+            return m.group(1).decode()
+    except (OSError, proc.Gone):
         pass
     for c in candidates:
         m = re.search(r"python(\d\.\d+)", c)

@@ -19,6 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from perfkit.procs import proc
 from perfkit.target import cmdline as read_cmdline
 from perfkit.affinity.topology import allowed_cpus, format_cpulist, parse_cpulist
 from perfkit.errors import NoSuchProcess, PermissionDenied, UsageError
@@ -137,19 +138,7 @@ def snapshot(pid: int, interval: float = 1.0) -> list[WorkerInfo]:
 
 
 def _runq_wait_ns(pid: int) -> int:
-    """Nanoseconds all threads of ``pid`` spent runnable but not running (schedstat)."""
-    total = 0
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return 0
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
+    return proc.schedstat_wait_ns(pid)
 
 
 def create_time(pid: int) -> float | None:
@@ -223,8 +212,8 @@ class ApplyResult:
 
 def _tids(pid: int) -> list[int]:
     try:
-        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-    except FileNotFoundError:
+        return sorted(int(t) for t in proc.task_ids(pid))
+    except proc.Gone:
         raise ProcessLookupError(pid) from None
 
 

@@ -155,6 +155,43 @@ def status_field(pid: int, name: str) -> str | None:
     return None
 
 
+def maps(pid: int, limit: int | None = None) -> bytes:
+    """/proc/PID/maps (at most ``limit`` bytes); raises Gone or PermissionError."""
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as f:
+            return f.read() if limit is None else f.read(limit)
+    except (FileNotFoundError, ProcessLookupError):
+        raise Gone(pid) from None
+
+
+def exe_strict(pid: int) -> str:
+    """The executable's path; raises Gone or PermissionError ("" when unreadable otherwise)."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except (FileNotFoundError, ProcessLookupError):
+        raise Gone(pid) from None
+    except PermissionError:
+        raise
+    except OSError:
+        return ""
+
+
+def schedstat_wait_ns(pid: int) -> int:
+    """Nanoseconds all threads of ``pid`` spent runnable but not running (schedstat)."""
+    total = 0
+    try:
+        tids = task_ids(pid)
+    except Gone:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def rss(pid: int | None) -> int | None:
     """Resident set size in bytes (/proc/PID/statm), None when unreadable."""
     if not pid:
