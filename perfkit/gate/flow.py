@@ -107,7 +107,9 @@ def compare(cfg: GateConfig, base: Side, head: Side, *, progress: Progress | Non
         if cfg.profile and runner.cpu_regressed(br):
             if progress:
                 progress(f"{b.name}: CPU profile of base (py-spy)")
+            t0 = time.monotonic()
             base_runs = bench.profile_runs(bspec, rate=runner.profile_rate(br))
+            br.elapsed_s += time.monotonic() - t0
             _explain(br, base_runs, hspec, diff_dir, progress)
         res.benchmarks.append(br)
     res.elapsed_s = time.monotonic() - start
@@ -116,6 +118,15 @@ def compare(cfg: GateConfig, base: Side, head: Side, *, progress: Progress | Non
 
 def _explain(br: BenchResult, base_runs: list, hspec: bench.RunSpec, diff_dir: str | None,
              progress: Progress | None) -> None:
+    started = time.monotonic()
+    try:
+        _explain_runs(br, base_runs, hspec, diff_dir, progress)
+    finally:
+        br.elapsed_s += time.monotonic() - started
+
+
+def _explain_runs(br: BenchResult, base_runs: list, hspec: bench.RunSpec, diff_dir: str | None,
+                  progress: Progress | None) -> None:
     if progress:
         progress(f"{br.name}: CPU profiles of head (py-spy)")
     head_runs = bench.profile_runs(hspec, rate=runner.profile_rate(br))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from perfkit.console import plain
 from perfkit import stats, units
+from perfkit.gate.metrics import METRICS, TIME_METRICS
 from perfkit.gate.results import GateResult, MetricResult
 
 _ICON = {stats.REGRESSION: "❌", stats.IMPROVEMENT: "✅", stats.NO_CHANGE: "➖", stats.INCONCLUSIVE: "❔"}
@@ -165,27 +166,70 @@ def _code(text: str) -> str:
 
 # --------------------------------------------------------------------------- JUnit
 
+def _fails(res: GateResult, r: MetricResult) -> bool:
+    return r.decision == stats.REGRESSION or (res.strict and r.decision == stats.INCONCLUSIVE)
+
+
+def explains(r: MetricResult) -> bool:
+    """Whether the CPU explanation (functions whose share grew) is about this metric.
+
+    py-spy profiles explain where CPU time went: a cpu, wall or instructions change.
+    A memory or thread-count failure must never carry them (it would blame functions
+    for a change they were not measured to cause).
+    """
+    return r.metric in TIME_METRICS + ("instructions",)
+
+
+def failure_message(r: MetricResult) -> str:
+    """One line for a failing metric: which metric, what it measures, how much it moved."""
+    base = fmt_value(stats.median(r.base) if r.base else None, r.unit)
+    head = fmt_value(stats.median(r.head) if r.head else None, r.unit)
+    return (f"{r.metric} {r.decision}: {change_text(r)} ({METRICS[r.metric].description}; "
+            f"base {base}, head {head})")
+
+
+def failure_text(name: str, r: MetricResult, explanation: dict | None) -> str:
+    """The full text of one metric's failure: its numbers, and the CPU explanation only where it applies."""
+    text = describe(name, r) + f"\n{r.metric}: {METRICS[r.metric].description}"
+    if explains(r) and explanation and explanation.get("grew"):
+        text += "\nCPU share grew in:\n" + "\n".join("  " + grew_line(g) for g in explanation["grew"])
+    return text
+
+
 def junit_xml(res: GateResult) -> bytes:
+    """JUnit XML (the Jenkins / Surefire junit-10 dialect that pytest writes too).
+
+    One test case per benchmark x metric, with its own time (its share of the runs);
+    a regression is a failure whose message and text name that metric; inconclusive
+    is skipped (a failure with --strict); the suite carries timestamp, hostname and
+    the environment as properties.
+    """
     import xml.etree.ElementTree as ET
 
+    from perfkit.gate.results import timestamp
+
     results = res.all_results()
-    failures = sum(1 for r in results if r.decision == stats.REGRESSION or
-                   (res.strict and r.decision == stats.INCONCLUSIVE))
+    failures = sum(1 for r in results if _fails(res, r))
     skipped = sum(1 for r in results if r.decision == stats.INCONCLUSIVE and not res.strict)
-    suites = ET.Element("testsuites", name="perfkit gate", tests=str(len(results)), failures=str(failures))
+    elapsed = f"{res.elapsed_s:.3f}"
+    suites = ET.Element("testsuites", name="perfkit gate", tests=str(len(results)), failures=str(failures),
+                        errors="0", time=elapsed)
     suite = ET.SubElement(suites, "testsuite", name=f"perfkit gate {res.mode}", tests=str(len(results)),
-                          failures=str(failures), errors="0", skipped=str(skipped), time=f"{res.elapsed_s:.3f}")
+                          failures=str(failures), errors="0", skipped=str(skipped), time=elapsed,
+                          timestamp=timestamp(res.started), hostname=_xml_safe(res.hostname or "localhost"))
+    props = ET.SubElement(suite, "properties")
+    facts = {"mode": res.mode, "verdict": res.verdict, "alpha": f"{res.alpha:g}", "strict": str(res.strict).lower()}
+    facts.update({k: str(v) for k, v in sorted(res.environment.items())})
+    for k, v in facts.items():
+        ET.SubElement(props, "property", name=_xml_safe(k), value=_xml_safe(v))
     for b in res.benchmarks:
         for r in b.results:
             case = ET.SubElement(suite, "testcase", classname=f"perfkit.gate.{_xml_safe(b.name)}",
-                                 name=r.metric, time="0")
+                                 name=r.metric, time=f"{r.elapsed_s:.3f}")
             text = describe(b.name, r)
-            if r.decision == stats.REGRESSION or (res.strict and r.decision == stats.INCONCLUSIVE):
-                fail = ET.SubElement(case, "failure", message=_xml_safe(text), type=r.decision)
-                extra = ""
-                if b.explanation and b.explanation.get("grew"):
-                    extra = "\nCPU share grew in:\n" + "\n".join("  " + grew_line(g) for g in b.explanation["grew"])
-                fail.text = _xml_safe(text + extra)
+            if _fails(res, r):
+                fail = ET.SubElement(case, "failure", message=_xml_safe(failure_message(r)), type=r.decision)
+                fail.text = _xml_safe(failure_text(b.name, r, b.explanation))
             elif r.decision == stats.INCONCLUSIVE:
                 ET.SubElement(case, "skipped", message=_xml_safe(text))
             else:
@@ -228,7 +272,7 @@ def annotations(res: GateResult) -> list[str]:
             else:
                 continue
             msg = describe(b.name, r)
-            if r.decision == stats.REGRESSION and b.explanation and b.explanation.get("grew"):
+            if r.decision == stats.REGRESSION and explains(r) and b.explanation and b.explanation.get("grew"):
                 msg += "\nCPU share grew in: " + "; ".join(grew_line(g) for g in b.explanation["grew"][:3])
             out.append(f"::{level} title={_gh_prop('perfkit gate: ' + b.name + ' ' + r.metric)}::{_gh_data(msg)}")
     for w in res.warnings:

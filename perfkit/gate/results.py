@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import socket
+import time
 from dataclasses import dataclass, field
 
 from perfkit import stats
@@ -21,6 +23,7 @@ class MetricResult:
     decision: str = stats.INCONCLUSIVE
     looks: int = 0
     too_noisy: bool = False  # undecided and more runs (up to the cap) would not decide it
+    elapsed_s: float = 0.0  # time spent in this metric's runs (runs shared by several metrics: split evenly)
 
     @property
     def unit(self) -> str:
@@ -44,7 +47,7 @@ class MetricResult:
     def to_json(self) -> dict:
         return {"benchmark": self.benchmark, "metric": self.metric, "unit": self.unit, "tier": self.tier,
                 "decision": self.decision, "min_effect": self.min_effect, "paired": self.paired,
-                "looks": self.looks, "too_noisy": self.too_noisy,
+                "looks": self.looks, "too_noisy": self.too_noisy, "elapsed_s": round(self.elapsed_s, 3),
                 "change": None if self.change is None else round(self.change, 6),
                 "interval": self.interval.to_json() if self.interval else None,
                 "base": {"n": len(self.base), "median": stats.median(self.base) if self.base else None,
@@ -61,11 +64,12 @@ class BenchResult:
     results: list[MetricResult] = field(default_factory=list)
     explanation: dict | None = None  # top functions whose CPU share grew
     notes: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0  # the whole benchmark: warm-ups, every run, profiles
 
     def to_json(self) -> dict:
         return {"name": self.name, "base_command": self.base_command, "head_command": self.head_command,
                 "metrics": [r.to_json() for r in self.results], "explanation": self.explanation,
-                "notes": self.notes}
+                "notes": self.notes, "elapsed_s": round(self.elapsed_s, 3)}
 
 
 @dataclass
@@ -79,6 +83,8 @@ class GateResult:
     warnings: list[str] = field(default_factory=list)
     outputs: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
+    started: float = field(default_factory=time.time)  # epoch seconds: when the measuring began
+    hostname: str = field(default_factory=lambda: socket.gethostname() or "localhost")
 
     def all_results(self) -> list[MetricResult]:
         return [r for b in self.benchmarks for r in b.results]
@@ -105,8 +111,14 @@ class GateResult:
     def to_json(self) -> dict:
         return {"command": "gate", "mode": self.mode, "verdict": self.verdict, "exit_code": self.exit_code,
                 "strict": self.strict, "alpha": self.alpha, "elapsed_s": round(self.elapsed_s, 3),
+                "started": timestamp(self.started),
                 "counts": {d: self.count(d) for d in (stats.REGRESSION, stats.IMPROVEMENT, stats.NO_CHANGE,
                                                       stats.INCONCLUSIVE)},
                 "environment": self.environment, "baseline_environment": self.baseline_environment,
                 "warnings": self.warnings, "benchmarks": [b.to_json() for b in self.benchmarks],
                 "outputs": self.outputs}
+
+
+def timestamp(epoch: float) -> str:
+    """ISO 8601 in UTC with its offset, to the second (``2024-05-01T12:00:00+00:00``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(epoch))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,8 +48,9 @@ def plans(cfg: GateConfig) -> dict[str, KindPlan]:
 
 
 def kinds_of(metrics) -> list[str]:
+    """The run kinds the metrics need, in the order they run (names or MetricResults)."""
     order = ("plain", "memray", "callgrind")
-    used = {METRICS[m].run for m in metrics}
+    used = {METRICS[m if isinstance(m, str) else m.metric].run for m in metrics}
     return [k for k in order if k in used]
 
 
@@ -96,10 +98,77 @@ def _evaluate(r: MetricResult, alpha_per_test: float, method: str) -> None:
     r.decision = stats.decide(r.interval, r.min_effect)
 
 
+Sides = dict  # side name ("base" / "head") -> callable(kind) -> {metric: value}
+
+
+def adaptive(rows: dict[str, MetricResult], sides: Sides, plan_of: dict[str, KindPlan], *, alpha_per_test: float,
+             progress: Progress | None = None, label: str = "") -> None:
+    """Measure every row's metric with adaptive repetition, kind by kind (the one loop).
+
+    ``sides`` maps "base" and/or "head" to a function that does one run of a kind and
+    returns its values; with both sides the runs interleave A B, B A, A B …  A row whose
+    ``base`` is already filled (a stored baseline) gets only head runs and an unpaired
+    test.  Each row's ``elapsed_s`` is its share of the time its kind's runs took.
+    """
+    for kind in kinds_of(rows):
+        plan = plan_of[kind]
+        mine = [r for r in rows.values() if METRICS[r.metric].run == kind]
+        target, done = plan.first, 0
+        started = time.monotonic()
+        while True:
+            while done < target:
+                order = ("base", "head") if done % 2 == 0 else ("head", "base")
+                for side_name in order:
+                    if side_name not in sides:
+                        continue
+                    if progress:
+                        progress(f"{label}: {kind} run {done + 1}/{target}" +
+                                 (f" ({side_name})" if len(sides) > 1 else ""))
+                    values = sides[side_name](kind)
+                    for r in mine:
+                        if r.decision == stats.INCONCLUSIVE:  # decided metrics keep their runs
+                            (r.base if side_name == "base" else r.head).append(values[r.metric])
+                done += 1
+            for r in mine:
+                if r.decision == stats.INCONCLUSIVE:
+                    _evaluate(r, alpha_per_test, METRICS[r.metric].method)
+            if target >= plan.cap:
+                break
+            # more runs only while some undecided metric could still be decided by the cap
+            hopeful = {id(r) for r in mine if r.decision == stats.INCONCLUSIVE and not stats.hopeless(
+                r.base, r.head, paired=r.paired, cap=plan.cap, min_effect=r.min_effect,
+                alpha_per_test=alpha_per_test)}
+            for r in mine:
+                r.too_noisy = r.decision == stats.INCONCLUSIVE and id(r) not in hopeful
+            if not hopeful:
+                break
+            target = min(plan.cap, target + plan.step)
+        share = (time.monotonic() - started) / max(1, len(mine))
+        for r in mine:
+            r.elapsed_s += share
+
+
+def collect(metrics, run: Callable[[str], dict[str, float]], plan_of: dict[str, KindPlan], *,
+            progress: Progress | None = None, label: str = "") -> dict[str, list[float]]:
+    """Baseline values: the cap of every kind's runs (more baseline data, same cost once)."""
+    out: dict[str, list[float]] = {m: [] for m in metrics}
+    for kind in kinds_of(metrics):
+        n = plan_of[kind].cap
+        for i in range(n):
+            if progress:
+                progress(f"{label}: {kind} run {i + 1}/{n}")
+            values = run(kind)
+            for m in metrics:
+                if METRICS[m].run == kind:
+                    out[m].append(values[m])
+    return out
+
+
 def measure(cfg: GateConfig, b: Benchmark, head: bench.RunSpec, *, base: bench.RunSpec | None = None,
             base_values: dict[str, list[float]] | None = None, alpha_per_test: float,
             progress: Progress | None = None) -> BenchResult:
     """Compare ``head`` with ``base`` (interleaved, paired) or with stored ``base_values``."""
+    started = time.monotonic()
     paired = base is not None
     metrics = [m for m in cfg.metrics_for(b) if paired or m in (base_values or {})]
     result = BenchResult(b.name, list(base.command) if base else list(b.command), list(head.command))
@@ -113,51 +182,20 @@ def measure(cfg: GateConfig, b: Benchmark, head: bench.RunSpec, *, base: bench.R
     for spec in (head, base):
         if spec is not None:
             check_runnable(spec, metrics)
-    p = plans(cfg)
     workdir = tempfile.mkdtemp(prefix="perfkit-gate-")
     try:
-        sides = {"head": _Runner(head, workdir)}
+        sides = {"head": _Runner(head, workdir).run}
         if paired:
-            sides["base"] = _Runner(base, workdir)
+            sides["base"] = _Runner(base, workdir).run
         for i in range(cfg.warmups):
-            for side in sides.values():
+            for run in sides.values():
                 if progress:
                     progress(f"{b.name}: warm-up {i + 1}/{cfg.warmups}")
-                side.run("plain")
-        for kind in kinds_of(metrics):
-            plan = p[kind]
-            mine = [rows[m] for m in metrics if METRICS[m].run == kind]
-            target, done = plan.first, 0
-            while True:
-                while done < target:
-                    order = ("base", "head") if done % 2 == 0 else ("head", "base")
-                    for side_name in order:
-                        if side_name not in sides:
-                            continue
-                        if progress:
-                            progress(f"{b.name}: {kind} run {done + 1}/{target} ({side_name})")
-                        values = sides[side_name].run(kind)
-                        for r in mine:
-                            if r.decision == stats.INCONCLUSIVE:  # decided metrics keep their runs
-                                (r.base if side_name == "base" else r.head).append(values[r.metric])
-                    done += 1
-                undecided = [r for r in mine if r.decision == stats.INCONCLUSIVE]
-                for r in undecided:
-                    _evaluate(r, alpha_per_test, METRICS[r.metric].method)
-                if target >= plan.cap:
-                    break
-                # more runs only while some undecided metric could still be decided by the cap
-                hopeful = [r for r in mine if r.decision == stats.INCONCLUSIVE and not stats.hopeless(
-                    r.base, r.head, paired=r.paired, cap=plan.cap, min_effect=r.min_effect,
-                    alpha_per_test=alpha_per_test)]
-                hopeful_ids = {id(r) for r in hopeful}
-                for r in mine:
-                    r.too_noisy = r.decision == stats.INCONCLUSIVE and id(r) not in hopeful_ids
-                if not hopeful:
-                    break
-                target = min(plan.cap, target + plan.step)
+                run("plain")
+        adaptive(rows, sides, plans(cfg), alpha_per_test=alpha_per_test, progress=progress, label=b.name)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    result.elapsed_s = time.monotonic() - started
     return result
 
 
@@ -166,8 +204,6 @@ def record_values(cfg: GateConfig, b: Benchmark, spec: bench.RunSpec, progress: 
     """Baseline values: the cap of every kind's runs (more baseline data, same cost once)."""
     metrics = cfg.metrics_for(b)
     check_runnable(spec, metrics)
-    out: dict[str, list[float]] = {m: [] for m in metrics}
-    p = plans(cfg)
     workdir = tempfile.mkdtemp(prefix="perfkit-gate-")
     try:
         runner = _Runner(spec, workdir)
@@ -175,18 +211,9 @@ def record_values(cfg: GateConfig, b: Benchmark, spec: bench.RunSpec, progress: 
             if progress:
                 progress(f"{b.name}: warm-up {i + 1}/{cfg.warmups}")
             runner.run("plain")
-        for kind in kinds_of(metrics):
-            n = p[kind].cap
-            for i in range(n):
-                if progress:
-                    progress(f"{b.name}: {kind} run {i + 1}/{n}")
-                values = runner.run(kind)
-                for m in metrics:
-                    if METRICS[m].run == kind:
-                        out[m].append(values[m])
+        return collect(metrics, runner.run, plans(cfg), progress=progress, label=b.name)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return out
 
 
 def cpu_regressed(result: BenchResult) -> bool:
