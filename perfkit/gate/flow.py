@@ -8,7 +8,7 @@ from pathlib import Path
 
 from perfkit.gate import bench
 from perfkit.gate import baseline as baseline_mod
-from perfkit.gate import explain, runner
+from perfkit.gate import explain, preflight, runner
 from perfkit.gate.config import Benchmark, GateConfig
 from perfkit.gate.results import BenchResult, GateResult
 
@@ -45,6 +45,8 @@ def record(cfg: GateConfig, *, progress: Progress | None = None) -> tuple[baseli
                 "deterministic_repetitions": cfg.deterministic_repetitions}
     base = baseline_mod.new(settings)
     notes = []
+    preflight.require(preflight.for_gate(cfg, [(runner.spec_for(cfg, b, "baseline"), cfg.metrics_for(b))
+                                               for b in cfg.benchmarks]))
     for b in cfg.benchmarks:
         spec = runner.spec_for(cfg, b, "baseline")
         values = runner.record_values(cfg, b, spec, progress)
@@ -76,6 +78,9 @@ def check(cfg: GateConfig, stored: baseline_mod.Baseline, *, progress: Progress 
                                 f"(record the baseline again to include it)")
         else:
             todo.append(b)
+    preflight.require(preflight.for_gate(
+        cfg, [(runner.spec_for(cfg, b, "head"), [m for m in cfg.metrics_for(b) if m in stored.benchmarks[b.name]
+                                                 .get("metrics", {})]) for b in todo], diff_dir=diff_dir))
     alpha_per_test = cfg.alpha / runner.total_tests(cfg, todo)
     for b in todo:
         entry = stored.benchmarks[b.name]
@@ -100,6 +105,9 @@ def compare(cfg: GateConfig, base: Side, head: Side, *, progress: Progress | Non
     start = time.monotonic()
     env = baseline_mod.environment()
     res = GateResult("compare", [], cfg.alpha, cfg.strict, env)
+    preflight.require(preflight.for_gate(cfg, [(side.spec(cfg, b, name), cfg.metrics_for(b)) for b in cfg.benchmarks
+                                               for side, name in ((base, "base"), (head, "head"))],
+                                         diff_dir=diff_dir))
     alpha_per_test = cfg.alpha / runner.total_tests(cfg, cfg.benchmarks)
     for b in cfg.benchmarks:
         bspec, hspec = base.spec(cfg, b, "base"), head.spec(cfg, b, "head")

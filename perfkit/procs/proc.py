@@ -10,6 +10,7 @@ Cheap, allocation-light reads (psutil only where it is as cheap) that raise
 * ``thread_cpu_times``/``thread_cpu_percent``  per-thread CPU
 * ``fd_limit``/``memory_limit``/``thread_limit``  the limits resources run into
 * ``read_smaps_rollup``  PSS and USS
+* ``sysctl``/``has_capability``  kernel settings (/proc/sys) and effective capabilities
 
 Whatever cannot be read because of permissions raises ``PermissionError`` for the
 caller to record; nothing here starts a process or writes anywhere.
@@ -524,3 +525,21 @@ def child_pids(pid: int, recursive: bool = True) -> list[int]:
                 if recursive:
                     todo.append(k)
     return seen
+
+
+def sysctl(name: str) -> str | None:
+    """A kernel setting from /proc/sys (``kernel.yama.ptrace_scope``); None when absent or unreadable."""
+    try:
+        with open("/proc/sys/" + name.replace(".", "/"), "rb") as f:
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+
+
+def has_capability(bit: int, pid: int | None = None) -> bool:
+    """Whether the process (default: this one) has capability ``bit`` in its effective set."""
+    caps = status_field(pid or os.getpid(), "CapEff")
+    try:
+        return bool(int(caps or "0", 16) >> bit & 1)
+    except ValueError:
+        return False
