@@ -78,11 +78,10 @@ def _require_benchmarks(cfg, how: str) -> None:
 
 
 def _check_outputs(*paths) -> None:
-    from perfkit.fileio import check_writable
+    """Output files are writable before anything runs (their directories may be created)."""
+    from perfkit.gate import preflight
 
-    for p in paths:
-        if p is not None:
-            check_writable(p)
+    preflight.require([preflight.writable_file(p, create_parents=True) for p in paths if p is not None])
 
 
 def _progress():
@@ -100,9 +99,12 @@ def _emit(res, as_json: bool, markdown: Optional[Path], junit: Optional[Path]) -
     import os
 
     from perfkit.console import err_console, out_console, print_json, warn
-    from perfkit.fileio import atomic_write
+    from perfkit.fileio import atomic_write, private_mkdir
     from perfkit.gate import report
 
+    for p in (markdown, junit):
+        if p is not None and not Path(p).parent.exists():
+            private_mkdir(Path(p).parent)
     md = report.markdown(res)
     if markdown is not None:
         atomic_write(markdown, md)
@@ -147,15 +149,12 @@ def record(
     """
     from perfkit.console import err_console, print_json
     from perfkit.gate import baseline as baseline_mod
-    from perfkit import stats
     from perfkit.gate import flow
-    from perfkit.gate.metrics import METRICS
 
     cfg = _config(config, command, name, benchmark, metrics, repetitions, max_repetitions, warmups, None, None,
                   timeout, profile, baseline=str(baseline) if baseline else None)
     _require_benchmarks(cfg, "give the command after --: perfkit gate record -- python bench.py")
-    if Path(cfg.baseline).parent.exists():  # else it is created (0700) when writing
-        _check_outputs(Path(cfg.baseline))
+    _check_outputs(Path(cfg.baseline))  # a missing directory is created (0700) when writing
     status, update = _progress()
     with status:
         base, _ = flow.record(cfg, progress=update)
@@ -170,19 +169,12 @@ def record(
     if as_json:
         print_json({"command": "gate", "mode": "record", "baseline": str(path), **base.to_json()})
         return
-    from rich.table import Table
     from rich.text import Text
 
-    from perfkit.console import out_console, plain
-    from perfkit.gate.report import fmt_value
+    from perfkit.console import out_console
+    from perfkit.gate.report import record_table
 
-    table = Table(title=f"perfkit gate record → {path}", title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("benchmark", "metric", "median", "cv", "runs"):
-        table.add_column(col, justify="left" if col in ("benchmark", "metric") else "right")
-    for bname, entry in base.benchmarks.items():
-        for m, vals in entry["metrics"].items():
-            table.add_row(Text(plain(bname)), m, fmt_value(stats.median(vals), METRICS[m].unit) if vals else "-",
-                          f"{stats.cv(vals) * 100:.2f}%", str(len(vals)))
+    table = record_table(base.benchmarks, f"perfkit gate record → {path}")
     out_console().print(table)
     err_console().print(Text(f"baseline written to {path}: commit it; `perfkit gate check` compares with it"))
 

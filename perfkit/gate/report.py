@@ -103,6 +103,21 @@ class TerminalView:
         yield Text(summary_line(res), style=style)
 
 
+def record_table(benchmarks: dict, title: str):
+    """The rich table of what a record stored: per benchmark x metric, median, spread, runs."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("benchmark", "metric", "median", "cv", "runs"):
+        table.add_column(col, justify="left" if col in ("benchmark", "metric") else "right")
+    for bname, entry in benchmarks.items():
+        for m, vals in entry["metrics"].items():
+            table.add_row(Text(plain(bname)), m, fmt_value(stats.median(vals), METRICS[m].unit) if vals else "-",
+                          f"{stats.cv(vals) * 100:.2f}%", str(len(vals)))
+    return table
+
+
 # ------------------------------------------------------------------------ markdown
 
 # + - . only mean something at the start of a line, which an escaped cell never is
@@ -180,17 +195,22 @@ def explains(r: MetricResult) -> bool:
     return r.metric in TIME_METRICS + ("instructions",)
 
 
-def failure_message(r: MetricResult) -> str:
+def metric_description(res: GateResult, metric: str) -> str:
+    """What the metric measures in this run (the pytest plugin measures in-process, the gate per command)."""
+    return res.descriptions.get(metric) or METRICS[metric].description
+
+
+def failure_message(res: GateResult, r: MetricResult) -> str:
     """One line for a failing metric: which metric, what it measures, how much it moved."""
     base = fmt_value(stats.median(r.base) if r.base else None, r.unit)
     head = fmt_value(stats.median(r.head) if r.head else None, r.unit)
-    return (f"{r.metric} {r.decision}: {change_text(r)} ({METRICS[r.metric].description}; "
+    return (f"{r.metric} {r.decision}: {change_text(r)} ({metric_description(res, r.metric)}; "
             f"base {base}, head {head})")
 
 
-def failure_text(name: str, r: MetricResult, explanation: dict | None) -> str:
+def failure_text(res: GateResult, name: str, r: MetricResult, explanation: dict | None) -> str:
     """The full text of one metric's failure: its numbers, and the CPU explanation only where it applies."""
-    text = describe(name, r) + f"\n{r.metric}: {METRICS[r.metric].description}"
+    text = describe(name, r) + f"\n{r.metric}: {metric_description(res, r.metric)}"
     if explains(r) and explanation and explanation.get("grew"):
         text += "\nCPU share grew in:\n" + "\n".join("  " + grew_line(g) for g in explanation["grew"])
     return text
@@ -228,8 +248,8 @@ def junit_xml(res: GateResult) -> bytes:
                                  name=r.metric, time=f"{r.elapsed_s:.3f}")
             text = describe(b.name, r)
             if _fails(res, r):
-                fail = ET.SubElement(case, "failure", message=_xml_safe(failure_message(r)), type=r.decision)
-                fail.text = _xml_safe(failure_text(b.name, r, b.explanation))
+                fail = ET.SubElement(case, "failure", message=_xml_safe(failure_message(res, r)), type=r.decision)
+                fail.text = _xml_safe(failure_text(res, b.name, r, b.explanation))
             elif r.decision == stats.INCONCLUSIVE:
                 ET.SubElement(case, "skipped", message=_xml_safe(text))
             else:

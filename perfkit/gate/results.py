@@ -85,6 +85,7 @@ class GateResult:
     elapsed_s: float = 0.0
     started: float = field(default_factory=time.time)  # epoch seconds: when the measuring began
     hostname: str = field(default_factory=lambda: socket.gethostname() or "localhost")
+    descriptions: dict[str, str] = field(default_factory=dict)  # metric -> what it measured, if not METRICS'
 
     def all_results(self) -> list[MetricResult]:
         return [r for b in self.benchmarks for r in b.results]
