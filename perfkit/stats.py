@@ -219,6 +219,44 @@ def _welch(lb: list[float], lh: list[float], a: float) -> tuple[float, float, fl
     return est, est - half, est + half
 
 
+def with_between_noise(iv: Interval, sd: float, base_groups: int, alpha_per_test: float) -> Interval:
+    """``iv`` widened for noise its runs could not see: a shift shared by all runs of one group.
+
+    Runs inside one process (the pytest plugin's rounds) share that process's luck —
+    memory layout, hash seed, allocator state, the machine's speed that minute — so
+    their spread says nothing about how far the next process will land.  With ``sd``
+    the standard deviation of that shift (log scale, e.g. 0.04 = 4 %) and the base
+    side averaged over ``base_groups`` groups, the change's variance gains
+    sd² (1 + 1 / base_groups); each half-width becomes sqrt(h² + (z·sd·sqrt(1 + 1/g))²)
+    at the interval's own confidence.  sd = 0 leaves ``iv`` as it is.
+    """
+    if sd <= 0 or math.isinf(iv.hi) or iv.lo <= 0:
+        return iv
+    z = norm_ppf(1.0 - alpha_per_test)
+    extra = z * sd * math.sqrt(1.0 + 1.0 / max(1, base_groups))
+    c = math.log(iv.ratio)
+    lo = c - math.hypot(c - math.log(iv.lo), extra)
+    hi = c + math.hypot(math.log(iv.hi) - c, extra)
+    return Interval(iv.ratio, math.exp(lo), math.exp(hi), iv.method + "+between", iv.confidence)
+
+
+def pooled_group_sd(groups: list[list[float]]) -> tuple[float, int]:
+    """(sd, degrees of freedom) of log values around their own group's mean, pooled over groups.
+
+    Each inner list holds one unit's per-group summaries (say, one test's median per
+    recorded session); units with a single group add nothing.
+    """
+    ss, df = 0.0, 0
+    for g in groups:
+        xs = _log(g)
+        if len(xs) < 2:
+            continue
+        mu = sum(xs) / len(xs)
+        ss += sum((x - mu) ** 2 for x in xs)
+        df += len(xs) - 1
+    return (math.sqrt(ss / df) if df else 0.0), df
+
+
 # ---------------------------------------------------------------------- futility
 
 def _robust_sd(x: list[float]) -> float:

@@ -24,6 +24,8 @@ class MetricResult:
     looks: int = 0
     too_noisy: bool = False  # undecided and more runs (up to the cap) would not decide it
     elapsed_s: float = 0.0  # time spent in this metric's runs (runs shared by several metrics: split evenly)
+    between_sd: float = 0.0  # shift shared by all runs of one process, unseen by their spread (log sd)
+    base_groups: int = 1  # processes (sessions) the base values come from
 
     @property
     def unit(self) -> str:

@@ -95,6 +95,8 @@ def _evaluate(r: MetricResult, alpha_per_test: float, method: str) -> None:
     r.looks += 1
     r.interval = stats.ratio_interval(r.base, r.head, paired=r.paired, method=method,
                                       alpha_per_test=alpha_per_test)
+    if r.between_sd > 0:
+        r.interval = stats.with_between_noise(r.interval, r.between_sd, r.base_groups, alpha_per_test)
     r.decision = stats.decide(r.interval, r.min_effect)
 
 
