@@ -84,6 +84,16 @@ def _check_outputs(*paths) -> None:
     preflight.require([preflight.writable_file(p, create_parents=True) for p in paths if p is not None])
 
 
+def _diff_dir(diff_dir) -> None:
+    """The differential flame graphs' directory: writable (checked first), then created."""
+    if diff_dir is not None:
+        from perfkit.fileio import private_mkdir
+        from perfkit.gate import preflight
+
+        preflight.require([preflight.writable_dir(diff_dir)])
+        private_mkdir(diff_dir)
+
+
 def _progress():
     from perfkit.console import live_status
 
@@ -207,10 +217,7 @@ def check(
                           for k, v in stored.benchmarks.items() if v.get("command")]
     _require_benchmarks(cfg, "give the command after --: perfkit gate check -- python bench.py")
     _check_outputs(markdown, junit)
-    if diff_dir is not None:
-        from perfkit.fileio import private_mkdir
-
-        private_mkdir(diff_dir)
+    _diff_dir(diff_dir)
     status, update = _progress()
     with status:
         res = flow.check(cfg, stored, progress=update, diff_dir=str(diff_dir) if diff_dir else None)
@@ -258,10 +265,7 @@ def compare(
                      directory=str(base_dir) if base_dir else None)
     head = flow.Side(command=command, directory=str(head_dir) if head_dir else None)
     _check_outputs(markdown, junit)
-    if diff_dir is not None:
-        from perfkit.fileio import private_mkdir
-
-        private_mkdir(diff_dir)
+    _diff_dir(diff_dir)
     status, update = _progress()
     with status:
         res = flow.compare(cfg, base, head, progress=update, diff_dir=str(diff_dir) if diff_dir else None)
