@@ -313,8 +313,9 @@ def _prepared_venv(temp: Path) -> None:
     """
     venv = temp / "perfkit-venv"
     subprocess.run([PY, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300, capture_output=True)
-    site = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    probe = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip()
     Path(site, "perfkit-test-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
 
 
@@ -335,8 +336,8 @@ def test_action_steps_run_as_the_runner_runs_them(action, pull_request, tmp_path
     assert "perfkit 0.1.0" in install.stdout
     perfkit = r.steps["install"]["outputs"]["perfkit"]
     assert perfkit == str(temp / "perfkit-venv" / "bin" / "perfkit")
-    where = subprocess.run([perfkit.replace("bin/perfkit", "bin/python"), "-c", "import perfkit; print(perfkit.__file__)"],
-                           capture_output=True, text=True, cwd=temp).stdout
+    where = subprocess.run([perfkit.replace("bin/perfkit", "bin/python"), "-c",
+                            "import perfkit; print(perfkit.__file__)"], capture_output=True, text=True, cwd=temp).stdout
     assert where.startswith(str(temp / "perfkit-venv")), where  # the action's checkout was installed there
     base = logs["Check out the base side"]
     assert base.returncode == 0, base.stdout + base.stderr

@@ -2,12 +2,12 @@
 
 A limit names a measured quantity and its largest allowed value:
 
-| key | metric | unit | measured value compared |
-|---|---|---|---|
-| ``cpu`` | ``cpu`` | time: ``500 us``, ``50 ms``, ``0.2 s`` (a bare number is seconds) | median CPU per call over the rounds |
-| ``wall`` | ``wall`` | time | median wall time per call |
-| ``memory`` | ``heap_peak`` | bytes: ``512 KiB``, ``20 MiB``, ``1 GiB`` (binary); ``20 MB`` = 20·10⁶ bytes (a bare number is bytes) | the largest peak heap of the memory rounds |
-| ``allocations`` | ``allocations`` | a count | the largest count of the memory rounds |
+* ``cpu`` / ``wall``: time per call — ``500 us``, ``50 ms``, ``0.2 s`` (a bare number is
+  seconds); compared with the median over the rounds of the raw (uncorrected) time;
+* ``memory`` (metric ``heap_peak``): bytes — ``512 KiB``, ``20 MiB``, ``1 GiB`` are binary,
+  ``20 MB`` is 20·10⁶ bytes (a bare number is bytes); compared with the largest peak heap
+  of the memory rounds;
+* ``allocations``: a count (``10k``); the largest count of the memory rounds.
 
 The median for time (one slow round on a busy runner must not fail a test) and the
 maximum for memory (deterministic once Python's allocators are traced: the peak the
@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from perfkit import stats
 
 _TIME = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "min": 60.0}
-_BYTES = {"b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "tb": 1000 ** 4,
+_BYTES: dict[str, float] = {"b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "tb": 1000 ** 4,
           "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "tib": 1024 ** 4}
-_COUNT = {"": 1, "k": 1e3, "m": 1e6}
+_COUNT: dict[str, float] = {"": 1, "k": 1e3, "m": 1e6}
 _QTY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zµ]*)\s*$", re.I)
 
 # marker key -> (metric, unit table, what the limit is compared with)
-KEYS = {"cpu": ("cpu", _TIME), "wall": ("wall", _TIME), "memory": ("heap_peak", _BYTES),
-        "allocations": ("allocations", _COUNT)}
+KEYS: dict[str, tuple[str, dict[str, float]]] = {
+    "cpu": ("cpu", _TIME), "wall": ("wall", _TIME), "memory": ("heap_peak", _BYTES),
+    "allocations": ("allocations", _COUNT)}
 _MEMORY_METRICS = ("heap_peak", "allocations")
 
 
@@ -42,8 +43,7 @@ def parse(key: str, value: object) -> float:
         raise ValueError(f"{key}={value!r} is not a quantity")
     if isinstance(value, (int, float)):
         number, unit = float(value), ""
-    elif isinstance(value, str) and _QTY.match(value):
-        m = _QTY.match(value)
+    elif isinstance(value, str) and (m := _QTY.match(value)):
         number, unit = float(m.group(1)), m.group(2).lower()
     else:
         raise ValueError(f"{key}={value!r} is not a quantity, e.g. {_example(key)}")

@@ -43,7 +43,8 @@ class Check:
         return {"name": self.name, "ok": self.ok, "detail": self.detail, "hint": self.hint,
                 "exit_code": None if self.ok else self.error.exit_code}
 
-    def raise_it(self, others: list["Check"] = ()) -> None:
+    def raise_it(self, others: list["Check"] | None = None) -> None:
+        others = others or []
         hint = self.hint or ""
         if others:
             more = "; ".join(o.detail for o in others[:3]) + ("; …" if len(others) > 3 else "")

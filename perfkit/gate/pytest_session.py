@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,10 +73,11 @@ class GateSession:
         self.recorded: dict[str, dict] = {}
         self.notes: list[str] = []
         self.written: list[str] = []
-        self.stored = None
+        self.stored: Any = None  # the baseline (check, append)
         self.append = bool(opt("perfkit_append", False))
         if self.append and not self.record_path:
-            raise pytest.UsageError("perfkit: --perfkit-append adds a session to a baseline: give --perfkit-record FILE")
+            raise pytest.UsageError("perfkit: --perfkit-append adds a session to a baseline: "
+                                    "give --perfkit-record FILE")
         try:
             self.cfg = self._load_config()
             self.metrics = self._metrics()
