@@ -524,3 +524,68 @@ def child_pids(pid: int, recursive: bool = True) -> list[int]:
                 if recursive:
                     todo.append(k)
     return seen
+
+
+# ------------------------------------------------------------------ counters for metrics
+
+
+def status_fields(pid: int, names: tuple[str, ...]) -> dict[str, str]:
+    """Several ``Name:`` fields of /proc/PID/status in one read; raises Gone."""
+    keys = {n.encode() + b":": n for n in names}
+    out: dict[str, str] = {}
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                k = line[:line.find(b":") + 1]
+                if k in keys:
+                    out[keys[k]] = line[len(k):].strip().decode("utf-8", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        raise Gone(pid) from None
+    return out
+
+
+def context_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of the whole process; raises Gone."""
+    f = status_fields(pid, ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"))
+    return int(f.get("voluntary_ctxt_switches", 0)), int(f.get("nonvoluntary_ctxt_switches", 0))
+
+
+_BOOT: list[float] = []
+
+
+def start_time(pid: int) -> float:
+    """When the process started, epoch seconds; raises Gone."""
+    if not _BOOT:
+        with open("/proc/stat") as f:
+            _BOOT.append(float(next(ln.split()[1] for ln in f if ln.startswith("btime"))))
+    return _BOOT[0] + stat(pid).starttime_ticks / _TICK
+
+
+def cgroup_cpu_stat(pid: int) -> dict | None:
+    """The CPU controller's counters for ``pid``'s own cgroup: ``nr_periods``,
+    ``nr_throttled``, ``throttled_s`` (cgroup v2 ``cpu.stat`` or v1 ``cpu,cpuacct``);
+    None when no CPU controller is visible."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hid, ctrls, path = line.split(":", 2)
+        if hid == "0" and ctrls == "":
+            cands, scale, key = [f"/sys/fs/cgroup{path}/cpu.stat", "/sys/fs/cgroup/cpu.stat"], 1e6, "throttled_usec"
+        elif "cpu" in ctrls.split(","):
+            base = "/sys/fs/cgroup/" + ctrls
+            cands, scale, key = [f"{base}{path}/cpu.stat", f"/sys/fs/cgroup/cpu{path}/cpu.stat"], 1e9, "throttled_time"
+        else:
+            continue
+        for c in cands:
+            try:
+                with open(c) as g:
+                    vals = dict(ln.split(None, 1) for ln in g.read().splitlines() if " " in ln)
+            except OSError:
+                continue
+            if "nr_periods" in vals:
+                return {"nr_periods": int(vals["nr_periods"]), "nr_throttled": int(vals.get("nr_throttled", 0)),
+                        "throttled_s": int(vals.get(key, 0)) / scale}
+    return None

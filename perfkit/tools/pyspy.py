@@ -100,8 +100,12 @@ def _build_cmd(exe: str, out: str, pid: int, opts: RecordOptions) -> list[str]:
     return [*cmd, "--pid", str(pid)]
 
 
-def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], None] | None = None) -> RecordResult:
+def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], None] | None = None,
+           should_stop: Callable[[], bool] | None = None) -> RecordResult:
     """Record ``target`` with py-spy and return the profile (partial on interrupt/exit).
+
+    ``should_stop()`` turning true stops the recording like a signal does (for callers
+    off the main thread, where no signal reaches ``StopRequest``).
 
     A launched command is started by perfkit itself (``target.Launched``: its exit
     status is known, its output passes through) and py-spy attaches to it by pid.
@@ -135,7 +139,7 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
             asked_stop = None
             while child.wait(0.1) is None:
                 now = time.monotonic()
-                if stop.signal is not None and asked_stop is None:
+                if (stop.signal is not None or (should_stop is not None and should_stop())) and asked_stop is None:
                     interrupted = True
                     asked_stop = now
                     child.stopped_by = "interrupt"
