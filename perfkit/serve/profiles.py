@@ -42,9 +42,20 @@ def cpu(pid: int, seconds: int, *, rate: int = 100, should_stop=None, redact: bo
 
 
 def dump(pid: int):
+    """Every thread's stack (non-blocking py-spy dump); unnamed threads get their OS name."""
+    import dataclasses
+
+    from perfkit.procs import proc
     from perfkit.tools import pyspy
 
-    return pyspy.dump(pid, nonblocking=True, timeout=15.0)
+    stacks = pyspy.dump(pid, nonblocking=True, timeout=15.0)
+    if any(not s.name for s in stacks):
+        try:
+            names = {tid: name for tid, (_, name) in proc.thread_cpu_times(pid).items()}
+        except proc.Gone:
+            names = {}
+        stacks = [s if s.name else dataclasses.replace(s, name=names.get(s.os_thread_id)) for s in stacks]
+    return stacks
 
 
 def _frames_root_first(stack) -> list[Frame]:
@@ -84,7 +95,9 @@ def goroutine_text(stacks, debug: int, *, pid: int) -> str:
         lines = [f"goroutine profile: total {len(threads)}", f"# pid {pid}: {len(threads)} Python threads "
                  f"in {len(groups)} distinct stacks", ""]
         for g in groups:
-            lines.append(f"{g.count} @ {plain(g.summary())}")
+            app = g.app_frame()
+            origin = f" from {view.frame_label(app)}" if app is not None and g.frames and app is not g.frames[0] else ""
+            lines.append(f"{g.count} @ {plain(g.where() + origin)}")
             names = ", ".join(f"{t.tid} \"{plain(t.name)}\"" for t in g.threads[:20])
             more = f" and {g.count - 20} more" if g.count > 20 else ""
             lines.append(f"# threads: {names}{more}")
