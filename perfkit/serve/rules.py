@@ -57,7 +57,8 @@ def rules(leak_for: str = "10m") -> list[Rule]:
         expr="perfkit_process_open_fds / perfkit_process_max_fds > 0.9",
         for_="5m", severity="critical",
         summary=f"{WHO} uses over 90 % of its file descriptors; next: perfkit leaks --pid {{{{ $labels.pid }}}} -d 60",
-        description="Open fds are above 90 % of the soft RLIMIT_NOFILE ({{ $value | humanizePercentage }})."))
+        description="Open fds are above 90 % of the soft RLIMIT_NOFILE: the next accept() or open() may fail "
+                    "with EMFILE."))
     out.append(Rule(
         alert="PerfkitMemoryLimitPredicted",
         expr="predict_linear(perfkit_process_resident_memory_bytes[1h], 4 * 3600) > perfkit_process_memory_limit_bytes",
@@ -69,7 +70,7 @@ def rules(leak_for: str = "10m") -> list[Rule]:
         expr="rate(perfkit_cgroup_cpu_throttled_periods_total[5m]) / rate(perfkit_cgroup_cpu_periods_total[5m]) > 0.25",
         for_="15m", severity="warning",
         summary=f"The cgroup of {WHO} is CPU-throttled in over 25 % of periods; next: perfkit affinity show --pid {{{{ $labels.pid }}}}",
-        description="CFS throttling ({{ $value | humanizePercentage }} of periods): the quota is below what the "
+        description="CFS throttling in over a quarter of the periods: the quota is below what the "
                     "workload uses. perfkit affinity show explains the CPU budget; perfkit cpu shows where it goes."))
     out.append(Rule(
         alert="PerfkitTargetGone",
