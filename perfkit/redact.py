@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 MASK = "REDACTED"
-_SECRET_WORD = r"(pass(word|wd)?|pwd|token|secret|api[-_]?key|access[-_]?key|private[-_]?key|key|auth\w*|" \
-               r"credential\w*|cookie|session[-_]?id|bearer|signature|dsn)"
+_SECRET_WORD = r"(pass(word|wd)?|pwd|token|secret|api[-_]?key|access[-_]?key|private[-_]?key|key|auth|authori[sz]ation|authentication|" \
+               r"credentials?|cookie|session[-_]?id|bearer|signature|dsn)"
 _SECRET_NAME = re.compile(rf"(^|[-_.]){_SECRET_WORD}$", re.I)
 _FLAG = re.compile(r"^(-{1,2})([A-Za-z0-9][\w.-]*)$")
 _FLAG_EQ = re.compile(r"^(-{1,2}[A-Za-z0-9][\w.-]*)=(.*)$", re.S)
