@@ -11,6 +11,7 @@ its environment; its failures become perfkit errors with a hint.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -57,7 +58,9 @@ def find_pyspy() -> str:
     raise ToolMissing("py-spy not found", INSTALL_HINT)
 
 
+@functools.lru_cache(maxsize=8)
 def pyspy_version(exe: str | None = None) -> str:
+    """py-spy's version (asked once per executable: a long-lived caller records often)."""
     try:
         res = supervisor.run([exe or find_pyspy(), "--version"], timeout=10, env=_env())
         out = res.stdout.decode("utf-8", "replace").strip()
