@@ -252,3 +252,33 @@ def test_sighup_and_sigint_also_stop(targets):
         assert s.get("/metrics").status == 200
         assert s.stop(sig) == 0, s.stderr()
         assert not [k for k in descendants(s.pid) if os.path.exists(f"/proc/{k}")]
+
+
+def test_heap_with_allow_heap_finds_the_leaking_line(tmp_path):
+    """scenarios/mem_leak.py keeps rate x T bytes alive from its LEAK LINE (± one chunk)."""
+    need_go()
+    rate = 1 << 20
+    with scenario("mem_leak", "--rate", rate, "--duration", "120") as sc, \
+            Serve("--pid", sc.pid, "--allow-heap", "--max-seconds", "10", "--heap-seconds", "2") as s:
+        fields = dict(kv.split("=") for kv in sc.ready_line.split()[1:])
+        url = f"{s.url}/debug/pprof/heap?seconds=3"
+        res = subprocess.run(["go", "tool", "pprof", "-raw", url], capture_output=True, text=True, timeout=120,
+                             env=go_env(tmp_path))
+        assert res.returncode == 0, res.stderr
+        from perfkit.formats import pprof
+
+        prof = pprof.read(s.get("/debug/pprof/heap?seconds=3").body)
+        assert prof.sample_types[prof.default_index].type == "inuse_space"
+        i = prof.default_index
+        leak = sum(smp.values[i] for smp in prof.samples
+                   if any(prof.frames[f].function == "leak" and prof.frames[f].line == int(fields["leak_line"])
+                          for f in smp.stack))
+        expected = rate * (prof.recording.duration_s or 3.0)
+        assert abs(leak - expected) <= 2 * int(fields["chunk"]) + 0.1 * expected, (leak, expected)
+        assert "inuse_space" in res.stdout and "leak" in res.stdout
+        assert s.get("/debug/pprof/allocs?seconds=2&debug=1").status == 400  # as Go: incompatible
+        top = s.get("/debug/pprof/allocs?debug=1")  # --heap-seconds 2
+        assert top.status == 200 and top.ctype == "text/plain; charset=utf-8"
+        assert re.search(rf"@ leak \S*mem_leak\.py:{fields['leak_line']}$", top.text(), re.M), top.text()
+        assert s.stop() == 0
+        assert sc.alive() and tracer_pid(sc.pid) == 0  # memray detached, nothing left in the target

@@ -78,18 +78,22 @@ def test_prometheus_scrapes_with_a_bearer_token_and_sees_proc_thread_counts(tmp_
             # the scrape without a token is refused (401): Prometheus marks it down
             assert wait_for(lambda: _query(base, 'up{job="perfkit-no-token"} == 0'), timeout=30)
             expr = f'perfkit_process_threads{{job="perfkit",pid="{sc.pid}"}}'
-            matched = None
-            for _ in range(40):  # the count moves every 2 s; compare a scrape with /proc read right after
-                got = _query(base, expr)
-                now = _proc_threads(sc.pid)
-                if got and float(got[0]["value"][1]) == now and time.time() - float(got[0]["value"][0]) < 1.0:
-                    matched = (got[0], now)
-                    break
-                time.sleep(0.25)
-            assert matched, (got, now)
-            assert matched[0]["metric"]["cmd"].startswith("python") and "leak_threads.py" in matched[0]["metric"]["cmd"]
-            series = _query(base, f"{expr}[30s]")[0]["values"]
-            counts = [float(v) for _, v in series]
+            # /proc's truth, recorded every 50 ms while Prometheus scrapes every second
+            history: list[tuple[float, int]] = []
+            t_end = time.time() + 8
+            while time.time() < t_end:
+                history.append((time.time(), _proc_threads(sc.pid)))
+                time.sleep(0.05)
+            series = _query(base, f"{expr}[7s]")
+            assert series, _query(base, "perfkit_process_threads")
+            assert "leak_threads.py" in series[0]["metric"]["cmd"]
+            values = [(float(ts), float(v)) for ts, v in series[0]["values"]]
+            assert len(values) >= 4, values
+            for ts, v in values:
+                # the scrape's reading is at most ~1 s older than its timestamp (fresh() re-reads older ones)
+                seen = {c for t, c in history if ts - 1.5 <= t <= ts + 0.2}
+                assert v in seen, (ts, v, sorted(seen))
+            counts = [v for _, v in values]
             assert counts == sorted(counts) and counts[-1] > counts[0] >= 3  # it leaks: the series only grows
         finally:
             prom.terminate()

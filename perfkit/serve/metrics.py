@@ -5,8 +5,8 @@ the name, ``_total`` on counters, ``_ratio`` on shares, no label that duplicates
 Every per-target series carries ``pid``, ``cmd`` (a short redacted command) and the
 ``--label``s.  ``perfkit_target_info`` is 1 for every served target (also ``origin``).
 
-The values come from the collector's latest reading, re-taken when older than a
-second, so a scrape sees what /proc says now; leak slopes and verdicts come from the
+The values come from the collector's latest reading, re-taken when older than half
+a second, so a scrape sees what /proc says now; leak slopes and verdicts come from the
 sliding window (``leaks.trend``).
 """
 
@@ -72,7 +72,7 @@ class TargetCollector:
         col = self.collector
         targets = col.targets.list()
         for t in targets:
-            r = col.fresh(t)
+            r = col.fresh(t, max_age=0.5)
             if r is None:
                 continue
             st = col.state(t)
