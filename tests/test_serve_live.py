@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import IN_CI, free_pid, one_error, run_perfkit, scenario
-from serve_helpers import Serve, descendants, processes_mentioning, request, tracer_pid, wait_for
+from serve_helpers import Serve, descendants, processes_mentioning, tracer_pid, wait_for
 
 pytestmark = pytest.mark.live
 

@@ -8,7 +8,6 @@ Truth: scenarios/leak_threads.py starts with 3 threads (main + 2 helpers) and le
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket

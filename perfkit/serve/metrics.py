@@ -79,7 +79,7 @@ class TargetCollector:
             s = r.sample
             base = [str(t.pid), t.cmd, *self.labels.values()]
 
-            def put(name: str, value, *more: str) -> None:
+            def put(name: str, value, *more: str, base=base) -> None:
                 if value is not None:
                     fam[name].add_metric(base + list(more), float(value))
 

@@ -9,7 +9,8 @@ Standard library only (``http.server.ThreadingHTTPServer`` + ``ssl``):
   accepting), with a timeout;
 * **GET only** (405 otherwise; POST only on the Alertmanager webhook when enabled,
   body at most 1 MiB);
-* **bounds**: at most ``max_connections`` requests in progress (503 + Retry-After),
+* **bounds**: at most ``MAX_CONNECTIONS`` open connections (more are closed at once)
+  and ``max_connections`` requests in progress (503 + Retry-After),
   request lines/headers as http.server limits them, a socket timeout per connection,
   responses above ``max_response`` refused;
 * **access log**: time, client, method, path (secret-looking query values masked),
@@ -31,6 +32,7 @@ from perfkit.render.escape import plain
 from perfkit.serve.endpoints import Response, text
 
 MAX_BODY = 1 << 20
+MAX_CONNECTIONS = 128  # open connections (threads); more are closed at accept
 _SECRET_QUERY = re.compile(r"((?:^|&)[^=&]*(?:token|secret|pass|key|auth)[^=&]*=)[^&]*", re.I)
 
 
@@ -93,8 +95,10 @@ class Handler(BaseHTTPRequestHandler):
         if m is not None:
             m.requests.labels(endpoint, str(resp.status)).inc()
             m.request_seconds.labels(endpoint).observe(seconds)
-        self.server.log.write(self.client_address[0], self.command or "-", self.path or "-", resp.status,
-                              len(body), seconds, self.headers.get("User-Agent", "") if self.headers else "")
+        headers = getattr(self, "headers", None)
+        self.server.log.write(self.client_address[0], getattr(self, "command", None) or "-",
+                              getattr(self, "path", None) or "-", resp.status, len(body), seconds,
+                              headers.get("User-Agent", "") if headers is not None else "")
 
     def _authorized(self) -> bool:
         token = self.server.cfg.token
@@ -164,6 +168,7 @@ class Server(ThreadingHTTPServer):
         self.log = AccessLog(cfg.access_log)
         self.slots = threading.BoundedSemaphore(cfg.max_connections)
         self.inflight = 0
+        self.connections = 0
         self.inflight_lock = threading.Lock()
         self.ssl_ctx = None
         if cfg.tls_cert:
@@ -192,6 +197,28 @@ class Server(ThreadingHTTPServer):
                     return True
             time.sleep(0.05)
         return False
+
+    def process_request(self, request, client_address) -> None:
+        with self.inflight_lock:
+            full = self.connections >= MAX_CONNECTIONS
+            if not full:
+                self.connections += 1
+        if full:  # idle keep-alive or slow clients must not pile up threads
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            with self.inflight_lock:
+                self.connections -= 1
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.inflight_lock:
+                self.connections -= 1
 
     def finish_request(self, request, client_address) -> None:
         if self.ssl_ctx is not None:
