@@ -88,7 +88,10 @@ def metrics_only(n: int, duration: float, scrape: float) -> dict:
         floor_cpu: list[float] = []
 
         def floor() -> None:  # the bare readings, same targets count, same interval
+            from perfkit.procs import cgroup
+
             caches = {a.pid: (proc.SocketCache(), proc.ChildCache()) for a in anchors}
+            limits = {a.pid: cgroup.read_cgroup_limits(a.pid) for a in anchors}
             c0 = time.thread_time()
             while not stop_floor.is_set():
                 for a in anchors:
@@ -96,7 +99,7 @@ def metrics_only(n: int, duration: float, scrape: float) -> dict:
                     sampler.sample(a.pid, pss=True, sockets=s, kids=k)
                     proc.stat(a.pid)
                     proc.context_switches(a.pid)
-                    proc.cgroup_cpu_stat(a.pid)
+                    cgroup.read_throttling(limits[a.pid])
                 stop_floor.wait(5.0)
             floor_cpu.append(time.thread_time() - c0)
 

@@ -560,32 +560,3 @@ def start_time(pid: int) -> float:
             _BOOT.append(float(next(ln.split()[1] for ln in f if ln.startswith("btime"))))
     return _BOOT[0] + stat(pid).starttime_ticks / _TICK
 
-
-def cgroup_cpu_stat(pid: int) -> dict | None:
-    """The CPU controller's counters for ``pid``'s own cgroup: ``nr_periods``,
-    ``nr_throttled``, ``throttled_s`` (cgroup v2 ``cpu.stat`` or v1 ``cpu,cpuacct``);
-    None when no CPU controller is visible."""
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        hid, ctrls, path = line.split(":", 2)
-        if hid == "0" and ctrls == "":
-            cands, scale, key = [f"/sys/fs/cgroup{path}/cpu.stat", "/sys/fs/cgroup/cpu.stat"], 1e6, "throttled_usec"
-        elif "cpu" in ctrls.split(","):
-            base = "/sys/fs/cgroup/" + ctrls
-            cands, scale, key = [f"{base}{path}/cpu.stat", f"/sys/fs/cgroup/cpu{path}/cpu.stat"], 1e9, "throttled_time"
-        else:
-            continue
-        for c in cands:
-            try:
-                with open(c) as g:
-                    vals = dict(ln.split(None, 1) for ln in g.read().splitlines() if " " in ln)
-            except OSError:
-                continue
-            if "nr_periods" in vals:
-                return {"nr_periods": int(vals["nr_periods"]), "nr_throttled": int(vals.get("nr_throttled", 0)),
-                        "throttled_s": int(vals.get(key, 0)) / scale}
-    return None

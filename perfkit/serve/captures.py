@@ -111,7 +111,7 @@ class Captures:
     def __init__(self, directory: str | None, *, conditions: list[Condition], keep: int = 20,
                  min_interval: float = 300.0, max_per_hour: int = 12, seconds: int = 10, allow_heap: bool = False,
                  collector=None, profiles=None, metrics=None, redact: bool = True) -> None:
-        self.dir = directory
+        self.dir = directory or ""  # "": captures are off
         self.conditions = conditions
         self.keep, self.min_interval, self.max_per_hour = keep, min_interval, max_per_hour
         self.seconds, self.allow_heap = seconds, allow_heap
@@ -127,7 +127,7 @@ class Captures:
 
     @property
     def enabled(self) -> bool:
-        return self.dir is not None
+        return bool(self.dir)
 
     def start(self) -> None:
         if self.enabled:
@@ -302,14 +302,16 @@ class Captures:
     # ------------------------------------------------------------------ Alertmanager
     def alert(self, doc, targets) -> dict:
         """An Alertmanager webhook payload: capture every firing alert's pid that is served."""
-        accepted, ignored = [], []
+        accepted: list[dict] = []
+        ignored: list[dict] = []
         alerts = doc.get("alerts") if isinstance(doc, dict) else None
         if not isinstance(alerts, list):
             raise ValueError("not an Alertmanager webhook payload (no alerts list)")
         for a in alerts[:100]:
             if not isinstance(a, dict):
                 continue
-            labels = a.get("labels") if isinstance(a.get("labels"), dict) else {}
+            raw = a.get("labels")
+            labels: dict = raw if isinstance(raw, dict) else {}
             name = str(labels.get("alertname") or "alert")
             pid_text = str(labels.get("pid") or "")
             if a.get("status", "firing") != "firing":

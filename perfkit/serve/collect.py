@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from perfkit.leaks import sampler, trend
-from perfkit.procs import proc
+from perfkit.procs import cgroup, proc
 from perfkit.serve.targets import ServedTarget, TargetSet
 
 RESOURCES = ("memory", "threads", "fds", "sockets", "children")
@@ -50,6 +50,7 @@ class TargetState:
     memory_limit: int | None = None
     memory_limit_source: str = ""
     limits_at: float = -1e9
+    cgroup: cgroup.CgroupLimits | None = None  # where CPU throttling is counted (re-found with the limits)
     verdicts: dict[str, trend.Verdict] = field(default_factory=dict)
     verdicts_at: float = -1e9
     gil: collections.deque = field(default_factory=lambda: collections.deque(maxlen=GIL_WINDOW))
@@ -92,11 +93,12 @@ class Collector:
                 r = Reading(sample=s)
                 r.cpu_s = proc.stat(t.pid).cpu_s
                 r.ctx_voluntary, r.ctx_involuntary = proc.context_switches(t.pid)
-                r.cgroup_cpu = proc.cgroup_cpu_stat(t.pid)
                 if time.monotonic() - st.limits_at > LIMITS_EVERY:
                     st.fd_limit = proc.fd_limit(t.pid)
                     st.memory_limit, st.memory_limit_source = proc.memory_limit(t.pid)
+                    st.cgroup = cgroup.read_cgroup_limits(t.pid)
                     st.limits_at = time.monotonic()
+                r.cgroup_cpu = cgroup.read_throttling(st.cgroup) if st.cgroup is not None else None
             except proc.Gone:
                 return None
             except (OSError, ValueError):
@@ -152,7 +154,7 @@ class Collector:
     # ------------------------------------------------------------------ loops
     def tick(self) -> None:
         self.targets.refresh()
-        for t in self.targets.list():
+        for t in self.targets.served():
             if self.stop_event.is_set():
                 return
             self.read(t)
@@ -174,7 +176,7 @@ class Collector:
 
         period = 1.0 / self.gil_rate
         while not self.stop_event.wait(period):
-            for t in self.targets.list():
+            for t in self.targets.served():
                 if self.stop_event.is_set():
                     return
                 try:

@@ -130,7 +130,7 @@ class Endpoints:
                 return "unknown-profile", pprof_error(404, "Unknown profile", **{"X-Content-Type-Options": "nosniff"})
             return name, fn(query, name)
         if path == "/debug/perfkit/targets":
-            return "targets", as_json({"targets": [t.to_json() for t in self.targets.list()],
+            return "targets", as_json({"targets": [t.to_json() for t in self.targets.served()],
                                        "skipped": {str(k): v for k, v in self.targets.skipped.items()}})
         if path == "/debug/perfkit/captures" or path.startswith("/debug/perfkit/captures/"):
             return "captures", self.capture_files(path)
@@ -164,7 +164,7 @@ class Endpoints:
             items.append(f"<li><div class=profile-name>{html.escape(n)}: </div> {html.escape(DESCRIPTIONS[n])} "
                          f"<i>{html.escape(note)}</i></li>")
         targets = "".join(f"<li>pid {x.pid} <a href='goroutine?debug=1&amp;pid={x.pid}'>{html.escape(x.cmd)}</a> "
-                          f"({html.escape(x.origin)})</li>" for x in self.targets.list())
+                          f"({html.escape(x.origin)})</li>" for x in self.targets.served())
         doc = ("<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n.profile-name{\n\tdisplay:inline-block;\n"
                "\twidth:6rem;\n}\n</style>\n</head>\n<body>\n/debug/pprof/<br>\n<br>\nTypes of profiles available:\n"
                "<table>\n<thead><td>Count</td><td>Profile</td></thead>\n" + "\n".join(rows) + "\n</table>\n"

@@ -70,7 +70,7 @@ class TargetCollector:
             cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             fam[name] = cls(name, help_, labels=keys + extra.get(name, []))
         col = self.collector
-        targets = col.targets.list()
+        targets = col.targets.served()
         for t in targets:
             r = col.fresh(t, max_age=0.5)
             if r is None:

@@ -54,7 +54,7 @@ def dump(pid: int):
             names = {tid: name for tid, (_, name) in proc.thread_cpu_times(pid).items()}
         except proc.Gone:
             names = {}
-        stacks = [s if s.name else dataclasses.replace(s, name=names.get(s.os_thread_id)) for s in stacks]
+        stacks = [s if s.name else dataclasses.replace(s, name=names.get(s.os_thread_id or -1)) for s in stacks]
     return stacks
 
 

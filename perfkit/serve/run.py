@@ -81,12 +81,12 @@ def run(cfg, *, pids: list[int], command: list[str], children: bool, match: str 
                                       name="perfkit-serve-http", daemon=True)
             thread.start()
             url = cfg.url(server.port)
-            shown = ", ".join(f"pid {t.pid} {t.cmd}" for t in targets.list()[:5]) or "none yet"
+            shown = ", ".join(f"pid {t.pid} {t.cmd}" for t in targets.served()[:5]) or "none yet"
             _say(f"listening on {url} (pprof: {url}/debug/pprof/ · metrics: {url}/metrics) — targets: {shown}"
                  + (" · token required" if cfg.token else "") + (" · heap on" if cfg.allow_heap else ""))
             if as_json:
                 sys.stdout.write(json.dumps({"url": url, "host": cfg.host, "port": server.port,
-                                             "targets": [t.to_json() for t in targets.list()]}) + "\n")
+                                             "targets": [t.to_json() for t in targets.served()]}) + "\n")
                 sys.stdout.flush()
             while stop.signal is None:
                 if launched is not None and launched.poll() is not None:

@@ -96,7 +96,7 @@ class TargetSet:
         self.skipped: dict[int, str] = {}  # matching processes perfkit cannot serve, and why
 
     # ------------------------------------------------------------------ reading
-    def list(self) -> list[ServedTarget]:
+    def served(self) -> list[ServedTarget]:
         with self._lock:
             return sorted(self._targets.values(), key=lambda t: (t.found_at, t.pid))
 
