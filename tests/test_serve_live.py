@@ -267,7 +267,9 @@ def test_heap_with_allow_heap_finds_the_leaking_line(tmp_path):
         assert res.returncode == 0, res.stderr
         from perfkit.formats import pprof
 
-        prof = pprof.read(s.get("/debug/pprof/heap?seconds=3").body)
+        saved = list((tmp_path / "pprof").glob("*.pb.gz"))  # what go tool pprof fetched over HTTP
+        assert len(saved) == 1, res.stderr
+        prof = pprof.read(saved[0].read_bytes())
         assert prof.sample_types[prof.default_index].type == "inuse_space"
         i = prof.default_index
         leak = sum(smp.values[i] for smp in prof.samples

@@ -79,15 +79,15 @@ def test_prometheus_scrapes_with_a_bearer_token_and_sees_proc_thread_counts(tmp_
             expr = f'perfkit_process_threads{{job="perfkit",pid="{sc.pid}"}}'
             # /proc's truth, recorded every 50 ms while Prometheus scrapes every second
             history: list[tuple[float, int]] = []
-            t_end = time.time() + 8
+            t_end = time.time() + 6
             while time.time() < t_end:
                 history.append((time.time(), _proc_threads(sc.pid)))
                 time.sleep(0.05)
-            series = _query(base, f"{expr}[7s]")
+            series = _query(base, f"{expr}[5s]")
             assert series, _query(base, "perfkit_process_threads")
             assert "leak_threads.py" in series[0]["metric"]["cmd"]
             values = [(float(ts), float(v)) for ts, v in series[0]["values"]]
-            assert len(values) >= 4, values
+            assert len(values) >= 3, values
             for ts, v in values:
                 # the scrape's reading is at most ~1 s older than its timestamp (fresh() re-reads older ones)
                 seen = {c for t, c in history if ts - 1.5 <= t <= ts + 0.2}

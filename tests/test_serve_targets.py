@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -92,7 +92,7 @@ def test_capture_on_condition_writes_a_bundle_listed_and_retained(tmp_path):
     d = tmp_path / "caps"
     with scenario("leak_threads", "--rate", "2", "--duration", "60") as sc, \
             Serve("--pid", sc.pid, "--interval", "0.5", "--capture-on", "threads>6", "--capture-dir", d,
-                  "--capture-seconds", "1", "--capture-interval", "2", "--keep", "2", "--alert-webhook") as s:
+                  "--capture-seconds", "1", "--capture-interval", "1", "--keep", "2", "--alert-webhook") as s:
         def listing():
             return json.loads(s.get("/debug/perfkit/captures").body)["captures"]
 
@@ -112,9 +112,12 @@ def test_capture_on_condition_writes_a_bundle_listed_and_retained(tmp_path):
         assert "leaked_worker" in threads
         assert s.get(f"/debug/perfkit/captures/{c['name']}/..%2fmanifest.json").status == 404
         assert s.get("/debug/perfkit/captures/../../etc/passwd").status == 404
-        # retention: with captures every 2 s, at most --keep 2 stay
-        assert wait_for(lambda: len(listing()) >= 2 and len(os.listdir(d)) >= 2, timeout=30)
-        time.sleep(3)
+        # retention: once a third bundle is written, at most --keep 2 stay
+        def written() -> float:
+            m = re.search(r'^perfkit_captures_total\{trigger="threads"\} (\S+)$', s.get("/metrics").text(), re.M)
+            return float(m.group(1)) if m else 0.0
+
+        assert wait_for(lambda: written() >= 3, timeout=30)
         assert len([n for n in os.listdir(d) if not n.startswith(".")]) <= 2
         # Alertmanager: a firing alert for this pid triggers a capture named after it
         payload = {"version": "4", "status": "firing", "alerts": [
