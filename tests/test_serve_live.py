@@ -284,3 +284,24 @@ def test_heap_with_allow_heap_finds_the_leaking_line(tmp_path):
         assert re.search(rf"@ leak \S*mem_leak\.py:{fields['leak_line']}$", top.text(), re.M), top.text()
         assert s.stop() == 0
         assert sc.alive() and tracer_pid(sc.pid) == 0  # memray detached, nothing left in the target
+
+
+def test_gil_and_idle_shares_from_nonblocking_dumps(targets):
+    """cpu_split's one thread always runs and holds the GIL; deadlock's 9 threads all wait."""
+    with Serve("--pid", targets["cpu"], "--pid", targets["dead"], "--gil-rate", "4", "--interval", "1") as s:
+        def shares():
+            text = s.get("/metrics").text()
+            out = {}
+            for name in ("gil_held", "threads_idle"):
+                for pid in (targets["cpu"], targets["dead"]):
+                    m = re.search(rf'^perfkit_process_{name}_ratio\{{[^}}]*pid="{pid}"[^}}]*\}} (\S+)$', text, re.M)
+                    if m:
+                        out[(name, pid)] = float(m.group(1))
+            return out if len(out) == 4 else None
+
+        assert wait_for(shares, timeout=15)
+        time.sleep(2.5)  # ~10 dumps each
+        got = shares()
+    # py-spy sees the spinning thread on-CPU in nearly every dump; allow a few misses under load
+    assert got[("gil_held", targets["cpu"])] >= 0.6 and got[("threads_idle", targets["cpu"])] <= 0.4, got
+    assert got[("gil_held", targets["dead"])] == 0.0 and got[("threads_idle", targets["dead"])] == 1.0, got

@@ -81,6 +81,7 @@ class Collector:
         self.durations: collections.deque = collections.deque(maxlen=1000)  # seconds per reading (to drain)
         self.errors_total = 0
         self._threads: list[threading.Thread] = []
+        self._state_lock = threading.Lock()
 
     # ------------------------------------------------------------------ one reading
     def read(self, t: ServedTarget) -> Reading | None:
@@ -117,7 +118,9 @@ class Collector:
 
     def state(self, t: ServedTarget) -> TargetState:
         if t.state is None:
-            t.state = TargetState()
+            with self._state_lock:
+                if t.state is None:
+                    t.state = TargetState()
         return t.state  # type: ignore[return-value]
 
     def fresh(self, t: ServedTarget, max_age: float = 1.0) -> Reading | None:
