@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("perfkit.gate.command", "Fail CI when a change makes things slower or hungrier."),
     "triage": ("perfkit.triage.command", "Snapshot the host and every Python process into one bounded bundle."),
     "affinity": ("perfkit.affinity.command", "Worker-to-core layout: show, plan, apply, reset, recommend, tune."),
+    "serve": ("perfkit.serve.command", "Serve pprof endpoints and Prometheus metrics for Python processes (sidecar)."),
 }
 
 _state = {"debug": False}

@@ -29,7 +29,6 @@ import socket
 import sys
 import tempfile
 import threading
-import time
 
 STOP = threading.Event()
 

@@ -132,12 +132,17 @@ def _start_nanos(start) -> int:
     return 0
 
 
-def write(profile: Profile, **_options) -> bytes:
-    """The whole profile (every value type, every label) as gzipped profile.proto."""
+def write(profile: Profile, *, extra_labels: dict[str, str] | None = None, **_options) -> bytes:
+    """The whole profile (every value type, every label) as gzipped profile.proto.
+
+    ``extra_labels`` (string key -> string value) are added to every sample, after the
+    pid/thread labels (``perfkit serve --label k=v``).
+    """
     M = _messages()
     out = M["Profile"]()
     s = _Strings()
     s_pid, s_tid, s_tname = s("pid"), s("thread_id"), s("thread_name")
+    extra = [(s(k), s(v)) for k, v in sorted((extra_labels or {}).items())]
     for vt in profile.sample_types:
         out.sample_type.add(type=s(vt.type), unit=s(vt.unit))
     out.default_sample_type = s(profile.sample_types[profile.default_index].type) if profile.sample_types else 0
@@ -169,6 +174,7 @@ def write(profile: Profile, **_options) -> bytes:
                 labels.append(Label(key=s_tid, num=lb.tid))
             if lb.thread is not None:
                 labels.append(Label(key=s_tname, str=s(lb.thread)))
+            labels.extend(Label(key=k, str=v) for k, v in extra)
             label_cache[smp.labels] = labels
         samples.append(Sample(location_id=[loc_of_frame[i] for i in reversed(smp.stack)],
                               value=list(smp.values), label=labels))

@@ -543,3 +543,37 @@ def has_capability(bit: int, pid: int | None = None) -> bool:
         return bool(int(caps or "0", 16) >> bit & 1)
     except ValueError:
         return False
+# ------------------------------------------------------------------ counters for metrics
+
+
+def status_fields(pid: int, names: tuple[str, ...]) -> dict[str, str]:
+    """Several ``Name:`` fields of /proc/PID/status in one read; raises Gone."""
+    keys = {n.encode() + b":": n for n in names}
+    out: dict[str, str] = {}
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                k = line[:line.find(b":") + 1]
+                if k in keys:
+                    out[keys[k]] = line[len(k):].strip().decode("utf-8", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        raise Gone(pid) from None
+    return out
+
+
+def context_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of the whole process; raises Gone."""
+    f = status_fields(pid, ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"))
+    return int(f.get("voluntary_ctxt_switches", 0)), int(f.get("nonvoluntary_ctxt_switches", 0))
+
+
+_BOOT: list[float] = []
+
+
+def start_time(pid: int) -> float:
+    """When the process started, epoch seconds; raises Gone."""
+    if not _BOOT:
+        with open("/proc/stat") as f:
+            _BOOT.append(float(next(ln.split()[1] for ln in f if ln.startswith("btime"))))
+    return _BOOT[0] + stat(pid).starttime_ticks / _TICK
+

@@ -18,6 +18,18 @@ def visible(text: object) -> str:
     return str(text).translate(_CONTROL)
 
 
+# Bidi overrides/isolates and zero-width characters reorder or hide text in a viewer.
+_INVISIBLE = {c: f"\\u{c:04x}" for c in (*range(0x200B, 0x2010), *range(0x202A, 0x202F),
+                                          *range(0x2066, 0x206A), 0x061C, 0xFEFF, 0x2028, 0x2029)}
+_PLAIN = {**_CONTROL, **{i: f"\\x{i:02x}" for i in range(0x80, 0xA0)}, **_INVISIBLE}
+
+
+def plain(text: object) -> str:
+    """For plain-text documents (HTTP text/plain, logs): control, C1, bidi and
+    zero-width characters shown as escapes."""
+    return str(text).translate(_PLAIN)
+
+
 def xml(text: object) -> str:
     """Safe for XML/HTML text and attribute values."""
     return str(text).translate(_BOTH)

@@ -11,6 +11,7 @@ its environment; its failures become perfkit errors with a hint.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -57,7 +58,9 @@ def find_pyspy() -> str:
     raise ToolMissing("py-spy not found", INSTALL_HINT)
 
 
+@functools.lru_cache(maxsize=8)
 def pyspy_version(exe: str | None = None) -> str:
+    """py-spy's version (asked once per executable: a long-lived caller records often)."""
     try:
         res = supervisor.run([exe or find_pyspy(), "--version"], timeout=10, env=_env())
         out = res.stdout.decode("utf-8", "replace").strip()
@@ -100,8 +103,12 @@ def _build_cmd(exe: str, out: str, pid: int, opts: RecordOptions) -> list[str]:
     return [*cmd, "--pid", str(pid)]
 
 
-def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], None] | None = None) -> RecordResult:
+def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], None] | None = None,
+           should_stop: Callable[[], bool] | None = None) -> RecordResult:
     """Record ``target`` with py-spy and return the profile (partial on interrupt/exit).
+
+    ``should_stop()`` turning true stops the recording like a signal does (for callers
+    off the main thread, where no signal reaches ``StopRequest``).
 
     A launched command is started by perfkit itself (``target.Launched``: its exit
     status is known, its output passes through) and py-spy attaches to it by pid.
@@ -135,7 +142,7 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
             asked_stop = None
             while child.wait(0.1) is None:
                 now = time.monotonic()
-                if stop.signal is not None and asked_stop is None:
+                if (stop.signal is not None or (should_stop is not None and should_stop())) and asked_stop is None:
                     interrupted = True
                     asked_stop = now
                     child.stopped_by = "interrupt"
