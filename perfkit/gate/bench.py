@@ -228,15 +228,19 @@ def profile_runs(spec: RunSpec, rate: int = 500, *, min_runs: int = 4, min_sampl
     At least ``min_runs`` runs, then more until ``min_samples`` samples in all,
     ``max_runs`` runs or ``budget_s`` seconds.
     """
-    from perfkit.tools import pyspy
+    from perfkit.errors import TargetExited
     from perfkit.target import Target
+    from perfkit.tools import pyspy
 
     start = time.monotonic()
     runs = []
     samples = 0
     with _in_context(spec):
         for i in range(max_runs):
-            result = pyspy.record(Target(command=list(spec.command)), pyspy.RecordOptions(duration=None, rate=rate))
+            try:
+                result = pyspy.record(Target(command=list(spec.command)), pyspy.RecordOptions(duration=None, rate=rate))
+            except TargetExited:  # over before py-spy attached (a very short benchmark): no samples this run
+                continue
             prof = result.profile
             n = prof.total(prof.value_index("samples"))
             if n:

@@ -24,14 +24,6 @@ from dataclasses import dataclass
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
-TCP_STATES = {
-    "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
-    "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING",
-}
-UNIX_STATES = {"01": "UNCONNECTED", "02": "CONNECTING", "03": "CONNECTED", "04": "DISCONNECTING"}
-FD_KINDS = ("file", "socket", "pipe", "other")
-
-
 class Gone(Exception):
     """The process no longer exists (or became a zombie)."""
 
@@ -225,101 +217,8 @@ def read_smaps_rollup(pid: int) -> tuple[int, int]:
     return pss, uss
 
 
-def fd_links(pid: int) -> dict[int, str]:
-    """fd number -> readlink target; raises PermissionError / Gone."""
-    base = f"/proc/{pid}/fd"
-    try:
-        names = os.listdir(base)
-    except FileNotFoundError:
-        raise Gone(pid) from None
-    out = {}
-    for n in names:
-        try:
-            out[int(n)] = os.readlink(f"{base}/{n}")
-        except FileNotFoundError:
-            continue  # closed between listdir and readlink
-        except ValueError:
-            continue
-    return out
-
-
-def fd_kind(link: str) -> str:
-    if link.startswith("socket:["):
-        return "socket"
-    if link.startswith("pipe:["):
-        return "pipe"
-    if link.startswith("/"):
-        return "file"
-    return "other"
-
-
-def inode(link: str) -> str:
-    return link[link.find("[") + 1:-1]
-
-
-def socket_table(pid: int) -> dict[str, dict]:
-    """socket inode -> {proto, state, local, remote} from /proc/PID/net/{tcp,tcp6,udp,udp6,unix}."""
-    table: dict[str, dict] = {}
-    for proto in ("tcp", "tcp6", "udp", "udp6"):
-        for parts in _net_rows(pid, proto, 10):
-            state = TCP_STATES.get(parts[3], parts[3]) if proto.startswith("tcp") else (
-                "ESTABLISHED" if parts[3] == "01" else "UNCONNECTED")
-            table[parts[9]] = {"proto": proto, "state": state, "local": _addr(parts[1]), "remote": _addr(parts[2])}
-    for parts in _net_rows(pid, "unix", 7):
-        table[parts[6]] = {"proto": "unix", "state": UNIX_STATES.get(parts[5], parts[5]),
-                           "local": parts[7] if len(parts) > 7 else "", "remote": ""}
-    return table
-
-
-def _net_rows(pid: int, table: str, min_fields: int):
-    """The rows of /proc/PID/net/TABLE (header skipped), split; nothing when unreadable."""
-    try:
-        with open(f"/proc/{pid}/net/{table}") as f:
-            next(f, None)
-            rows = [line.split() for line in f]
-    except OSError:
-        return []
-    return [r for r in rows if len(r) >= min_fields]
-
-
-def _addr(hexaddr: str) -> str:
-    ip, _, port = hexaddr.partition(":")
-    try:
-        p = int(port, 16)
-        if len(ip) == 8:
-            b = bytes.fromhex(ip)[::-1]
-            return f"{'.'.join(str(x) for x in b)}:{p}"
-        raw = bytes.fromhex(ip)
-        words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
-        import ipaddress
-
-        return f"[{ipaddress.IPv6Address(b''.join(words))}]:{p}"
-    except ValueError:
-        return hexaddr
-
-
 def children(pid: int) -> list[int]:
     return _children_by_task(pid)[0]
-
-
-class SocketCache:
-    """The socket table, re-read only when unknown sockets appear, at most every ``refresh`` s.
-
-    Reading /proc/PID/net/tcp walks the kernel's whole TCP hash (~4 ms here even when
-    nearly empty), so a sampler must not do it on every tick.
-    """
-
-    def __init__(self, refresh: float = 2.0) -> None:
-        self.refresh = refresh
-        self.table: dict[str, dict] = {}
-        self.read_at = -1e9
-
-    def lookup(self, pid: int, inodes: list[str]) -> dict[str, dict]:
-        now = time.monotonic()
-        if any(i not in self.table for i in inodes) and now - self.read_at >= self.refresh:
-            self.table = socket_table(pid)
-            self.read_at = now
-        return self.table
 
 
 class ChildCache:
@@ -372,102 +271,6 @@ def _children_by_task(pid: int) -> tuple[list[int], set[str]]:
             parents.add(tid)
             kids.extend(mine)
     return kids, parents
-
-
-def describe_fds(pid: int, fds: dict[int, str]) -> list[dict]:
-    """What each fd points to: path, or socket proto/state/peer; for leak attribution."""
-    table = socket_table(pid) if any(v.startswith("socket:[") for v in fds.values()) else {}
-    out = []
-    for fd, link in sorted(fds.items()):
-        kind = fd_kind(link)
-        item = {"fd": fd, "kind": kind, "target": link}
-        if kind == "socket":
-            info = table.get(inode(link))
-            if info:
-                item.update({"proto": info["proto"], "state": info["state"], "local": info["local"],
-                             "remote": info["remote"]})
-        out.append(item)
-    return out
-
-
-# ------------------------------------------------------------------ limits
-
-
-def fd_limit(pid: int) -> int | None:
-    """The soft RLIMIT_NOFILE of ``pid``."""
-    return _limit(pid, "Max open files")
-
-
-def _limit(pid: int, name: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/limits") as f:
-            for line in f:
-                if line.startswith(name):
-                    soft = line[len(name):].split()[0]
-                    return None if soft == "unlimited" else int(soft)
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def memory_limit(pid: int) -> tuple[int | None, str]:
-    """(bytes, source): the cgroup's memory.max (v2) / memory.limit_in_bytes (v1), else MemTotal."""
-    from perfkit.procs.cgroup import read_cgroup_paths
-
-    paths = read_cgroup_paths(pid)
-    candidates = []
-    if "" in paths:
-        candidates += [f"/sys/fs/cgroup{paths['']}/memory.max", f"/sys/fs/cgroup/unified{paths['']}/memory.max"]
-    if "memory" in paths:
-        candidates.append(f"/sys/fs/cgroup/memory{paths['memory']}/memory.limit_in_bytes")
-    if candidates:
-        for c in candidates:
-            try:
-                with open(c) as f:
-                    raw = f.read().strip()
-            except OSError:
-                continue
-            if raw and raw != "max" and int(raw) < (1 << 60):
-                return int(raw), f"cgroup {c}"
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024, "MemTotal (no cgroup memory limit)"
-    except OSError:
-        pass
-    return None, "unknown"
-
-
-def thread_limit(pid: int) -> tuple[int | None, str]:
-    """The tightest of kernel.threads-max, the cgroup pids.max and RLIMIT_NPROC (per user)."""
-    best: tuple[int | None, str] = (None, "unknown")
-    cands = []
-    try:
-        with open("/proc/sys/kernel/threads-max") as f:
-            cands.append((int(f.read()), "kernel.threads-max"))
-    except (OSError, ValueError):
-        pass
-    nproc = _limit(pid, "Max processes")
-    if nproc:
-        cands.append((nproc, "RLIMIT_NPROC (per user)"))
-    from perfkit.procs.cgroup import read_cgroup_paths
-
-    paths = read_cgroup_paths(pid)
-    files = ([f"/sys/fs/cgroup/pids{paths['pids']}/pids.max"] if "pids" in paths else []) + \
-        ([f"/sys/fs/cgroup{paths['']}/pids.max"] if "" in paths else [])
-    for c in files:
-        try:
-            with open(c) as g:
-                raw = g.read().strip()
-            if raw != "max":
-                cands.append((int(raw), f"cgroup {c}"))
-        except (OSError, ValueError):
-            pass
-    for v, src in cands:
-        if best[0] is None or v < best[0]:
-            best = (v, src)
-    return best
 
 
 # ------------------------------------------------------------------ per-thread CPU
@@ -577,3 +380,18 @@ def start_time(pid: int) -> float:
             _BOOT.append(float(next(ln.split()[1] for ln in f if ln.startswith("btime"))))
     return _BOOT[0] + stat(pid).starttime_ticks / _TICK
 
+
+# The fd and limit readers live in their own modules; importing them from here keeps
+# one name for "the /proc reader" (``from perfkit.procs import proc``).
+from perfkit.procs.fds import (  # noqa: E402,F401
+    FD_KINDS,
+    TCP_STATES,
+    UNIX_STATES,
+    SocketCache,
+    describe_fds,
+    fd_kind,
+    fd_links,
+    inode,
+    socket_table,
+)
+from perfkit.procs.limits import fd_limit, memory_limit, thread_limit  # noqa: E402,F401

@@ -181,6 +181,9 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
             if failed:
                 raise TargetExited(f"{failed}, before any sample was taken",
                                    _last_lines(program_outcome.stderr_tail, 2) if program_outcome else None)
+            if program_outcome is not None and program_outcome.stopped_by is None:
+                raise TargetExited(f"{program_outcome.describe(' '.join(target.command))}, before py-spy could "
+                                   "take a sample", "py-spy needs about 0.1 s to attach: profile a longer run")
             _raise_for(stderr, target)
             raise ToolError("py-spy wrote no profile", _last_lines(stderr))
         from perfkit.formats import speedscope
