@@ -68,7 +68,9 @@ def test_go_tool_pprof_cpu_profile_finds_the_hot_function(served, targets, tmp_p
                          timeout=120, env=go_env(tmp_path))
     assert res.returncode == 0, res.stderr
     assert "Type: cpu" in res.stdout
-    flat = {m.group(2): float(m.group(1)) for m in re.finditer(r"^\s*(\d+(?:\.\d+)?)ms\s.*\s(\S+)\s*$", res.stdout, re.M)}
+    # go tool pprof prints flat times in ms below a second and in s above it
+    flat = {m.group(3): float(m.group(1)) * (1000.0 if m.group(2) == "s" else 1.0)
+            for m in re.finditer(r"^\s*(\d+(?:\.\d+)?)(ms|s)\s.*\s(\S+)\s*$", res.stdout, re.M)}
     a, b = flat.get("spin_a", 0.0), flat.get("spin_b", 0.0)
     assert a + b > 500, res.stdout  # 2 s at 100 Hz: ~2000 ms of CPU samples (fewer on a loaded box)
     # 75:25 truth; n >= 50 samples gives sigma <= 6 pp, so 0.2 is > 3 sigma
