@@ -26,6 +26,7 @@ from perfkit import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "cpu": ("perfkit.commands.cpu", "Sample CPU stacks of a live or launched Python process (py-spy)."),
     "heap": ("perfkit.commands.heap", "Track heap allocations: top allocating lines, what stays alive, the peak (memray)."),
+    "top": ("perfkit.commands.top", "A live view of where a process's CPU goes, refreshed every second (py-spy)."),
     "threads": ("perfkit.commands.threads", "Every thread's state, CPU, GIL and Python stack, grouped."),
     "leaks": ("perfkit.leaks.command", "Watch memory, threads, fds and sockets over time and say what leaks."),
     "flame": ("perfkit.commands.flame", "Render a saved profile as a flame graph (SVG/HTML) or a terminal tree."),
@@ -35,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "triage": ("perfkit.triage.command", "Snapshot the host and every Python process into one bounded bundle."),
     "affinity": ("perfkit.affinity.command", "Worker-to-core layout: show, plan, apply, reset, recommend, tune."),
     "serve": ("perfkit.serve.command", "Serve pprof endpoints and Prometheus metrics for Python processes (sidecar)."),
+    "doctor": ("perfkit.commands.doctor", "Check every precondition (ptrace, tools, Python, temp space) and its fix."),
 }
 
 _state = {"debug": False}
@@ -53,11 +55,56 @@ class LazyGroup(TyperGroup):
         module = importlib.import_module(entry[0])
         cmd = typer.main.get_command(module.app)
         cmd.name = name
+        readable_metavars(cmd)
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+
+
+# click type name -> the metavar shown in help when a command did not choose one
+# (never typer's "<float range>" or "<list[Path]>")
+_METAVARS = {"int": "N", "integer": "N", "float": "NUMBER", "str": "TEXT", "text": "TEXT", "path": "PATH",
+             "Path": "PATH", "filename": "FILE", "bool": "BOOL", "boolean": "BOOL"}
+
+
+# ... or, first, from what the option holds
+_BY_NAME = {"pid": "PID", "pids": "PID", "output": "FILE", "duration": "SECONDS", "timeout": "SECONDS",
+            "interval": "SECONDS", "config": "FILE", "baseline": "FILE", "state": "FILE", "budget": "TIME"}
+
+
+def _kind(p) -> tuple[str, tuple]:
+    """The value type's name and its choices, from typer's descriptor (or click's type)."""
+    desc = getattr(p, "type_descriptor", None)
+    if desc is not None:
+        choices = tuple(desc.choices or ()) if desc.is_choice else ()
+        ann = desc.annotation
+        origin = getattr(ann, "__origin__", None)
+        if origin in (list, tuple):
+            ann = (getattr(ann, "__args__", None) or (str,))[0]
+        name = getattr(ann, "__name__", str(ann))
+        return name, tuple(getattr(c, "value", c) for c in choices)
+    t = getattr(p, "type", None)
+    return getattr(t, "name", "text").replace(" range", ""), tuple(getattr(t, "choices", ()) or ())
+
+
+def readable_metavars(cmd) -> None:
+    """Give every option and argument of ``cmd`` (and its subcommands) a plain metavar."""
+    for p in cmd.params:
+        if getattr(p, "is_flag", False) or getattr(p, "count", False):
+            continue
+        if p.param_type_name == "argument":
+            if p.metavar is None:
+                p.metavar = (p.name or "ARG").upper()
+            p.display_type_rich = lambda ctx=None: None  # the name says it; no "<path>" after it
+            continue
+        if p.metavar is None:
+            kind, choices = _kind(p)
+            p.metavar = "|".join(str(c) for c in choices) if choices else \
+                _BY_NAME.get(p.name or "") or _METAVARS.get(kind, kind.upper())
+    for sub in getattr(cmd, "commands", {}).values():
+        readable_metavars(sub)
 
 
 app = typer.Typer(
@@ -84,6 +131,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
 ) -> None:
@@ -93,6 +141,24 @@ def _root(
     3 target problem; 4 required tool missing or failed; 130 interrupted.
     """
     _state["debug"] = debug
+    _project_defaults(ctx)
+
+
+def _project_defaults(ctx: click.Context) -> None:
+    """``[tool.perfkit]`` defaults for the subcommand about to run (flags still win).
+
+    ``doctor`` reports a broken config as one of its checks instead of failing on it.
+    """
+    from perfkit import config
+    from perfkit.errors import UsageError
+
+    try:
+        defaults = config.load()
+    except UsageError:
+        if ctx.invoked_subcommand == "doctor":
+            return
+        raise
+    ctx.default_map = config.default_map(defaults) or None
 
 
 def _print_error(message: str, hint: str | None) -> None:

@@ -15,6 +15,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from perfkit.outputs import format_choices, format_name
+
 MAX_DURATION = 7 * 24 * 3600.0  # a week: long enough for any watch, short of "forever"
 
 
@@ -65,24 +67,61 @@ def check_pid(value: Optional[int]) -> Optional[int]:
     return value
 
 
+# ------------------------------------------------------------- formats and their aliases
+# (the alias table itself lives in perfkit.outputs, beside the writers)
+
+def check_format(value: Optional[str]) -> Optional[str]:
+    return format_name(value) if value is not None else None
+
+
+def complete_formats(ctx, param, incomplete: str):
+    return [n for n in format_choices() if n.startswith(incomplete.lower())]
+
+
+# ------------------------------------------------------------- project defaults
+
+def project():
+    """The project's ``[tool.perfkit]`` defaults (see :mod:`perfkit.config`)."""
+    from perfkit import config
+
+    return config.load()
+
+
+def attach_duration(duration: Optional[float], attached: bool, fallback: Optional[float] = 10.0) -> Optional[float]:
+    """``--duration`` as given; else, when attaching, ``[tool.perfkit] duration`` or ``fallback``.
+
+    A launched program is recorded until it exits unless --duration says otherwise.
+    """
+    if duration is not None or not attached:
+        return duration
+    configured = project().duration
+    return configured if configured is not None else fallback
+
+
 # ----------------------------------------------------------------------- the options
 
-Command = Annotated[Optional[List[str]], typer.Argument(help="Command to launch (after --).", show_default=False)]
+Command = Annotated[Optional[List[str]], typer.Argument(metavar="-- CMD ARGS", help="Command to launch (after --).",
+                                                        show_default=False)]
 Pid = Annotated[Optional[int], typer.Option("--pid", "-p", metavar="PID", callback=check_pid,
                                             help="Attach to this running process.", show_default=False)]
 Duration = Annotated[Optional[float], typer.Option(
     "--duration", "-d", metavar="SECONDS", callback=check_duration(),
-    help="Seconds to record [default: 10 with --pid; until exit when launching].", show_default=False)]
-Rate = Annotated[int, typer.Option("--rate", "-r", metavar="HZ", min=1, max=10000, help="Samples per second.")]
+    help="Seconds to record [default: 10 with --pid, or [tool.perfkit] duration; until exit when launching].",
+    show_default=False)]
+Rate = Annotated[int, typer.Option("--rate", "-r", metavar="HZ", min=1, max=10000,
+                                   help="Samples per second ([tool.perfkit] rate sets the default).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 Output = Annotated[Optional[List[Path]], typer.Option(
     "--output", "-o", metavar="FILE",
     help="Write the profile (repeatable); format from the suffix: .perfkit .pb.gz .speedscope.json "
-         ".collapsed .svg .html", show_default=False)]
-Format = Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT",
-                                               help="Format for every -o file (overrides the suffix).",
+         ".collapsed .svg .html; '-' is stdout (with -f)", show_default=False)]
+Format = Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", callback=check_format,
+                                               shell_complete=complete_formats,
+                                               help="Format for every -o file (overrides the suffix); py-spy's "
+                                                    "raw, flamegraph, speedscope, chrometrace work too.",
                                                show_default=False)]
-InFormat = Annotated[Optional[str], typer.Option("--from", metavar="FORMAT",
+InFormat = Annotated[Optional[str], typer.Option("--from", metavar="FORMAT", callback=check_format,
+                                                 shell_complete=complete_formats,
                                                  help="Input format (default: detected from content, then suffix).",
                                                  show_default=False)]
 Value = Annotated[Optional[str], typer.Option("--value", metavar="TYPE",
@@ -102,6 +141,8 @@ PidFilter = Annotated[Optional[List[int]], typer.Option("--pid", "-p", metavar="
                                                         show_default=False)]
 ProfileIn = Annotated[Path, typer.Argument(metavar="IN", help="A profile: .perfkit, .pb.gz (pprof), speedscope "
                                            "JSON, collapsed, memray capture (.bin).")]
+Native = Annotated[bool, typer.Option("--native", "-n", help="Include native (C/C++/Cython) frames.")]
+Top = Annotated[int, typer.Option("--top", metavar="N", min=1, help="Rows in the top table.")]
 
 
 class Filters:

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import PY, run_perfkit
 
-FAST = ["-m", "rss", "-n", "3", "--max-repetitions", "3", "--warmups", "0", "--no-profile"]
+FAST = ["-m", "rss", "--repetitions", "3", "--max-repetitions", "3", "--warmups", "0", "--no-profile"]
 
 
 def assert_clean_error(res, code: int, *needles: str) -> None:

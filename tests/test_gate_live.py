@@ -151,7 +151,7 @@ command = [{json.dumps(PY)}, "mem.py"]
 cwd = "bench"
 """)
     res = run_perfkit("gate", "compare", "--config", tmp_path / "head" / "pyproject.toml",
-                      "--base-dir", tmp_path / "base", "--json", "-n", "3", "--max-repetitions", "3")
+                      "--base-dir", tmp_path / "base", "--json", "--repetitions", "3", "--max-repetitions", "3")
     assert res.returncode == 1, res.stderr
     m = {r["metric"]: r for r in json.loads(res.stdout)["benchmarks"][0]["metrics"]}
     assert m["heap_peak"]["decision"] == "regression"
@@ -162,7 +162,7 @@ cwd = "bench"
 def test_inconclusive_passes_unless_strict(tmp_path):
     """Three wall-time pairs can never decide at this confidence: inconclusive, exit 0; --strict: 1."""
     fast = ["--base-cmd", shlex.join([PY, "-c", "pass"]), "--head-cmd", shlex.join([PY, "-c", "pass"]),
-            "-m", "wall", "-n", "3", "--max-repetitions", "3", "--warmups", "0", "--junit", tmp_path / "j.xml"]
+            "-m", "wall", "--repetitions", "3", "--max-repetitions", "3", "--warmups", "0", "--junit", tmp_path / "j.xml"]
     res = run_perfkit("gate", "compare", *fast)
     assert res.returncode == 0, res.stderr
     assert "inconclusive" in res.stdout and "PASS" in res.stdout

@@ -20,7 +20,7 @@ _JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 _ROOT = typer.Option("/", "--sysroot", help="Read /sys and /proc under this directory (testing, offline analysis).")
 _UNIT = typer.Option("cpu", "--per-worker", help="What each worker gets: cpu (one logical CPU), core, llc "
                                                   "(a last-level-cache group) or node (a NUMA node).")
-_STRATEGY = typer.Option("spread", "--strategy", "-s", help="spread: cores across LLCs/NUMA nodes first; "
+_STRATEGY = typer.Option("spread", "--strategy", help="spread: cores across LLCs/NUMA nodes first; "
                                                            "compact: fill one LLC/node first.")
 
 
@@ -72,7 +72,7 @@ def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers
 @app.command()
 def show(
     pid: int = _PID,
-    interval: float = typer.Option(1.0, "--interval", "-i", min=0.1, max=60, help="Seconds to measure CPU % and rates."),
+    interval: float = typer.Option(1.0, "--interval", metavar="SECONDS", min=0.1, max=60, help="Seconds to measure CPU % and rates."),
     state: Optional[Path] = typer.Option(None, "--state", help="Saved-masks file of a previous apply."),
     as_json: bool = _JSON,
 ) -> None:
@@ -170,7 +170,7 @@ def apply(
     unit: str = _UNIT,
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="Apply a plan saved by `plan -o FILE`."),
     assign: Optional[List[str]] = typer.Option(None, "--assign", help="PID=CPUS, repeatable: pin exactly this."),
-    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Show what would be done; change nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be done; change nothing."),
     all_or_nothing: bool = typer.Option(False, "--all-or-nothing", help="If any worker fails, undo the others."),
     state: Optional[Path] = typer.Option(None, "--state", help="Where to save the original masks "
                                                                "[default: ~/.local/state/perfkit/affinity/pid-N.json]."),
@@ -344,7 +344,7 @@ def tune(
     command: Optional[List[str]] = typer.Argument(None, help="The workload (after --); {workers} is replaced."),
     workers: Optional[str] = typer.Option(None, "--workers", "-w",
                                           help="Worker counts to try [default: 1, budget/2, budget, budget+1]."),
-    layouts: str = typer.Option("unpinned,spread", "--layouts", "-l",
+    layouts: str = typer.Option("unpinned,spread", "--layouts",
                                 help="Comma list of unpinned, spread, compact (unpinned is always included)."),
     repeat: int = typer.Option(5, "--repeat", min=2, max=100, help="Measured runs per candidate (interleaved)."),
     warmup: int = typer.Option(1, "--warmup", min=0, max=10, help="Unmeasured rounds first."),

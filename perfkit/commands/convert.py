@@ -18,7 +18,8 @@ def convert(
     profile_path: o.ProfileIn,
     output: Annotated[List[Path], typer.Option(
         "--output", "-o", metavar="FILE", help="Output file (repeatable); format from the suffix: "
-                                               ".perfkit .pb.gz .speedscope.json .collapsed .svg .html")],
+                                               ".perfkit .pb.gz .speedscope.json .collapsed .svg .html; '-' is stdout "
+                                               "(with -f)")],
     fmt: o.Format = None,
     in_fmt: o.InFormat = None,
     value: o.Value = None,
@@ -30,13 +31,17 @@ def convert(
 ) -> None:
     """Convert a profile between formats.
 
-    Examples:  perfkit convert cpu.perfkit -o cpu.pb.gz      perfkit convert py-spy.json -o out.collapsed
+    \b
+    Examples:
+      perfkit convert cpu.perfkit -o cpu.pb.gz
+      perfkit convert py-spy.json -o out.collapsed
+      perfkit convert cpu.perfkit -o - -f raw | flamegraph.pl > cpu.svg
     """
     from perfkit.console import print_json
     from perfkit.formats import read_profile
     from perfkit.outputs import Outputs
 
-    outputs = Outputs(output, fmt)
+    outputs = Outputs(output, fmt, as_json=as_json)
     prof = filters.apply(read_profile(profile_path, in_fmt))
     vi = prof.value_index(value)  # validate early: one clear error
     outputs.write_profile(prof, value=value, labels=labels)

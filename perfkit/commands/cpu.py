@@ -18,13 +18,14 @@ def cpu(
     pid: o.Pid = None,
     duration: o.Duration = None,
     rate: o.Rate = 100,
-    idle: Annotated[bool, typer.Option("--idle", help="Include idle (waiting) threads; values become wall time.")] = False,
-    gil: Annotated[bool, typer.Option("--gil", help="Only sample the thread holding the GIL.")] = False,
-    native: Annotated[bool, typer.Option("--native", help="Include native (C/C++/Cython) frames.")] = False,
+    idle: Annotated[bool, typer.Option("--idle", "-i",
+                                       help="Include idle (waiting) threads; values become wall time.")] = False,
+    gil: Annotated[bool, typer.Option("--gil", "-g", help="Only sample the thread holding the GIL.")] = False,
+    native: o.Native = False,
     subprocesses: Annotated[bool, typer.Option("--subprocesses", "-s",
                                                help="Also profile child processes (labelled by pid).")] = False,
     nonblocking: Annotated[bool, typer.Option("--nonblocking", help="Never pause the target (less accurate).")] = False,
-    top_n: Annotated[int, typer.Option("--top", "-n", metavar="N", min=1, help="Rows in the top table.")] = 15,
+    top_n: o.Top = 15,
     by_thread: Annotated[bool, typer.Option("--by-thread", help="Also show the split by thread and process.")] = False,
     by_line: Annotated[bool, typer.Option("--by-line", help="Rank lines instead of functions.")] = False,
     output: o.Output = None,
@@ -35,11 +36,15 @@ def cpu(
 ) -> None:
     """Sample CPU stacks with py-spy and show where time goes.
 
-    Examples:  perfkit cpu --pid 4242 -d 20 -o cpu.svg      perfkit cpu -o out.speedscope.json -- python app.py
+    \b
+    Examples:
+      perfkit cpu --pid 4242 -d 20 -o cpu.svg
+      perfkit cpu -o out.speedscope.json -- python app.py
+      perfkit cpu --pid 4242 -o - -f raw | flamegraph.pl > cpu.svg
     """
     from perfkit.analysis.top import by_thread as thread_split
     from perfkit.analysis.top import top
-    from perfkit.console import err_console, live_status, out_console, print_json, warn
+    from perfkit.console import err_console, live_status, print_json, warn
     from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
     from perfkit.outputs import Outputs
     from perfkit.render.terminal import QualityLine, ThreadTable, TopTable
@@ -47,11 +52,10 @@ def cpu(
     from perfkit.tools import pyspy
 
     target = resolve(pid, command)
-    outputs = Outputs(output, fmt)  # fail before recording, not after
+    outputs = Outputs(output, fmt, as_json=as_json)  # fail before recording, not after
     if gil and idle:
         raise UsageError("--gil and --idle cannot be combined")
-    if duration is None and target.pid is not None:
-        duration = 10.0
+    duration = o.attach_duration(duration, target.pid is not None)
     opts = pyspy.RecordOptions(duration=duration, rate=rate, idle=idle, gil=gil, native=native,
                                subprocesses=subprocesses, nonblocking=nonblocking)
 
@@ -108,7 +112,7 @@ def cpu(
             "recording": rec.to_json(),
         })
     else:
-        con = out_console()
+        con = outputs.console
         if not rec.samples:
             warn("no samples: the target was idle the whole time (use --idle to see waiting threads)")
         con.print(TopTable(rows, unit=unit, title=f"Top {'lines' if by_line else 'functions'} by self "

@@ -22,15 +22,16 @@ def diff(
     output: Annotated[Optional[List[Path]], typer.Option(
         "--output", "-o", metavar="FILE", help="Differential flame graph: .svg or .html (repeatable).",
         show_default=False)] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT",
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", callback=o.check_format,
+                                               shell_complete=o.complete_formats,
                                                help="Output format: svg or html (overrides the suffix).",
                                                show_default=False)] = None,
     in_fmt: o.InFormat = None,
     value: Annotated[Optional[str], typer.Option(
         "--value", metavar="TYPE", help="Value type to compare; both profiles must have it "
                                         "(e.g. cpu, samples, alloc_space).", show_default=False)] = None,
-    top_n: Annotated[int, typer.Option("--top", "-n", metavar="N", min=1, help="Rows in the terminal table.")] = 20,
-    title: Annotated[Optional[str], typer.Option("--title", help="Title of the flame graph.",
+    top_n: Annotated[int, typer.Option("--top", metavar="N", min=1, help="Rows in the terminal table.")] = 20,
+    title: Annotated[Optional[str], typer.Option("--title", metavar="TEXT", help="Title of the flame graph.",
                                                  show_default=False)] = None,
     as_json: o.Json = False,
     *,
@@ -38,18 +39,21 @@ def diff(
 ) -> None:
     """Compare BASE and NEW, each normalised to its total: which functions' share grew or shrank.
 
-    Examples:  perfkit diff before.perfkit after.perfkit      perfkit diff before.pb.gz after.pb.gz -o diff.html
+    \b
+    Examples:
+      perfkit diff before.perfkit after.perfkit
+      perfkit diff before.pb.gz after.pb.gz -o diff.html
     """
     import importlib
 
     from perfkit.analysis.diff import check_comparable
     from perfkit.analysis.diff import diff as compare
-    from perfkit.console import out_console, print_json
+    from perfkit.console import print_json
     from perfkit.formats import read_profile
     from perfkit.outputs import Outputs
     from perfkit.render.diff_view import DiffView
 
-    outputs = Outputs(output, fmt, allowed=_WRITERS, what="a diff")
+    outputs = Outputs(output, fmt, allowed=_WRITERS, what="a diff", as_json=as_json)
     base, new = (filters.apply(read_profile(path, in_fmt)) for path in (base_path, new_path))
     check_comparable(base, new, value)
     result = compare(base, new, value)
@@ -60,5 +64,5 @@ def diff(
         print_json({"command": "diff", "base": str(base_path), "new": str(new_path), **result.to_json(),
                     "outputs": outputs.written})
         return
-    out_console().print(DiffView(result))
+    outputs.console.print(DiffView(result))
     outputs.report()

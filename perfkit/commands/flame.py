@@ -21,14 +21,14 @@ def flame(
                                                "(any other format suffix converts).", show_default=False)] = None,
     fmt: o.Format = None,
     in_fmt: o.InFormat = None,
-    tree: Annotated[bool, typer.Option("--tree", "-t", help="Print a top-down call tree in the terminal "
+    tree: Annotated[bool, typer.Option("--tree", help="Print a top-down call tree in the terminal "
                                                             "(default without -o).")] = False,
     value: o.Value = None,
-    title: Annotated[Optional[str], typer.Option("--title", help="Title of the flame graph.",
+    title: Annotated[Optional[str], typer.Option("--title", metavar="TEXT", help="Title of the flame graph.",
                                                  show_default=False)] = None,
-    min_pct: Annotated[float, typer.Option("--min-pct", min=0.0, max=100.0,
+    min_pct: Annotated[float, typer.Option("--min-pct", metavar="PCT", min=0.0, max=100.0,
                                            help="--tree: hide frames under this % of the total.")] = 1.0,
-    depth: Annotated[int, typer.Option("--depth", min=1, help="--tree: deepest level shown.")] = 40,
+    depth: Annotated[int, typer.Option("--depth", metavar="N", min=1, help="--tree: deepest level shown.")] = 40,
     lines: Annotated[bool, typer.Option("--lines", help="One box per line instead of per function.")] = False,
     inverted: Annotated[bool, typer.Option("--inverted", help="SVG: icicle (root on top).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a summary (and the tree with --tree) as JSON "
@@ -38,16 +38,20 @@ def flame(
 ) -> None:
     """Render a profile as an interactive flame graph or a call tree.
 
-    Examples:  perfkit flame cpu.perfkit -o cpu.svg      perfkit flame cpu.pb.gz -o report.html      perfkit flame cpu.perfkit --tree
+    \b
+    Examples:
+      perfkit flame cpu.perfkit -o cpu.svg
+      perfkit flame cpu.pb.gz -o report.html
+      perfkit flame cpu.perfkit --tree
     """
     from pathlib import Path
 
-    from perfkit.console import out_console, print_json, warn
+    from perfkit.console import print_json, warn
     from perfkit.formats import read_profile
     from perfkit.outputs import Outputs
     from perfkit.render.tree import CallTree
 
-    outputs = Outputs([Path(p) for p in output or []], fmt)
+    outputs = Outputs([Path(p) for p in output or []], fmt, as_json=as_json)
     prof = filters.apply(read_profile(profile_path, in_fmt))
     vi = prof.value_index(value)
     vt = prof.sample_types[vi]
@@ -63,5 +67,5 @@ def flame(
         print_json(doc)
         return
     if call_tree is not None:
-        out_console().print(call_tree)
+        outputs.console.print(call_tree)
     outputs.report()

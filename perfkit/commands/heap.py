@@ -23,10 +23,10 @@ def heap(
                                                show_default=False)] = None,
     duration: Annotated[Optional[float], typer.Option(
         "--duration", "-d", metavar="SECONDS", callback=o.check_duration(),
-        help="Seconds to track [default: 10 with --pid (rounded up to whole seconds); until exit when "
-             "launching, else SIGINT at the end].", show_default=False)] = None,
-    native: Annotated[bool, typer.Option("--native", help="Also record native (C/C++) frames of each "
-                                                          "allocation.")] = False,
+        help="Seconds to track [default: 10 with --pid, or [tool.perfkit] duration (rounded up to whole "
+             "seconds); until exit when launching, else SIGINT at the end].", show_default=False)] = None,
+    native: Annotated[bool, typer.Option("--native", "-n", help="Also record native (C/C++) frames of each "
+                                                                "allocation.")] = False,
     trace_python_allocators: Annotated[bool, typer.Option(
         "--trace-python-allocators", help="Record every pymalloc allocation (exact counts, slower).")] = False,
     leaks: Annotated[bool, typer.Option("--leaks", help="Focus on what stayed alive: outputs weigh by "
@@ -34,7 +34,7 @@ def heap(
     from_file: Annotated[Optional[Path], typer.Option(
         "--from", metavar="FILE.bin", help="Read an existing memray capture instead of tracking a process.",
         show_default=False)] = None,
-    top_n: Annotated[int, typer.Option("--top", "-n", metavar="N", min=1, help="Rows in each table.")] = 10,
+    top_n: Annotated[int, typer.Option("--top", metavar="N", min=1, help="Rows in each table.")] = 10,
     output: o.Output = None,
     fmt: o.Format = None,
     as_json: o.Json = False,
@@ -43,10 +43,14 @@ def heap(
 ) -> None:
     """Track heap allocations with memray: top allocating lines, what stays alive, the peak.
 
-    Examples:  perfkit heap --pid 4242 -d 30 -o heap.pb.gz      perfkit heap --leaks -o heap.svg -- python job.py
+    \b
+    Examples:
+      perfkit heap --pid 4242 -d 30 -o heap.pb.gz
+      perfkit heap --leaks -o heap.svg -- python job.py
+      perfkit heap --from capture.bin -o heap.html
     """
     from perfkit.analysis.heap import for_leaks, summarize
-    from perfkit.console import live_status, out_console, print_json, warn
+    from perfkit.console import live_status, print_json, warn
     from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
     from perfkit.formats import memray_capture
     from perfkit.outputs import Outputs
@@ -54,7 +58,7 @@ def heap(
     from perfkit.target import failure, resolve
     from perfkit.tools import memray
 
-    outputs = Outputs(output, fmt)  # fail before tracking, not after
+    outputs = Outputs(output, fmt, as_json=as_json)  # fail before tracking, not after
 
     if from_file is not None:
         if pid is not None or command:
@@ -68,6 +72,7 @@ def heap(
             rec.notes = list(result.notes)
     else:
         target = resolve(pid, command)
+        duration = o.attach_duration(duration, target.pid is not None, fallback=None)
         opts = memray.MemrayOptions(duration=duration, native=native, trace_python_allocators=trace_python_allocators)
         shown = duration if duration is not None else (10.0 if target.pid is not None else None)
         state = {"elapsed": 0.0, "phase": "starting", "pid": target.pid, "rss": None}
@@ -112,7 +117,7 @@ def heap(
             "recording": doc,
         })
     else:
-        out_console().print(HeapView(summary, leaks=leaks, series=profile.series))
+        outputs.console.print(HeapView(summary, leaks=leaks, series=profile.series))
         if result.target_exited:
             warn("the target exited during the capture: this is what was captured until then")
         outputs.report()

@@ -11,17 +11,21 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
 
 @app.command()
 def threads(
-    pid: int = typer.Option(..., "--pid", "-p", help="The process to inspect."),
-    interval: float = typer.Option(0.5, "--interval", "-i", min=0.05, max=60,
+    pid: int = typer.Option(..., "--pid", "-p", metavar="PID", help="The process to inspect."),
+    interval: float = typer.Option(0.5, "--interval", metavar="SECONDS", min=0.05, max=60,
                                    help="Seconds over which per-thread CPU % is measured (and --watch refresh)."),
-    all_processes: bool = typer.Option(False, "--all-processes", "-a",
+    all_processes: bool = typer.Option(False, "--all-processes", "--subprocesses", "-a", "-s",
                                        help="Also every child process (each dumped separately, in parallel)."),
-    locals_: bool = typer.Option(False, "--locals", help="Include local variables (may show secrets; opt-in)."),
+    locals_: bool = typer.Option(False, "--locals", "-l", help="Include local variables (may show secrets; opt-in)."),
+    native: bool = typer.Option(False, "--native", "-n", help="Include native (C/C++/Cython) frames (py-spy --native; "
+                                                              "pauses the target while it unwinds)."),
     nonblocking: bool = typer.Option(False, "--nonblocking", help="Never pause the target (stacks may be torn)."),
-    depth: int = typer.Option(8, "--depth", min=1, help="Frames shown per stack group."),
+    depth: int = typer.Option(8, "--depth", metavar="N", min=1, help="Frames shown per stack group."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh live until Ctrl-C, with the thread count trend."),
-    count: Optional[int] = typer.Option(None, "--count", min=1, help="With --watch: stop after this many refreshes."),
-    timeout: float = typer.Option(10.0, "--timeout", min=1.0, help="Seconds allowed for each py-spy dump."),
+    count: Optional[int] = typer.Option(None, "--count", metavar="N", min=1,
+                                        help="With --watch: stop after this many refreshes."),
+    timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS", min=1.0,
+                                  help="Seconds allowed for each py-spy dump."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Every thread: name, running/idle, GIL holder, CPU %, Python stack; identical stacks grouped.
@@ -31,6 +35,7 @@ def threads(
       perfkit threads --pid 4242
       perfkit threads --pid 4242 --all-processes --json
       perfkit threads --pid 4242 --watch
+      perfkit threads --pid 4242 --native
     Exit codes: 0 done; 2 usage; 3 no such pid / zombie / not Python / permission denied;
     4 py-spy missing or failed.
     """
@@ -39,9 +44,12 @@ def threads(
 
     if count is not None and not watch:
         raise UsageError("--count only applies with --watch", "add --watch, or drop --count")
+    if native and nonblocking:
+        raise UsageError("--native and --nonblocking cannot be combined",
+                         "py-spy must pause the target to unwind native stacks; drop one")
     resolve(pid, None)
     opts = dict(all_processes=all_processes, interval=interval, locals_=locals_, nonblocking=nonblocking,
-                timeout=timeout)
+                timeout=timeout, native=native)
     if watch:
         _watch(pid, opts, depth, count, as_json)
         return

@@ -19,11 +19,11 @@ import typer
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   no_args_is_help=True, help="Fail CI when a change makes things slower or hungrier.")
 
-_CONFIG = typer.Option(None, "--config", "-c", help="TOML file with [tool.perfkit.gate] [default: ./pyproject.toml].")
+_CONFIG = typer.Option(None, "--config", metavar="FILE", help="TOML file with [tool.perfkit.gate] [default: ./pyproject.toml].")
 _BENCH = typer.Option(None, "--benchmark", "-b", help="Only this benchmark (repeatable).")
 _METRICS = typer.Option(None, "--metrics", "-m",
                         help="Comma-separated: cpu,wall,rss,threads,allocations,heap_peak,instructions.")
-_REPS = typer.Option(None, "--repetitions", "-n", min=1, help="Runs (pairs) per side before the first decision.")
+_REPS = typer.Option(None, "--repetitions", metavar="N", min=1, help="Runs (pairs) per side before the first decision.")
 _MAXREPS = typer.Option(None, "--max-repetitions", min=1, help="Adaptive cap on runs (pairs) per side.")
 _WARM = typer.Option(None, "--warmups", min=0, help="Discarded runs per side first.")
 _ALPHA = typer.Option(None, "--alpha", help="False-alarm budget for the whole check [default: 0.05].")

@@ -33,6 +33,8 @@ import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from perfkit.config import find_pyproject  # the one reader of pyproject.toml
+from perfkit.config import load_toml as _load_toml
 from perfkit.errors import UsageError
 from perfkit.gate.metrics import DEFAULT_METRICS, METRICS, known_list, unknown
 
@@ -88,36 +90,6 @@ class GateConfig:
         env.update(self.env)
         env.update(bench.env)
         return env
-
-
-def _load_toml(path: Path) -> dict:
-    try:
-        import tomllib  # Python >= 3.11
-    except ImportError:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ImportError:
-            raise UsageError(f"cannot read {path}: Python < 3.11 needs the 'tomli' package",
-                             "pip install tomli, or pass everything as flags") from None
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path} is not valid TOML: {exc}") from None
-
-
-def find_pyproject(start: Path | None = None) -> Path | None:
-    """pyproject.toml in ``start`` (default: the working directory) or a parent."""
-    here = (start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        p = d / "pyproject.toml"
-        if p.is_file():
-            return p
-    return None
 
 
 def load(path: str | os.PathLike | None = None, *, required: bool = False) -> GateConfig:

@@ -32,7 +32,11 @@ sockets -> what the new fds point to (path pattern, socket peer); memory ->
 Exit codes: 0 done; 1 a leak with --fail-on-leak; 2 usage; 3 target problem (also when
 the target exits mid-run: the report up to then is still printed); 130 interrupted.
 
-Examples:  perfkit leaks --pid 4242 -d 60      perfkit leaks --pid 4242 -d 300 -o leaks.html --fail-on-leak
+\b
+Examples:
+  perfkit leaks --pid 4242 -d 60
+  perfkit leaks --pid 4242 -d 300 -o leaks.html --fail-on-leak
+  perfkit leaks -d 30 -- python app.py
 """
 
 
@@ -41,7 +45,7 @@ def leaks(
     command: Optional[List[str]] = typer.Argument(None, help="Command to launch and watch (after --)."),
     pid: Optional[int] = typer.Option(None, "--pid", "-p", help="The process to watch."),
     duration: float = typer.Option(60.0, "--duration", "-d", min=1.0, help="Seconds to monitor."),
-    interval: Optional[float] = typer.Option(None, "--interval", "-i", min=0.05, max=60.0,
+    interval: Optional[float] = typer.Option(None, "--interval", metavar="SECONDS", min=0.05, max=60.0,
                                              help="Seconds between samples [default: 1, or duration/30 if shorter]."),
     attribute_memory: bool = typer.Option(False, "--attribute-memory",
                                           help="If memory leaks: a short memray capture naming the lines holding it."),

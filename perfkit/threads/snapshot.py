@@ -39,12 +39,13 @@ class Snapshot:
         return [f"pid {p.pid}: {p.error}" for p in self.processes if p.error]
 
 
-def _dump(pid: int, nonblocking: bool, locals_: bool, timeout: float) -> tuple[list, str | None, int | None]:
+def _dump(pid: int, nonblocking: bool, locals_: bool, timeout: float,
+          native: bool = False) -> tuple[list, str | None, int | None]:
     from perfkit.tools import pyspy
     from perfkit.errors import PerfkitError, ToolMissing
 
     try:
-        return pyspy.dump(pid, nonblocking=nonblocking, locals_=locals_, timeout=timeout), None, None
+        return pyspy.dump(pid, nonblocking=nonblocking, locals_=locals_, native=native, timeout=timeout), None, None
     except ToolMissing:
         raise
     except PerfkitError as exc:
@@ -52,7 +53,7 @@ def _dump(pid: int, nonblocking: bool, locals_: bool, timeout: float) -> tuple[l
 
 
 def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, locals_: bool = False,
-             nonblocking: bool = False, timeout: float = 10.0) -> Snapshot:
+             nonblocking: bool = False, timeout: float = 10.0, native: bool = False) -> Snapshot:
     """CPU over ``interval`` then a py-spy dump of ``pid`` (and its children), in parallel."""
     pids = [pid] + (procstat.child_pids(pid) if all_processes else [])
     before: dict[int, dict] = {}
@@ -65,7 +66,7 @@ def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, lo
     time.sleep(max(0.0, interval))
     procs = [ProcessThreads(pid=p) for p in pids]
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(pids)), thread_name_prefix="perfkit-dump") as ex:
-        futures = [ex.submit(_dump, p.pid, nonblocking, locals_, timeout) for p in procs]
+        futures = [ex.submit(_dump, p.pid, nonblocking, locals_, timeout, native) for p in procs]
         for p in procs:
             try:
                 after = procstat.thread_cpu_times(p.pid)
