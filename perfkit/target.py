@@ -159,15 +159,18 @@ class Launched:
     STOP_STEPS = ((signal.SIGINT, 5.0), (signal.SIGTERM, 3.0))
 
     def __init__(self, command: list[str], *, env: dict | None = None, cwd: str | None = None,
-                 traceable: bool = True) -> None:
+                 traceable: bool = True, output=None) -> None:
+        """``output``: a text file that receives the program's stdout and stderr instead
+        of perfkit's stderr (a full-screen view must not be scribbled over)."""
         self.command = list(command)
         try:
-            self.child = supervisor.spawn(self.command, env=env, cwd=cwd, stdout=_stderr_fd(),
+            self.child = supervisor.spawn(self.command, env=env, cwd=cwd,
+                                          stdout=output.fileno() if output is not None else _stderr_fd(),
                                           stderr=supervisor.PIPE, ptracer_any=traceable)
         except supervisor.SpawnError as exc:
             raise NoSuchProcess(f"cannot launch {self.command[0]!r}: {exc.strerror}",
                                 "check the command and your PATH") from None
-        self.relay = supervisor.Relay(self.child.stderr)
+        self.relay = supervisor.Relay(self.child.stderr, sink=output)
         self.pid = self.child.pid
 
     def poll(self) -> supervisor.Outcome | None:
