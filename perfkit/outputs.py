@@ -48,9 +48,11 @@ def format_name(name: str) -> str:
 
 
 def format_choices() -> list[str]:
+    """Every name -f accepts here: perfkit's formats and the aliases of those present."""
     from perfkit import formats
 
-    return sorted(set(formats.names()) | set(FORMAT_ALIASES))
+    known = set(formats.names())
+    return sorted(known | {a for a, c in FORMAT_ALIASES.items() if c in known})
 
 
 class Outputs:

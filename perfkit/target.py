@@ -20,6 +20,13 @@ PTRACE_HINT = ("run as root (sudo), or grant CAP_SYS_PTRACE; in a container add 
                "or launch the program under perfkit: perfkit cpu -- python app.py")
 
 
+def doctor_hint(hint: str | None, pid: int | None = None) -> str:
+    """A precondition's hint, pointing at ``perfkit doctor`` (which explains every one of them)."""
+    tail = f"perfkit doctor --pid {pid} checks every precondition" if pid is not None else \
+        "perfkit doctor checks every precondition"
+    return f"{hint}; {tail}" if hint else tail
+
+
 @dataclass
 class Target:
     pid: int | None = None
@@ -108,7 +115,7 @@ def is_python(pid: int) -> bool:
     try:
         exe = proc.exe_strict(pid)
     except PermissionError:
-        raise PermissionDenied(f"permission denied attaching to pid {pid}", PTRACE_HINT) from None
+        raise PermissionDenied(f"permission denied attaching to pid {pid}", doctor_hint(PTRACE_HINT, pid)) from None
     except proc.Gone:
         raise NoSuchProcess(f"no such process: pid {pid}") from None
     if re.search(r"python\d?(\.\d+)?[^/]*$", os.path.basename(exe)):
@@ -123,7 +130,7 @@ def _maps(pid: int, limit: int | None = None) -> bytes:
     except proc.Gone:
         raise NoSuchProcess(f"no such process: pid {pid}") from None
     except PermissionError:
-        raise PermissionDenied(f"permission denied attaching to pid {pid}", PTRACE_HINT) from None
+        raise PermissionDenied(f"permission denied attaching to pid {pid}", doctor_hint(PTRACE_HINT, pid)) from None
 
 
 def python_version(pid: int) -> str | None:

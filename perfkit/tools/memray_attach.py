@@ -42,7 +42,7 @@ from perfkit.formats.memray_capture import INSTALL_HINT, capture_complete, memra
 from perfkit.model import HeapFacts, Profile
 from perfkit.procs import proc, supervisor
 from perfkit.procs.signals import StopRequest
-from perfkit.target import PTRACE_HINT, Target, check_pid, python_version
+from perfkit.target import PTRACE_HINT, Target, check_pid, doctor_hint, python_version
 from perfkit.tools.memray import HeapResult, MemrayOptions, annotate, memray_cmd, tick, tool_env, workdir
 
 GDB_HINT = ("install gdb (apt-get install gdb · dnf install gdb · apk add gdb), "
@@ -228,7 +228,7 @@ def _attach_method(pid: int) -> str:
         return "sys.remote_exec"
     if shutil.which("gdb") is None:
         raise ToolMissing(f"gdb not found: memray attach needs gdb to attach to pid {pid} "
-                          f"(Python {ver or '< 3.14'})", GDB_HINT)
+                          f"(Python {ver or '< 3.14'})", doctor_hint(GDB_HINT, pid))
     return "gdb"
 
 
@@ -287,7 +287,7 @@ def _raise_attach_error(output: str, pid: int) -> None:
     low = output.lower()
     if "no module named 'memray'" in low or "no module named memray" in low or "modulenotfounderror" in low:
         raise ToolMissing(f"memray is not importable in pid {pid}'s Python environment",
-                          TARGET_MEMRAY_HINT.format(version=memray_version()))
+                          doctor_hint(TARGET_MEMRAY_HINT.format(version=memray_version()), pid))
     remote = re.search(r"Failed to start tracking in remote process: (.*)", output)
     if remote and "no module named" not in low:
         raise ToolError(f"memray could not start tracking inside pid {pid}: {remote.group(1).strip()[:300]}",
@@ -297,7 +297,7 @@ def _raise_attach_error(output: str, pid: int) -> None:
         raise TargetExited(f"pid {pid} exited before memray could attach")
     if "ptrace" in low or "owned by a different user" in low or "permission to trace" in low:
         raise PermissionDenied(f"permission denied attaching to pid {pid}",
-                               PTRACE_HINT.replace("perfkit cpu", "perfkit heap"))
+                               doctor_hint(PTRACE_HINT.replace("perfkit cpu", "perfkit heap"), pid))
     if "python 3.7 or newer" in low:
         raise NotPython(f"pid {pid} does not look like a Python 3.7+ process to memray")
     if "cannot find a supported" in low:

@@ -36,7 +36,7 @@ from perfkit.procs.signals import StopRequest
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder, Recording
 from perfkit.procs import proc, supervisor
 from perfkit.tools.result import CaptureResult
-from perfkit.target import PTRACE_HINT, Launched, Target, cmdline, failure, python_version
+from perfkit.target import PTRACE_HINT, Launched, Target, cmdline, doctor_hint, failure, python_version
 
 INSTALL_HINT = "install it with: pip install py-spy   (or set PERFKIT_PYSPY to its path)"
 _STOP_GRACE = 20.0  # seconds py-spy gets to write its file after being asked to stop
@@ -55,7 +55,7 @@ def find_pyspy() -> str:
     found = shutil.which("py-spy")
     if found:
         return found
-    raise ToolMissing("py-spy not found", INSTALL_HINT)
+    raise ToolMissing("py-spy not found", doctor_hint(INSTALL_HINT))
 
 
 @functools.lru_cache(maxsize=8)
@@ -230,7 +230,7 @@ def _raise_for(stderr: str, target: Target) -> None:
     low = stderr.lower()
     who = target.describe()
     if "permission denied" in low or "operation not permitted" in low:
-        raise PermissionDenied(f"permission denied attaching to {who}", PTRACE_HINT)
+        raise PermissionDenied(f"permission denied attaching to {who}", doctor_hint(PTRACE_HINT, target.pid))
     if "no such process" in low or "failed to find process" in low:
         raise NoSuchProcess(f"no such process: {who}")
     if "failed to find python version" in low or "doesn't appear to be a python" in low or \

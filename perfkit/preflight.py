@@ -1,0 +1,654 @@
+"""Preconditions of profiling a process, each checked without touching it, with its fix.
+
+``perfkit doctor`` lists them (:func:`host` and :func:`for_pid`); any command may
+call one and :func:`require` it (the gate's preflight can reuse the generic ones).
+A :class:`Check` says what was checked, whether it holds, why not and how to fix it,
+the error (and so the exit code) a failure means, and which commands need it
+(``needs``: "cpu" for ``perfkit cpu``/``top``/``threads``, "heap" for ``perfkit heap``).
+
+Nothing here attaches: /proc and /sys are read, tools are looked up, and the target's
+*interpreter* (a separate copy of its executable, in its environment) is asked for
+its version, build and whether it can import memray.  The one optional exception is
+:func:`pyspy_probe`, a non-blocking ``py-spy dump`` (reads memory, never stops the
+target) that confirms what the static checks predict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from perfkit.errors import (
+    OutputError,
+    PerfkitError,
+    PermissionDenied,
+    TargetError,
+    ToolError,
+    ToolMissing,
+    UsageError,
+)
+from perfkit.procs import proc
+
+CAP_SYS_PTRACE = 19
+PROBE_TIMEOUT = 20.0
+MIN_TEMP_FREE = 256 << 20  # a heap capture of a busy process reaches hundreds of MiB
+CONTAINER_HINT = ("in a container: docker run --cap-add SYS_PTRACE (docker-compose cap_add: [SYS_PTRACE]), "
+                  "Kubernetes securityContext.capabilities.add: [\"SYS_PTRACE\"]; to reach a process in another "
+                  "container share its PID namespace (--pid container:NAME, shareProcessNamespace: true)")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One precondition: what was checked, whether it holds, and the fix when it does not."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    hint: str | None = None
+    error: type[PerfkitError] = ToolMissing  # what a failure raises (its exit code)
+    needs: tuple[str, ...] = ()  # commands that cannot work without it; () = advice only
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "fail" if self.needs else "warn"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "status": self.status, "detail": self.detail, "hint": self.hint,
+                "needs": list(self.needs), "exit_code": None if self.ok else self.error.exit_code}
+
+    def raise_it(self, others: list["Check"] = ()) -> None:
+        hint = self.hint or ""
+        if others:
+            more = "; ".join(o.detail for o in others[:3]) + ("; …" if len(others) > 3 else "")
+            hint = (hint + " — " if hint else "") + f"also: {more}"
+        raise self.error(self.detail, hint or None)
+
+
+def require(checks: list[Check], command: str | None = None) -> None:
+    """Raise the first failed check (those ``command`` needs, or any), naming the others."""
+    failed = [c for c in checks if not c.ok and (command is None or command in c.needs)]
+    if failed:
+        failed[0].raise_it(failed[1:])
+
+
+def verdict(checks: list[Check], command: str) -> tuple[bool, int]:
+    """(would ``command`` work, the exit code its first failing precondition means)."""
+    failed = [c for c in checks if not c.ok and command in c.needs]
+    return (not failed, failed[0].error.exit_code if failed else 0)
+
+
+# ------------------------------------------------------------------ tools
+
+def pyspy() -> Check:
+    from perfkit.tools.pyspy import find_pyspy, pyspy_version
+
+    try:
+        exe = find_pyspy()
+    except ToolMissing as exc:
+        return Check("py-spy", False, exc.message, exc.hint, ToolMissing, needs=("cpu",))
+    ver = pyspy_version(exe)
+    top = pyspy_max_python(ver)
+    return Check("py-spy", True, f"{exe} {ver}" + (f" (reads CPython up to {top[0]}.{top[1]})" if top else ""))
+
+
+def pyspy_max_python(version: str) -> tuple[int, int] | None:
+    """The newest CPython a py-spy release can read (its bindings): 0.4.2 added 3.14, 0.4.0 3.12-3.13."""
+    v = _version_tuple(version)
+    if v is None:
+        return None
+    if v >= (0, 4, 2):
+        return (3, 14)
+    if v >= (0, 4, 0):
+        return (3, 13)
+    return (3, 11)
+
+
+def own_memray() -> Check:
+    """memray importable by perfkit itself (it reads the captures)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("memray") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return Check("memray (perfkit)", False, f"memray is not installed for perfkit's interpreter ({sys.executable})",
+                     f"{sys.executable} -m pip install memray", ToolMissing, needs=("heap",))
+    from perfkit.formats.memray_capture import memray_version
+
+    lo, hi = memray_python_range()
+    span = f" (CPython {lo[0]}.{lo[1]}–{hi[0]}.{hi[1]})" if lo and hi else ""
+    return Check("memray (perfkit)", True, f"memray {memray_version()}{span}")
+
+
+def memray_python_range() -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """The CPython versions the installed memray release declares (Requires-Python, classifiers)."""
+    try:
+        import importlib.metadata as md
+
+        meta = md.metadata("memray")
+    except Exception:
+        return None, None
+    lo = None
+    m = re.search(r">=\s*(\d+)\.(\d+)", meta.get("Requires-Python") or "")
+    if m:
+        lo = (int(m.group(1)), int(m.group(2)))
+    vers = [tuple(int(x) for x in c.rsplit("::", 1)[1].strip().split(".")) for c in meta.get_all("Classifier") or []
+            if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    hi = max(vers) if vers else None
+    return lo, hi  # type: ignore[return-value]
+
+
+def gdb(why: str = "memray attach on Python < 3.14") -> Check:
+    exe = shutil.which("gdb")
+    if exe is None:
+        from perfkit.tools.memray_attach import GDB_HINT
+
+        return Check("gdb", False, f"gdb not found (needed for {why})", GDB_HINT, ToolMissing, needs=("heap",))
+    return Check("gdb", True, exe)
+
+
+# ------------------------------------------------------------------ host
+
+def privileges() -> dict:
+    return {"euid": os.geteuid(), "root": os.geteuid() == 0, "cap_sys_ptrace": proc.has_capability(CAP_SYS_PTRACE),
+            "ptrace_scope": proc.sysctl("kernel.yama.ptrace_scope"),
+            "seccomp": proc.status_field(os.getpid(), "Seccomp")}
+
+
+def ptrace_host() -> Check:
+    """May perfkit's samplers read a program it launches (``perfkit cpu -- CMD``)?"""
+    p = privileges()
+    scope = p["ptrace_scope"]
+    who = "root" if p["root"] else f"uid {p['euid']}" + (" with CAP_SYS_PTRACE" if p["cap_sys_ptrace"] else "")
+    if scope == "3":
+        return Check("ptrace (launched programs)", False,
+                     "kernel.yama.ptrace_scope is 3: no process may be traced, not even by root",
+                     "it cannot be lowered without a reboot; use perfkit leaks / triage (they read /proc only)",
+                     PermissionDenied, needs=("cpu", "heap"))
+    if scope == "2" and not (p["root"] or p["cap_sys_ptrace"]):
+        return Check("ptrace (launched programs)", False,
+                     f"kernel.yama.ptrace_scope is 2 (admin only) and perfkit runs as {who}",
+                     "run as root, or give perfkit CAP_SYS_PTRACE" + (f"; {CONTAINER_HINT}" if in_container() else ""),
+                     PermissionDenied, needs=("cpu",))
+    return Check("ptrace (launched programs)", True,
+                 f"kernel.yama.ptrace_scope {scope if scope is not None else 'absent (no Yama)'}; running as {who}")
+
+
+def in_container() -> str | None:
+    """What says perfkit runs in a container (None when nothing does)."""
+    if os.path.exists("/.dockerenv"):
+        return "/.dockerenv"
+    if os.path.exists("/run/.containerenv"):
+        return "/run/.containerenv (podman)"
+    if os.environ.get("container"):
+        return f"container={os.environ['container']}"
+    try:
+        with open("/proc/1/cgroup", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        m = re.search(r"(docker|kubepods|containerd|libpod|lxc)", text)
+        if m:
+            return f"/proc/1/cgroup mentions {m.group(1)}"
+    except OSError:
+        pass
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return "KUBERNETES_SERVICE_HOST is set"
+    return None
+
+
+def container() -> Check:
+    """Advice only: in a container, what ptrace and PID namespaces need."""
+    where = in_container()
+    if where is None:
+        return Check("container", True, "not in a container (no /.dockerenv, container cgroup or marker)")
+    p = privileges()
+    if not (p["root"] and p["cap_sys_ptrace"]):
+        seccomp = " and a seccomp filter is active" if p["seccomp"] == "2" else ""
+        return Check("container", False, f"in a container ({where}) without CAP_SYS_PTRACE{seccomp}: attaching "
+                                         "to another user's process is refused (any process, if the seccomp "
+                                         "profile blocks ptrace)", CONTAINER_HINT)
+    return Check("container", True, f"in a container ({where}) with CAP_SYS_PTRACE; only processes in this PID "
+                                    "namespace are visible")
+
+
+def temp_dir(base: str | None = None) -> Check:
+    """The scratch directory captures go to: writable, room to spare, mount options."""
+    base = base or tempfile.gettempdir()
+    name = "temporary directory"
+    try:
+        d = tempfile.mkdtemp(prefix="perfkit-doctor-", dir=base)
+        os.rmdir(d)
+    except OSError as exc:
+        return Check(name, False, f"cannot create a scratch directory in {base} ({exc.strerror or exc})",
+                     "set TMPDIR to a writable directory", OutputError, needs=("cpu", "heap"))
+    st = os.statvfs(base)
+    free = st.f_bavail * st.f_frsize
+    from perfkit.units import human_bytes
+
+    mount, opts = mount_of(base)
+    flags = f"; mounted {','.join(sorted(opts & {'noexec', 'nosuid', 'nodev', 'ro'}))} ({mount})" \
+        if opts & {"noexec", "nosuid", "nodev"} else ""
+    if free < MIN_TEMP_FREE:
+        return Check(name, False, f"{base} has only {human_bytes(free)} free: a heap capture may not fit",
+                     "set TMPDIR to a directory on a bigger file system", OutputError)
+    return Check(name, True, f"{base}: {human_bytes(free)} free{flags}")
+
+
+def mount_of(path: str) -> tuple[str, set[str]]:
+    """The mount point holding ``path`` and its options (from /proc/self/mounts)."""
+    best, opts = "/", set()
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 4:
+                    continue
+                mnt = parts[1].replace("\\040", " ")
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                    best, opts = mnt, set(parts[3].split(","))
+    except OSError:
+        pass
+    return best, opts
+
+
+def memray_library() -> Check:
+    """memray attach makes the target load memray's injector library from perfkit's install."""
+    try:
+        import memray._memray as core
+    except Exception:
+        return Check("memray injector", True, "memray not installed (see above)")
+    lib = Path(core.__file__).parent
+    mount, opts = mount_of(str(lib))
+    if "noexec" in opts:
+        return Check("memray injector", False, f"memray's library directory {lib} is on a noexec mount ({mount}): "
+                                               "a target cannot load the attach injector from it",
+                     "install perfkit (and memray) on an exec mount, or launch the program: perfkit heap -- CMD",
+                     ToolError, needs=("heap",))
+    return Check("memray injector", True, f"{lib}")
+
+
+def project_config() -> Check:
+    from perfkit import config
+
+    try:
+        d = config.load()
+    except UsageError as exc:
+        return Check("project config", False, exc.message, exc.hint, UsageError, needs=("cpu", "heap"))
+    if d.source is None:
+        return Check("project config", True, "no pyproject.toml here: built-in defaults")
+    if not d.raw:
+        return Check("project config", True, f"{d.source}: no [tool.perfkit] table, built-in defaults")
+    shown = ", ".join(f"{k}={v}" for k, v in d.to_json().items() if k != "source" and v not in (None, [], True))
+    return Check("project config", True, f"{d.source} [tool.perfkit]: {shown or 'keys at their defaults'}")
+
+
+def host() -> list[Check]:
+    """Everything that does not depend on a target."""
+    return [project_config(), pyspy(), own_memray(), gdb("memray attach on Python < 3.14 (perfkit heap --pid)"),
+            memray_library(), ptrace_host(), container(), temp_dir()]
+
+
+# ------------------------------------------------------------------ a target
+
+@dataclass
+class Interpreter:
+    """What the target's own interpreter says about itself (asked in a separate process)."""
+
+    path: str | None = None
+    version: tuple[int, int, int] | None = None
+    free_threaded: bool = False
+    debug: bool = False
+    memray: str | None = None  # memray's version when importable
+    memray_error: str | None = None
+    error: str | None = None  # why it could not be asked
+    how: str = ""
+    env: dict = field(default_factory=dict)
+
+
+_PROBE = r"""
+import importlib.util, json, sys, sysconfig
+doc = {"version": list(sys.version_info[:3]), "abiflags": getattr(sys, "abiflags", ""),
+       "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+       "debug": hasattr(sys, "gettotalrefcount"), "memray": None, "memray_error": None}
+try:
+    if importlib.util.find_spec("memray") is None:
+        doc["memray_error"] = "not installed"
+    else:
+        import importlib.metadata as md
+        doc["memray"] = md.version("memray")
+except Exception as exc:
+    doc["memray_error"] = "%s: %s" % (type(exc).__name__, exc)
+print("PERFKIT-PROBE " + json.dumps(doc))
+"""
+
+
+def _target_env(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        k, sep, v = item.partition(b"=")
+        if sep:
+            env[k.decode("utf-8", "replace")] = v.decode("utf-8", "replace")
+    return env
+
+
+def interpreter_path(pid: int) -> tuple[str | None, str]:
+    """The interpreter as the target started it (argv[0], so a venv keeps its site-packages),
+    else its executable; and how it was found."""
+    argv = proc.cmdline(pid)
+    env = _target_env(pid)
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        cwd = None
+    exe = proc.exe(pid)
+    if argv:
+        first = argv[0]
+        if os.sep in first:
+            cand = first if os.path.isabs(first) else os.path.join(cwd or "/", first)
+            if os.access(cand, os.X_OK) and re.search(r"python", os.path.basename(cand)):
+                return cand, "argv[0]"
+        elif re.match(r"python", first):
+            found = shutil.which(first, path=env.get("PATH") or os.defpath)
+            if found:
+                return found, "argv[0] on its PATH"
+    if exe and os.access(exe, os.X_OK):
+        return exe, "/proc/PID/exe"
+    if os.access(f"/proc/{pid}/exe", os.X_OK):
+        return f"/proc/{pid}/exe", "/proc/PID/exe"
+    return None, "unreadable"
+
+
+def ask_interpreter(pid: int) -> Interpreter:
+    """Run the target's interpreter (not the target) with its environment and ask it."""
+    from perfkit.procs import supervisor
+
+    path, how = interpreter_path(pid)
+    info = Interpreter(path=path, how=how)
+    if path is None:
+        info.error = "the target's interpreter cannot be found or read"
+        return info
+    tenv = _target_env(pid)
+    env = {k: v for k, v in tenv.items() if k in ("PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "HOME",
+                                                  "LD_LIBRARY_PATH", "PYTHONNOUSERSITE", "PYTHONUSERBASE")}
+    env.setdefault("PATH", os.environ.get("PATH", os.defpath))
+    info.env = env
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        cwd = cwd if os.path.isdir(cwd) else None
+    except OSError:
+        cwd = None
+    try:
+        res = supervisor.run([path, "-c", _PROBE], timeout=PROBE_TIMEOUT, env=env, cwd=cwd)
+    except OSError as exc:
+        info.error = f"cannot run {path}: {getattr(exc, 'strerror', None) or exc}"
+        return info
+    out = res.stdout.decode("utf-8", "replace")
+    m = re.search(r"^PERFKIT-PROBE (.*)$", out, re.M)
+    if not m:
+        tail = (res.stderr_tail or "").strip().splitlines()
+        info.error = f"{path} did not answer ({tail[-1] if tail else f'exit status {res.returncode}'})"
+        return info
+    doc = json.loads(m.group(1))
+    info.version = tuple(doc["version"])  # type: ignore[assignment]
+    info.free_threaded = bool(doc.get("gil_disabled")) or "t" in (doc.get("abiflags") or "")
+    info.debug = bool(doc.get("debug")) or "d" in (doc.get("abiflags") or "")
+    info.memray, info.memray_error = doc.get("memray"), doc.get("memray_error")
+    return info
+
+
+def build_from_maps(pid: int) -> tuple[str | None, bool, bool]:
+    """X.Y, free-threaded, debug — from the executable's and libpython's names alone."""
+    names = []
+    try:
+        names.append(os.path.basename(os.readlink(f"/proc/{pid}/exe")))
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as f:
+            names += [m.decode() for m in re.findall(rb"libpython\d\.\d+[a-z]*", f.read())]
+    except OSError:
+        pass
+    for n in names:
+        m = re.search(r"python(\d\.\d+)([a-z]*)", n)
+        if m:
+            return m.group(1), "t" in m.group(2), "d" in m.group(2)
+    return None, False, False
+
+
+def for_pid(pid: int, *, probe: bool = True) -> list[Check]:
+    """Everything ``perfkit cpu --pid N`` and ``perfkit heap --pid N`` need, without attaching."""
+    from perfkit import target as tgt
+
+    checks: list[Check] = []
+    st = proc.state(pid)
+    if st is None:
+        checks.append(Check("target", False, f"no such process: pid {pid}", "check the pid (ps aux | grep python)",
+                            TargetError, needs=("cpu", "heap")))
+        return checks
+    if st in ("Z", "X"):
+        checks.append(Check("target", False, f"pid {pid} has exited (zombie)", None, TargetError,
+                            needs=("cpu", "heap")))
+        return checks
+    if proc.is_kernel_thread(pid):
+        checks.append(Check("target", False, f"pid {pid} is a kernel thread", "pick a Python process's pid",
+                            TargetError, needs=("cpu", "heap")))
+        return checks
+    if st in ("T", "t"):
+        checks.append(Check("target state", False, f"pid {pid} is stopped: attaching would resume it or hang",
+                            f"resume it (kill -CONT {pid}) first; perfkit threads --pid {pid} --nonblocking reads it "
+                            "as it is", TargetError, needs=("cpu", "heap")))
+    else:
+        checks.append(Check("target state", True, f"pid {pid} is {proc.STATE_NAMES.get(st, st)}"))
+    checks.append(_ptrace_target(pid))
+    try:
+        is_py = tgt.is_python(pid)
+    except PerfkitError:
+        is_py = None
+    ver, ft, dbg = build_from_maps(pid)
+    interp = ask_interpreter(pid)
+    if interp.version is not None:
+        ver = f"{interp.version[0]}.{interp.version[1]}"
+        ft, dbg = interp.free_threaded, interp.debug
+    if is_py is False:
+        checks.append(Check("Python", False, f"pid {pid} ({proc.comm(pid)}) is not a CPython process",
+                            "pick the python/gunicorn/uvicorn pid", TargetError, needs=("cpu", "heap")))
+        return checks
+    build = "free-threaded" if ft else ("debug" if dbg else "")
+    where = f" ({interp.path}, via {interp.how})" if interp.path else ""
+    if ver is None:  # advice only: the permission check above says what blocks
+        checks.append(Check("Python", False, f"cannot tell which Python pid {pid} runs: {interp.error}",
+                            "perfkit doctor as root (or as the target's user) can"))
+    else:
+        checks.append(Check("Python", True, f"CPython {ver}{' ' + build if build else ''}{where}"
+                            + (f"; could not ask it ({interp.error}): from its file names" if interp.error else "")))
+    checks += _versions(ver, ft, dbg)
+    checks += _heap(pid, interp, ver)
+    if probe and all(c.ok for c in checks if "cpu" in c.needs):
+        checks.append(pyspy_probe(pid))
+    return checks
+
+
+def _ptrace_target(pid: int) -> Check:
+    """Yama, uids and capabilities: may this perfkit attach to ``pid``?"""
+    p = privileges()
+    scope = p["ptrace_scope"]
+    uid = _uid(pid)
+    priv = p["root"] or p["cap_sys_ptrace"]
+    container_hint = f"; {CONTAINER_HINT}" if in_container() else ""
+    name = "ptrace (attach)"
+    if scope == "3":
+        return Check(name, False, "kernel.yama.ptrace_scope is 3: no process may be traced, not even by root",
+                     "cannot be lowered without a reboot; perfkit leaks/triage read /proc only",
+                     PermissionDenied, needs=("cpu", "heap"))
+    if not os.access(f"/proc/{pid}/maps", os.R_OK) or not _can_read_maps(pid):
+        if not priv:
+            why = (f"pid {pid} belongs to uid {uid}, perfkit runs as uid {p['euid']}" if uid is not None
+                   and uid != p["euid"] else f"this user may not read pid {pid}'s memory")
+            return Check(name, False, f"permission denied: {why}",
+                         "run as root (sudo perfkit …) or with CAP_SYS_PTRACE, or launch the program under perfkit: "
+                         "perfkit cpu -- python app.py" + container_hint, PermissionDenied, needs=("cpu", "heap"))
+        return Check(name, False, f"pid {pid}'s memory cannot be read even with privileges (ptrace_scope {scope})",
+                     CONTAINER_HINT if in_container() else "check LSM policies (SELinux/AppArmor) for ptrace",
+                     PermissionDenied, needs=("cpu", "heap"))
+    if scope == "2" and not priv:
+        return Check(name, False, "kernel.yama.ptrace_scope is 2: only processes with CAP_SYS_PTRACE may attach",
+                     "run as root or with CAP_SYS_PTRACE" + container_hint, PermissionDenied, needs=("cpu", "heap"))
+    if scope == "1" and not priv and not _is_descendant(pid, os.getpid()):
+        return Check(name, False, f"kernel.yama.ptrace_scope is 1: only a parent may attach to pid {pid} without "
+                                  "CAP_SYS_PTRACE",
+                     "run as root (sudo), or grant CAP_SYS_PTRACE, or launch it under perfkit (perfkit cpu -- CMD), "
+                     "or (as root) sysctl kernel.yama.ptrace_scope=0" + container_hint,
+                     PermissionDenied, needs=("cpu", "heap"))
+    who = "root" if p["root"] else ("CAP_SYS_PTRACE" if p["cap_sys_ptrace"] else f"uid {p['euid']} (same user)")
+    return Check(name, True, f"may attach as {who} (ptrace_scope {scope if scope is not None else 'absent'})")
+
+
+def _can_read_maps(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as f:
+            f.read(1)
+        return True
+    except OSError:
+        return False
+
+
+def _uid(pid: int) -> int | None:
+    line = proc.status_field(pid, "Uid")
+    try:
+        return int(line.split()[1]) if line else None  # effective uid
+    except (IndexError, ValueError):
+        return None
+
+
+def _is_descendant(pid: int, ancestor: int) -> bool:
+    seen = 0
+    while pid > 1 and seen < 64:
+        try:
+            pid = proc.stat(pid).ppid
+        except proc.Gone:
+            return False
+        if pid == ancestor:
+            return True
+        seen += 1
+    return False
+
+
+def _versions(ver: str | None, ft: bool, dbg: bool) -> list[Check]:
+    from perfkit.tools.pyspy import find_pyspy, pyspy_version
+
+    out = []
+    try:
+        pv = pyspy_version(find_pyspy())
+    except ToolMissing:
+        return out
+    top = pyspy_max_python(pv)
+    if ver and top:
+        major, minor = (int(x) for x in ver.split(".")[:2])
+        if (major, minor) > top:
+            out.append(Check("py-spy supports it", False, f"py-spy {pv} reads CPython up to {top[0]}.{top[1]}, "
+                                                          f"the target runs {ver}",
+                             "pip install -U py-spy (0.4.2 reads 3.14)", ToolError, needs=("cpu",)))
+        else:
+            out.append(Check("py-spy supports it", True, f"py-spy {pv} reads CPython {ver}"))
+    if ft:
+        out.append(Check("free-threaded build", False, "a free-threaded (no-GIL) CPython: py-spy releases cannot "
+                                                       "read its stacks yet (py-spy issue #711)",
+                         "profile a default (GIL) build of the same code, or use perfkit leaks/triage (/proc only)",
+                         TargetError, needs=("cpu",)))
+    if dbg:
+        out.append(Check("debug build", False, "a debug build of CPython: its object layout differs and py-spy may "
+                                               "misread it", "profile a release build if the results look wrong"))
+    return out
+
+
+def _heap(pid: int, interp: Interpreter, ver: str | None) -> list[Check]:
+    out = []
+    if interp.error is None and interp.path:
+        if interp.memray:
+            from perfkit.formats.memray_capture import memray_version
+
+            mine = memray_version()
+            same = interp.memray == mine
+            out.append(Check("memray in the target", same or mine == "unknown",
+                             f"memray {interp.memray} importable by {interp.path}"
+                             + ("" if same else f" (perfkit has {mine}: attach needs the same version)"),
+                             None if same else f"{interp.path} -m pip install memray=={mine}", ToolMissing,
+                             needs=() if same else ("heap",)))
+        else:
+            from perfkit.formats.memray_capture import memray_version
+            from perfkit.tools.memray_attach import TARGET_MEMRAY_HINT
+
+            out.append(Check("memray in the target", False,
+                             f"memray is not importable by the target's interpreter {interp.path} "
+                             f"({interp.memray_error})", TARGET_MEMRAY_HINT.format(version=memray_version()),
+                             ToolMissing, needs=("heap",)))
+    else:
+        out.append(Check("memray in the target", False, f"cannot tell whether pid {pid} can import memray: "
+                                                        f"{interp.error}", "perfkit heap --pid will tell"))
+    try:
+        major, minor = (int(x) for x in (ver or "0.0").split(".")[:2])
+    except ValueError:
+        major, minor = 0, 0
+    if (major, minor) >= (3, 14) and sys.version_info >= (3, 14):
+        out.append(Check("attach method", True, "sys.remote_exec (Python 3.14+): no gdb needed"))
+    else:
+        why = ("the target runs Python < 3.14" if (major, minor) < (3, 14)
+               else "perfkit's own Python is < 3.14")
+        g = gdb(f"memray attach: {why}")
+        out.append(g if not g.ok else Check("gdb", True, f"{g.detail} (memray attach: {why})"))
+    out.append(_capture_dir(pid))
+    return out
+
+
+def _capture_dir(pid: int) -> Check:
+    """The target must see perfkit's scratch directory as the same directory (mount namespaces)."""
+    base = tempfile.gettempdir()
+    try:
+        mine = os.stat(base)
+        theirs = os.stat(f"/proc/{pid}/root{base}")
+    except OSError:
+        return Check("capture directory", False, f"cannot tell whether pid {pid} sees {base} (its root is "
+                                                 "unreadable or has no such directory)",
+                     "in a container, mount a shared directory and point TMPDIR at it")
+    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+        return Check("capture directory", False, f"pid {pid} sees a different {base} (another mount namespace: a "
+                                                 "container?): memray attach could not write its capture there",
+                     "set TMPDIR to a directory both see (a shared volume), or run perfkit inside the target's "
+                     "container", ToolError, needs=("heap",))
+    return Check("capture directory", True, f"pid {pid} writes captures to the same {base}")
+
+
+def pyspy_probe(pid: int) -> Check:
+    """A non-blocking ``py-spy dump`` (reads memory; the target is never stopped)."""
+    from perfkit.tools import pyspy as tool
+
+    try:
+        threads = tool.dump(pid, nonblocking=True, timeout=PROBE_TIMEOUT)
+    except PerfkitError as exc:
+        return Check("py-spy reads it", False, exc.message, exc.hint, type(exc), needs=("cpu",))
+    return Check("py-spy reads it", True, f"non-blocking dump: {len(threads)} thread{'s' if len(threads) != 1 else ''}")
+
+
+def _version_tuple(text: str) -> tuple[int, ...] | None:
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    if not m:
+        return None
+    return tuple(int(x) for x in m.groups(default="0"))
+
+
+__all__ = ["Check", "require", "verdict", "host", "for_pid", "pyspy", "own_memray", "gdb", "ptrace_host",
+           "container", "temp_dir", "project_config", "pyspy_probe", "ask_interpreter", "interpreter_path"]
