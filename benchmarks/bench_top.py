@@ -12,7 +12,10 @@ for --seconds, alternately, --rounds times, and this prints per approach:
 * the CPU it cost (perfkit's children: guards and py-spy, from RUSAGE_CHILDREN), in %
   of one core,
 * |spin_a / (spin_a + spin_b) - 75 %| in percentage points,
-* the work the target got done per second relative to running unobserved.
+* the work the target got done per second relative to running unobserved,
+
+and, as the anchor, the cost of py-spy's own `py-spy top` (which shows nothing a
+program can check, so only its cost and the target's work are printed).
 
     .venv/bin/python benchmarks/bench_top.py [--seconds 10] [--rounds 3] [--rate 100]
 """
@@ -93,6 +96,18 @@ def windows(pid: int, seconds: float, rate: int) -> dict:
     return {"samples": stats.samples, "share": a / (a + b) if a + b else 0.0}
 
 
+def pyspy_top(pid: int, seconds: float, rate: int) -> dict:
+    """The anchor: py-spy's own live view (its output thrown away; it gives no numbers to check)."""
+    from perfkit.procs import supervisor
+    from perfkit.tools import pyspy
+
+    child = supervisor.spawn([pyspy.find_pyspy(), "top", "--rate", str(rate), "--pid", str(pid)],
+                             stdout=supervisor.DEVNULL, stderr=supervisor.DEVNULL)
+    child.wait(seconds)
+    child.close()
+    return {"samples": 0, "share": None}
+
+
 def dumps(pid: int, seconds: float) -> dict:
     from perfkit.tools import pyspy
 
@@ -115,15 +130,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rate", type=int, default=100)
     args = ap.parse_args()
-    results: dict[str, list[dict]] = {"none": [], "windows": [], "dumps": []}
+    results: dict[str, list[dict]] = {"none": [], "windows": [], "dumps": [], "py-spy top": []}
     for _ in range(args.rounds):
-        for mode in ("none", "windows", "dumps"):
+        for mode in ("none", "windows", "dumps", "py-spy top"):
             p = start_target(args.seconds + 0.5)
             c0, t0 = children_cpu(), time.monotonic()
             if mode == "windows":
                 r = windows(p.pid, args.seconds, args.rate)
             elif mode == "dumps":
                 r = dumps(p.pid, args.seconds)
+            elif mode == "py-spy top":
+                r = pyspy_top(p.pid, args.seconds, args.rate)
             else:
                 time.sleep(args.seconds)
                 r = {"samples": 0, "share": 0.75}
@@ -135,13 +152,15 @@ def main() -> None:
     base = statistics.median(r["work"] for r in results["none"])
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; {args.rounds} rounds of {args.seconds:g} s")
     print(f"{'approach':10} {'samples/s':>10} {'cost % core':>12} {'|spin_a-75%| pp':>16} {'target work':>12}")
-    for mode in ("windows", "dumps"):
+    for mode in ("windows", "dumps", "py-spy top"):
         rs = results[mode]
         sps = statistics.median(r["samples"] / r["wall"] for r in rs)
         cpu = statistics.median(r["cpu"] for r in rs) * 100
-        err = statistics.median(abs(r["share"] - 0.75) for r in rs) * 100
+        err = (f"{statistics.median(abs(r['share'] - 0.75) for r in rs) * 100:16.1f}"
+               if rs[0]["share"] is not None else f"{'-':>16}")
         work = statistics.median(r["work"] for r in rs) / base
-        print(f"{mode:10} {sps:10.1f} {cpu:12.1f} {err:16.1f} {work:12.2f}")
+        sps_txt = f"{sps:10.1f}" if sps else f"{'-':>10}"
+        print(f"{mode:10} {sps_txt} {cpu:12.1f} {err} {work:12.2f}")
 
 
 if __name__ == "__main__":

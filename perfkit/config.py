@@ -67,7 +67,7 @@ def load_toml(path: str | os.PathLike) -> dict:
         import tomllib  # Python >= 3.11
     except ImportError:  # pragma: no cover - Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         except ImportError:
             raise UsageError(f"cannot read {path}: Python < 3.11 needs the 'tomli' package",
                              "pip install tomli, or pass everything as flags") from None

@@ -74,7 +74,7 @@ def check_format(value: Optional[str]) -> Optional[str]:
     return format_name(value) if value is not None else None
 
 
-def complete_formats(ctx, param, incomplete: str):
+def complete_formats(incomplete: str) -> list[str]:
     return [n for n in format_choices() if n.startswith(incomplete.lower())]
 
 
@@ -116,12 +116,12 @@ Output = Annotated[Optional[List[Path]], typer.Option(
     help="Write the profile (repeatable); format from the suffix: .perfkit .pb.gz .speedscope.json "
          ".collapsed .svg .html; '-' is stdout (with -f)", show_default=False)]
 Format = Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", callback=check_format,
-                                               shell_complete=complete_formats,
+                                               autocompletion=complete_formats,
                                                help="Format for every -o file (overrides the suffix); py-spy's "
                                                     "raw, flamegraph, speedscope, chrometrace work too.",
                                                show_default=False)]
 InFormat = Annotated[Optional[str], typer.Option("--from", metavar="FORMAT", callback=check_format,
-                                                 shell_complete=complete_formats,
+                                                 autocompletion=complete_formats,
                                                  help="Input format (default: detected from content, then suffix).",
                                                  show_default=False)]
 Value = Annotated[Optional[str], typer.Option("--value", metavar="TYPE",

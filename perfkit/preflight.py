@@ -23,6 +23,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from perfkit.errors import (
     OutputError,
@@ -64,7 +65,7 @@ class Check:
         return {"name": self.name, "ok": self.ok, "status": self.status, "detail": self.detail, "hint": self.hint,
                 "needs": list(self.needs), "exit_code": None if self.ok else self.error.exit_code}
 
-    def raise_it(self, others: list["Check"] = ()) -> None:
+    def raise_it(self, others: Sequence["Check"] = ()) -> None:
         hint = self.hint or ""
         if others:
             more = "; ".join(o.detail for o in others[:3]) + ("; …" if len(others) > 3 else "")
@@ -138,7 +139,7 @@ def memray_python_range() -> tuple[tuple[int, int] | None, tuple[int, int] | Non
     except Exception:
         return None, None
     lo = None
-    m = re.search(r">=\s*(\d+)\.(\d+)", meta.get("Requires-Python") or "")
+    m = re.search(r">=\s*(\d+)\.(\d+)", (meta.get_all("Requires-Python") or [""])[0])
     if m:
         lo = (int(m.group(1)), int(m.group(2)))
     vers = [tuple(int(x) for x in c.rsplit("::", 1)[1].strip().split(".")) for c in meta.get_all("Classifier") or []
@@ -386,6 +387,7 @@ def ask_interpreter(pid: int) -> Interpreter:
                                                   "LD_LIBRARY_PATH", "PYTHONNOUSERSITE", "PYTHONUSERBASE")}
     env.setdefault("PATH", os.environ.get("PATH", os.defpath))
     info.env = env
+    cwd: str | None
     try:
         cwd = os.readlink(f"/proc/{pid}/cwd")
         cwd = cwd if os.path.isdir(cwd) else None
@@ -403,7 +405,8 @@ def ask_interpreter(pid: int) -> Interpreter:
         info.error = f"{path} did not answer ({tail[-1] if tail else f'exit status {res.returncode}'})"
         return info
     doc = json.loads(m.group(1))
-    info.version = tuple(doc["version"])  # type: ignore[assignment]
+    major, minor, micro = (int(x) for x in doc["version"])
+    info.version = (major, minor, micro)
     info.free_threaded = bool(doc.get("gil_disabled")) or "t" in (doc.get("abiflags") or "")
     info.debug = bool(doc.get("debug")) or "d" in (doc.get("abiflags") or "")
     info.memray, info.memray_error = doc.get("memray"), doc.get("memray_error")
@@ -550,7 +553,7 @@ def _is_descendant(pid: int, ancestor: int) -> bool:
 def _versions(ver: str | None, ft: bool, dbg: bool) -> list[Check]:
     from perfkit.tools.pyspy import find_pyspy, pyspy_version
 
-    out = []
+    out: list[Check] = []
     try:
         pv = pyspy_version(find_pyspy())
     except ToolMissing:

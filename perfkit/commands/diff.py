@@ -23,7 +23,7 @@ def diff(
         "--output", "-o", metavar="FILE", help="Differential flame graph: .svg or .html (repeatable).",
         show_default=False)] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", callback=o.check_format,
-                                               shell_complete=o.complete_formats,
+                                               autocompletion=o.complete_formats,
                                                help="Output format: svg or html (overrides the suffix).",
                                                show_default=False)] = None,
     in_fmt: o.InFormat = None,

@@ -33,8 +33,7 @@ def top(
     subprocesses: Annotated[bool, typer.Option("--subprocesses", "-s",
                                                help="Also sample child processes.")] = False,
     sort: Annotated[str, typer.Option("--sort", metavar="own|total", help="Initial sort (keys 1 and 2 switch).",
-                                      shell_complete=lambda ctx, param, inc: [c for c in ("own", "total")
-                                                                              if c.startswith(inc)])] = "own",
+                                      autocompletion=_complete_sort)] = "own",
     by_line: Annotated[bool, typer.Option("--by-line", help="Rank lines instead of functions (key l).")] = False,
     as_json: o.Json = False,
 ) -> None:
@@ -116,6 +115,10 @@ def top(
     failed = failure(outcome.program, " ".join(target.command))
     if failed:
         raise TargetError(failed, f"its output is in {log.name}" if log is not None else "its output is above")
+
+
+def _complete_sort(incomplete: str) -> list[str]:
+    return [c for c in ("own", "total") if c.startswith(incomplete)]
 
 
 def _live(pid: int, who: str, opts, program):

@@ -15,7 +15,7 @@ import time
 class Keys:
     def __init__(self, enabled: bool = True) -> None:
         self.fd: int | None = None
-        self._saved = None
+        self._saved: list | None = None
         if enabled:
             try:
                 fd = sys.stdin.fileno()

@@ -168,7 +168,8 @@ def run(pid: int, who: str, opts: TopOptions, *, show: Callable[[TopFrame], None
 
 def _threads(sw: SlidingWindow, watch: ProcWatch) -> list:
     stats = sw.stats()
-    cpu = watch.thread_cpu(sw.start, sw.end) if sw.start is not None else None
+    start, end = sw.start, sw.end
+    cpu = watch.thread_cpu(start, end) if start is not None and end is not None else None
     return thread_shares(sw.merged(), stats, cpu, sw.gil_counts())
 
 
@@ -176,13 +177,14 @@ def build(sw: SlidingWindow, watch: ProcWatch, who: str, state: State, threads=N
     stats = sw.stats()
     profile = sw.merged()
     start, end = sw.start, sw.end
-    cpu = watch.thread_cpu(start, end) if start is not None else None
+    known = start is not None and end is not None
+    cpu = watch.thread_cpu(start, end) if known else None  # type: ignore[arg-type]
     threads = threads if threads is not None else thread_shares(profile, stats, cpu, sw.gil_counts())
     one = threads[state.thread_index] if 0 <= state.thread_index < len(threads) else None
     table = rows(profile, stats, threads, by_line=state.by_line, sort=state.sort, thread=one.tid if one else None)
     latest = watch.latest
     span = stats.span_s or 0.0
-    proc_cpu = watch.process_cpu(start, end) if start is not None else None
+    proc_cpu = watch.process_cpu(start, end) if known else None  # type: ignore[arg-type]
     trend = []
     rs = list(watch.readings)
     for a, b in zip(rs, rs[1:], strict=False):

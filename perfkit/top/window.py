@@ -189,7 +189,7 @@ def rows(profile: Profile, stats: WindowStats, threads: list[ThreadShare], *, by
     """Functions (or lines) by idle-corrected own and total share, optionally of one thread."""
     weight = {t.tid: t.weight for t in threads}
     frames = profile.frames
-    key_of = [((f.function, f.file, f.line) if by_line else (f.function, f.file)) for f in frames]
+    key_of: list[tuple] = [((f.function, f.file, f.line) if by_line else (f.function, f.file)) for f in frames]
     own: dict[tuple, float] = {}
     total: dict[tuple, float] = {}
     own_n: dict[tuple, int] = {}
