@@ -53,7 +53,7 @@ KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "duration": ("seconds to record an attached process (cpu, heap)", ()),
     "output_dir": ("directory for relative -o files", ()),
     "user_code": ("glob patterns of your own source files", ()),
-    "redact": ("true or false: redact secrets on target command lines", ()),
+    "redact": ("true or false: redact secrets on target command lines (--no-redact's default)", ()),
 }
 # sub-tables owned by a feature, each read (and checked) by that feature
 TABLES = ("gate",)
@@ -188,6 +188,10 @@ def parse(section: dict, *, where: str = "[tool.perfkit]", base_dir: Path | None
     return ProjectDefaults(**values)
 
 
+# commands with a --no-redact flag take [tool.perfkit] redact as its default
+REDACTING = ("serve", "cpu", "heap", "top", "threads", "leaks", "triage")
+
+
 def default_map(defaults: ProjectDefaults) -> dict[str, dict]:
     """Per-command option defaults for click's ``default_map``: flags still win."""
     out: dict[str, dict] = {}
@@ -197,6 +201,9 @@ def default_map(defaults: ProjectDefaults) -> dict[str, dict]:
             continue
         for cmd in commands:
             out.setdefault(cmd, {})[key] = value
+    if "redact" in defaults.raw:  # only when the project says so: each command keeps its own default otherwise
+        for cmd in REDACTING:  # click ignores a default for an option a command does not have
+            out.setdefault(cmd, {})["no_redact"] = not defaults.redact
     return out
 
 

@@ -32,7 +32,10 @@ def test_parse_every_key(tmp_path):
     d = config.load(p)
     assert (d.rate, d.duration, d.user_code, d.redact) == (250, 2.5, ("myapp/*",), False)
     assert d.output_dir == str(tmp_path / "profiles")  # relative to the config file
-    assert config.default_map(d) == {"cpu": {"rate": 250}, "top": {"rate": 250}}
+    dm = config.default_map(d)
+    assert dm["cpu"]["rate"] == 250 and dm["top"]["rate"] == 250 and "rate" not in dm["heap"]
+    assert dm["serve"] == {"no_redact": True}  # redact = false
+
     assert config.load(project(tmp_path, "")).to_json()["rate"] is None
 
 
@@ -112,6 +115,20 @@ def test_empty_perfkit_config_ignores_the_project(tmp_path):
     res = subprocess.run([*perfkit_cmd(), "convert", str(FIX / "cpu_split_75_25.perfkit"), "-o", "-", "-f", "raw"],
                          cwd=tmp_path, capture_output=True, timeout=60, env={**os.environ, "PERFKIT_CONFIG": ""})
     assert res.returncode == 0, res.stderr
+
+
+def test_redact_false_becomes_serves_no_redact_default(tmp_path):
+    import typer.main
+
+    from perfkit.cli import app
+
+    dm = config.default_map(config.load(project(tmp_path, "[tool.perfkit]\nredact = false\n")))
+    serve = typer.main.get_command(app).get_command(None, "serve")
+    ctx = serve.make_context("serve", ["--pid", "1"], default_map=dm["serve"], resilient_parsing=True)
+    assert ctx.params["no_redact"] is True
+    ctx = serve.make_context("serve", ["--pid", "1"], default_map={}, resilient_parsing=True)
+    assert ctx.params["no_redact"] is False
+    assert "no_redact" not in config.default_map(config.load(project(tmp_path, "[tool.perfkit]\nrate = 5\n")))["cpu"]
 
 
 def test_gate_reads_pyproject_through_the_same_loader(tmp_path):

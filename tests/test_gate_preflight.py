@@ -17,7 +17,7 @@ import pytest
 from conftest import PY, one_error, run_perfkit
 from perfkit.gate import preflight
 
-FAST = ["-n", "3", "--max-repetitions", "3", "--warmups", "0"]
+FAST = ["--repetitions", "3", "--max-repetitions", "3", "--warmups", "0"]
 
 
 def touching_argv(marker) -> list[str]:

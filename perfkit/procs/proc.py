@@ -346,6 +346,8 @@ def has_capability(bit: int, pid: int | None = None) -> bool:
         return bool(int(caps or "0", 16) >> bit & 1)
     except ValueError:
         return False
+
+
 # ------------------------------------------------------------------ counters for metrics
 
 

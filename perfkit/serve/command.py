@@ -29,9 +29,12 @@ Exit codes: 0 stopped (SIGTERM/SIGINT/SIGHUP) or the launched program exited 0;
 2 usage (also: open address without a token, port in use); 3 target problem (also:
 the launched program failed); 4 py-spy missing.
 
-Examples:  perfkit serve --pid 4242        perfkit serve --children --pid $(pgrep -o gunicorn)
-           perfkit serve --listen 0.0.0.0:6060 --token-file /etc/perfkit/token --match 'celery|uvicorn'
-           perfkit serve --print-rules > perfkit-rules.yml
+\b
+Examples:
+  perfkit serve --pid 4242
+  perfkit serve --children --pid $(pgrep -o gunicorn)
+  perfkit serve --listen 0.0.0.0:6060 --token-file /etc/perfkit/token --match 'celery|uvicorn'
+  perfkit serve --print-rules > perfkit-rules.yml
 """
 
 
@@ -41,7 +44,7 @@ def serve(
     pid: Optional[List[int]] = typer.Option(None, "--pid", "-p", help="A process to serve (repeatable)."),
     children: bool = typer.Option(False, "--children", help="Also serve the Python descendants of --pid / CMD."),
     match: Optional[str] = typer.Option(None, "--match", help="Serve every Python process whose command line matches."),
-    listen: str = typer.Option("127.0.0.1:6060", "--listen", "-l", help="HOST:PORT to listen on (port 0: any free)."),
+    listen: str = typer.Option("127.0.0.1:6060", "--listen", help="HOST:PORT to listen on (port 0: any free)."),
     token_file: Optional[str] = typer.Option(None, "--token-file", help="Require Authorization: Bearer <token in file>."),
     tls_cert: Optional[str] = typer.Option(None, "--tls-cert", help="Serve HTTPS with this certificate (PEM)."),
     tls_key: Optional[str] = typer.Option(None, "--tls-key", help="The certificate's private key (PEM)."),
@@ -49,7 +52,7 @@ def serve(
     max_seconds: int = typer.Option(60, "--max-seconds", min=1, max=3600, help="Longest profile a client may ask for."),
     heap_seconds: int = typer.Option(10, "--heap-seconds", min=1, max=600, help="Heap capture length without ?seconds."),
     rate: int = typer.Option(100, "--rate", "-r", min=1, max=1000, help="CPU profile sampling rate (Hz)."),
-    interval: float = typer.Option(5.0, "--interval", "-i", min=0.2, max=300.0, help="Seconds between readings."),
+    interval: float = typer.Option(5.0, "--interval", min=0.2, max=300.0, help="Seconds between readings."),
     window: float = typer.Option(600.0, "--window", min=10.0, max=86400.0, help="Leak analysis window (seconds)."),
     gil_rate: float = typer.Option(0.0, "--gil-rate", min=0.0, max=10.0,
                                    help="Non-blocking py-spy dumps per second per target for GIL/idle shares (0: off)."),
