@@ -47,7 +47,7 @@ def test_bad_output_suffix_and_coarse_interval_exit_2(tmp_path):
     res = run_perfkit("leaks", "--pid", str(os.getpid()), "-d", "2", "-o", str(tmp_path / "report.pdf"))
     assert res.returncode == 2
     assert "report format" in one_line_error(res)
-    res = run_perfkit("leaks", "--pid", str(os.getpid()), "-d", "2", "-i", "1")
+    res = run_perfkit("leaks", "--pid", str(os.getpid()), "-d", "2", "--interval", "1")
     assert res.returncode == 2
     assert "too coarse" in one_line_error(res)
     res = run_perfkit("leaks", "--pid", str(os.getpid()), "-d", "2", "-o", str(tmp_path / "nodir" / "r.html"))
@@ -58,7 +58,7 @@ def test_bad_output_suffix_and_coarse_interval_exit_2(tmp_path):
 def test_pid_vanishing_mid_run_reports_what_was_seen(tmp_path):
     out = tmp_path / "gone.md"
     with scenario("fd_leak", "--rate", "5", "--duration", "4") as sc:
-        res = run_perfkit("leaks", "--pid", str(sc.pid), "-d", "15", "-i", "0.2", "--json", "-o", str(out))
+        res = run_perfkit("leaks", "--pid", str(sc.pid), "-d", "15", "--interval", "0.2", "--json", "-o", str(out))
     assert res.returncode == 3, res.stderr
     assert f"pid {sc.pid} exited" in res.stderr and "Traceback" not in res.stderr
     doc = json.loads(res.stdout)
@@ -75,7 +75,7 @@ def test_another_users_process_reports_what_could_not_be_measured():
     with scenario("steady", "--kind", "thread_pool", "--duration", "30") as sc:
         env = dict(os.environ, NO_COLOR="1", COLUMNS="200")
         res = subprocess.run([*require_nobody(), *perfkit_cmd(),
-                              "leaks", "--pid", str(sc.pid), "-d", "3", "-i", "0.2", "--json"],
+                              "leaks", "--pid", str(sc.pid), "-d", "3", "--interval", "0.2", "--json"],
                              capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
@@ -88,7 +88,7 @@ def test_another_users_process_reports_what_could_not_be_measured():
     # the human view says it too
     with scenario("steady", "--kind", "thread_pool", "--duration", "30") as sc:
         res = subprocess.run([*require_nobody(), *perfkit_cmd(),
-                              "leaks", "--pid", str(sc.pid), "-d", "2", "-i", "0.2"],
+                              "leaks", "--pid", str(sc.pid), "-d", "2", "--interval", "0.2"],
                              capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert "fds: not measured (permission denied" in res.stdout
@@ -98,7 +98,7 @@ def test_launch_mode_watches_the_command_and_stops_it(tmp_path):
     from conftest import scenario_cmd
 
     html, js = tmp_path / "r.html", tmp_path / "r.json"
-    res = run_perfkit("leaks", "-d", "6", "-i", "0.2", "--json", "-o", str(html), "-o", str(js),
+    res = run_perfkit("leaks", "-d", "6", "--interval", "0.2", "--json", "-o", str(html), "-o", str(js),
                       "--", *scenario_cmd("fd_leak", "--rate", "5", "--duration", "60"))
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
@@ -125,7 +125,7 @@ def test_target_and_command_together_is_a_usage_error():
 def test_a_non_python_process_is_watched_without_stacks():
     proc = subprocess.Popen(["sleep", "30"])
     try:
-        res = run_perfkit("leaks", "--pid", str(proc.pid), "-d", "2", "-i", "0.2", "--json")
+        res = run_perfkit("leaks", "--pid", str(proc.pid), "-d", "2", "--interval", "0.2", "--json")
     finally:
         proc.kill()
         proc.wait()

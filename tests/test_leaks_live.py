@@ -18,7 +18,7 @@ from conftest import ROOT, perfkit_cmd, scenario
 
 pytestmark = pytest.mark.live
 
-WATCH = ["-d", "12", "-i", "0.2"]
+WATCH = ["-d", "12", "--interval", "0.2"]
 
 
 def _env():
