@@ -20,43 +20,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from perfkit.errors import OutputError, PerfkitError, ToolMissing, UsageError
+from perfkit.preflight import Check, require  # noqa: F401  (re-exported: gate code says preflight.require)
 
 CAP_SYS_PTRACE = 19
 _PROBE_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
-class Check:
-    """One precondition: what was checked, whether it holds, and the fix when it does not."""
-
-    name: str
-    ok: bool
-    detail: str = ""
-    hint: str | None = None
-    error: type[PerfkitError] = ToolMissing  # what a failure raises (its exit code)
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail, "hint": self.hint,
-                "exit_code": None if self.ok else self.error.exit_code}
-
-    def raise_it(self, others: list["Check"] | None = None) -> None:
-        others = others or []
-        hint = self.hint or ""
-        if others:
-            more = "; ".join(o.detail for o in others[:3]) + ("; …" if len(others) > 3 else "")
-            hint = (hint + " — " if hint else "") + f"also: {more}"
-        raise self.error(self.detail, hint or None)
-
-
-def require(checks: list[Check]) -> None:
-    """Raise the first failed check (naming the others in its hint); nothing when all hold."""
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        failed[0].raise_it(failed[1:])
+# One Check type for every precondition perfkit checks (doctor's, the gate's).
+# ``require(checks)`` raises the first failed one, naming the others.
 
 
 # ---------------------------------------------------------------- generic checks
