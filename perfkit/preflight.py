@@ -393,8 +393,17 @@ def ask_interpreter(pid: int) -> Interpreter:
         cwd = cwd if os.path.isdir(cwd) else None
     except OSError:
         cwd = None
+    argv = [path, "-c", _PROBE]
+    owner = _owner(pid)
+    if os.geteuid() == 0 and owner is not None and owner[0] != 0:
+        # the target's environment runs code at start-up (.pth files, sitecustomize): never as root
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            info.error = f"not asked: it would run uid {owner[0]}'s interpreter as root (setpriv not found)"
+            return info
+        argv = [setpriv, f"--reuid={owner[0]}", f"--regid={owner[1]}", "--clear-groups", *argv]
     try:
-        res = supervisor.run([path, "-c", _PROBE], timeout=PROBE_TIMEOUT, env=env, cwd=cwd)
+        res = supervisor.run(argv, timeout=PROBE_TIMEOUT, env=env, cwd=cwd)
     except OSError as exc:
         info.error = f"cannot run {path}: {getattr(exc, 'strerror', None) or exc}"
         return info
@@ -527,6 +536,16 @@ def _can_read_maps(pid: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def _owner(pid: int) -> tuple[int, int] | None:
+    """(effective uid, effective gid) of ``pid``."""
+    try:
+        uid = int((proc.status_field(pid, "Uid") or "").split()[1])
+        gid = int((proc.status_field(pid, "Gid") or "").split()[1])
+    except (IndexError, ValueError):
+        return None
+    return uid, gid
 
 
 def _uid(pid: int) -> int | None:

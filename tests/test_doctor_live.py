@@ -139,3 +139,37 @@ def test_doctor_reports_a_broken_project_config_other_commands_refuse_it(tmp_pat
     c = by_name(doc)["project config"]
     assert not c["ok"] and "unknown key 'rat'" in c["detail"] and "rate" in c["hint"]
     one_error(run_perfkit("cpu", "--", PY, "-c", "pass", env={"PERFKIT_CONFIG": str(cfg)}), 2, "unknown key 'rat'")
+
+
+def test_root_asks_another_users_interpreter_as_that_user():
+    """The target's environment runs code when its interpreter starts (sitecustomize, .pth):
+    doctor as root must not run it as root."""
+    import shutil
+    import tempfile
+
+    require_nobody()
+    from perfkit import preflight
+
+    d = tempfile.mkdtemp(prefix="perfkit-doctor-test-")
+    try:
+        os.chmod(d, 0o777)
+        Path(d, "sitecustomize.py").write_text(
+            f"import os\nopen(os.path.join({d!r}, 'uid-%d' % os.getuid()), 'w').close()\n")
+        proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+                                 "-c", "import time; print('ready', flush=True); time.sleep(30)"],
+                                stdout=subprocess.PIPE, text=True, cwd="/", env={**os.environ, "PYTHONPATH": d})
+        try:
+            assert proc.stdout.readline().startswith("ready")
+            for f in os.listdir(d):
+                if f.startswith("uid-"):
+                    os.unlink(os.path.join(d, f))
+            info = preflight.ask_interpreter(proc.pid)
+            assert info.version is not None, info
+            ran_as = sorted(f for f in os.listdir(d) if f.startswith("uid-"))
+            assert ran_as == ["uid-65534"], ran_as
+        finally:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
