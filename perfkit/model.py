@@ -16,6 +16,10 @@ writer reads one.
   captures add :class:`HeapFacts`).  Anything a reader brings that has no field lands
   in ``Recording.extra``.  ``series`` holds named time series (e.g. heap/RSS over
   time) as lists of ``[t_seconds, value]``.
+* ``timeline`` (optional) keeps *when* each sample was seen, in recording order: a
+  compact :class:`Timeline` of (start, duration, sample index) events.  Aggregated
+  views never touch it, so they stay as fast as without; timeline writers (time-ordered
+  speedscope, Chrome trace) use it when it is there.
 
 Profiles are treated as immutable: transforms return new profiles.
 """
@@ -209,6 +213,74 @@ def json_safe(obj):
     return str(obj)
 
 
+class Timeline:
+    """When each sample was seen, in recording order: one event per tick (or interval).
+
+    Event ``k`` says: the stack of ``profile.samples[index[k]]`` was seen from
+    ``start_ns[k]`` (nanoseconds after ``Recording.start``) for ``dur_ns[k]`` (or the
+    profile's period when ``dur_ns`` is None: one sampling tick).  Events are sorted by
+    start; events of one thread never overlap.
+
+    ``clock`` says what the start times are:
+
+    * ``"wall"``: real offsets from the recording's start (Chrome traces, austin);
+    * ``"ticks"``: the k-th sample of a thread at k x period (py-spy's speedscope output
+      keeps each thread's samples in order but not their times; speedscope's own Time
+      Order view uses the same clock).  With ``--idle`` every thread is sampled on every
+      tick, so this is wall time; without it a thread's idle stretches are skipped.
+
+    The aggregated sample values stay the truth for totals; a timeline only orders them.
+    A timeline belongs to one sample list: a profile whose samples were replaced (a
+    filter) drops it (see :meth:`Profile.live_timeline`).
+    """
+
+    __slots__ = ("start_ns", "dur_ns", "index", "clock", "_owner")
+
+    def __init__(self, start_ns: Iterable[int], index: Iterable[int], dur_ns: Iterable[int] | None = None,
+                 clock: str = "wall") -> None:
+        from array import array
+
+        self.start_ns = array("q", start_ns)
+        self.index = array("q", index)
+        self.dur_ns = array("q", dur_ns) if dur_ns is not None else None
+        if len(self.index) != len(self.start_ns) or (self.dur_ns is not None and len(self.dur_ns) != len(self.index)):
+            raise ValueError("timeline arrays differ in length")
+        if clock not in ("wall", "ticks"):
+            raise ValueError(f"unknown timeline clock {clock!r}")
+        self.clock = clock
+        self._owner = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, Timeline) and self.clock == other.clock and self.start_ns == other.start_ns
+                and self.index == other.index and self.dur_ns == other.dur_ns)
+
+    def __repr__(self) -> str:
+        return f"Timeline({len(self)} events, clock={self.clock})"
+
+    def durations(self, period_ns: int | None) -> list[int]:
+        """Every event's duration (the period for tick events; 1 ns if nothing is known)."""
+        if self.dur_ns is not None:
+            return list(self.dur_ns)
+        return [int(period_ns or 1)] * len(self.index)
+
+    def check(self, n_samples: int) -> None:
+        if any(i < 0 or i >= n_samples for i in self.index):
+            raise ValueError("timeline refers to a missing sample")
+        if any(b < a for a, b in zip(self.start_ns, self.start_ns[1:])):
+            raise ValueError("timeline events are not in time order")
+
+    def remap(self, new_index: Sequence[int | None]) -> "Timeline | None":
+        """The same events for a new sample list (``new_index[old] -> new``; None drops the event)."""
+        keep = [k for k, i in enumerate(self.index) if new_index[i] is not None]
+        if not keep:
+            return None
+        return Timeline([self.start_ns[k] for k in keep], [new_index[self.index[k]] for k in keep],
+                        [self.dur_ns[k] for k in keep] if self.dur_ns is not None else None, self.clock)
+
+
 @dataclass
 class Profile:
     frames: list[Frame]
@@ -218,6 +290,28 @@ class Profile:
     series: dict[str, list[list[float]]] = field(default_factory=dict)
     # The value type shown by default (index into sample_types).
     default_index: int = 0
+    # When each sample was seen (optional; see Timeline).  Read it with live_timeline().
+    timeline: Timeline | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.timeline is not None and self.timeline._owner is None:
+            self.timeline._owner = self.samples
+
+    def live_timeline(self) -> Timeline | None:
+        """The timeline if it still describes ``samples`` (a filter that replaced the sample
+        list, e.g. ``dataclasses.replace(p, samples=...)``, leaves it stale: None then)."""
+        t = self.timeline
+        if t is None or t._owner is not self.samples:
+            return None
+        return t
+
+    def with_timeline(self, timeline: Timeline | None) -> "Profile":
+        """Attach ``timeline`` to this profile's sample list (returns self)."""
+        if timeline is not None:
+            timeline.check(len(self.samples))
+            timeline._owner = self.samples
+        self.timeline = timeline
+        return self
 
     # ----- derived facts -------------------------------------------------
     def value_index(self, name: str | None) -> int:
@@ -271,6 +365,11 @@ class ProfileBuilder:
         self._frame_index: dict[Frame, int] = {}
         self._frames: list[Frame] = []
         self._acc: dict[tuple[tuple[int, ...], Labels], list[int]] = {}
+        self._order: dict[tuple[tuple[int, ...], Labels], int] = {}
+        self._t_start: list[int] = []
+        self._t_dur: list[int] | None = None
+        self._t_index: list[int] = []
+        self.timeline_clock = "wall"
 
     def frame_id(self, frame: Frame) -> int:
         idx = self._frame_index.get(frame)
@@ -280,25 +379,47 @@ class ProfileBuilder:
             self._frames.append(frame)
         return idx
 
-    def add(self, frames: Iterable[Frame], values: Sequence[int], labels: Labels = NO_LABELS) -> None:
+    def add(self, frames: Iterable[Frame], values: Sequence[int], labels: Labels = NO_LABELS) -> int:
         stack = tuple(self.frame_id(f) for f in frames)
-        self.add_ids(stack, values, labels)
+        return self.add_ids(stack, values, labels)
 
-    def add_ids(self, stack: tuple[int, ...], values: Sequence[int], labels: Labels = NO_LABELS) -> None:
+    def add_ids(self, stack: tuple[int, ...], values: Sequence[int], labels: Labels = NO_LABELS) -> int:
+        """Add values to the (stack, labels) sample; returns that sample's index in the built profile."""
         if len(values) != len(self.sample_types):
             raise ValueError(f"expected {len(self.sample_types)} values, got {len(values)}")
         key = (stack, labels)
         acc = self._acc.get(key)
         if acc is None:
             self._acc[key] = list(values)
-        else:
-            for i, v in enumerate(values):
-                acc[i] += v
+            idx = self._order[key] = len(self._order)
+            return idx
+        for i, v in enumerate(values):
+            acc[i] += v
+        return self._order[key]
+
+    def seen(self, index: int, start_ns: int, dur_ns: int | None = None) -> None:
+        """A timeline event: sample ``index`` (from ``add``) was seen at ``start_ns`` for ``dur_ns``
+        (None: one tick of the period).  Events may come in any order; ``build`` sorts them."""
+        if dur_ns is not None and self._t_dur is None:
+            self._t_dur = [-1] * len(self._t_index)  # earlier tick events: the period, at build
+        self._t_start.append(int(start_ns))
+        self._t_index.append(index)
+        if self._t_dur is not None:
+            self._t_dur.append(-1 if dur_ns is None else int(dur_ns))
 
     def build(self) -> Profile:
         samples = [Sample(stack, tuple(vals), labels) for (stack, labels), vals in self._acc.items()]
-        return Profile(frames=list(self._frames), sample_types=list(self.sample_types), samples=samples,
+        prof = Profile(frames=list(self._frames), sample_types=list(self.sample_types), samples=samples,
                        recording=self.recording.copy(), series=dict(self.series), default_index=self.default_index)
+        if self._t_index:
+            order = sorted(range(len(self._t_index)), key=self._t_start.__getitem__)
+            dur = None
+            if self._t_dur is not None:
+                period = int(self.recording.period_ns or 1)
+                dur = [self._t_dur[k] if self._t_dur[k] >= 0 else period for k in order]
+            prof.with_timeline(Timeline([self._t_start[k] for k in order], [self._t_index[k] for k in order], dur,
+                                        self.timeline_clock))
+        return prof
 
 
 def rebuild(profile: Profile, samples: Iterable[tuple[Sequence[Frame], Sequence[int], Labels]],

@@ -39,6 +39,8 @@ def format_name(name: str) -> str:
     lower = name.strip().lower()
     canonical = FORMAT_ALIASES.get(lower, lower)
     known = formats.names()
+    if canonical not in known and canonical in formats.ALIASES:
+        canonical = formats.ALIASES[canonical]  # the registry's own aliases (pb, trace, native …)
     if canonical not in known:
         spelled = [a for a, c in FORMAT_ALIASES.items() if c in known and a != c]
         what = f"format {name!r} (py-spy's name) is not available here" if lower in FORMAT_ALIASES \
@@ -61,7 +63,8 @@ class Outputs:
                  output_dir: str | None = None) -> None:
         from perfkit.errors import UsageError
         from perfkit.fileio import check_writable
-        from perfkit.formats import format_for_path
+        from perfkit.formats import output_format
+
         self.fmt = format_name(fmt) if fmt else None
         self.plan: list[tuple[Path, str]] = []
         self.written: list[dict] = []
@@ -82,12 +85,12 @@ class Outputs:
                     raise UsageError("-o - writes to stdout: say which format with -f",
                                      "e.g. -o - -f raw (folded stacks), -f speedscope, -f pprof")
                 self.to_stdout = True
-                path, name = Path(STDOUT), self.fmt
+                path, name = Path(STDOUT), output_format(STDOUT, self.fmt)
             else:
                 path = Path(raw)
                 if output_dir and not path.is_absolute():
                     path = Path(output_dir) / path
-                name = format_for_path(path, self.fmt)
+                name = output_format(path, self.fmt)  # a format with a writer
             if allowed is not None and name not in allowed:
                 names = sorted(allowed)
                 raise UsageError(f"cannot write {what} as {name} ({raw})",

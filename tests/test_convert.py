@@ -13,7 +13,7 @@ import pytest
 
 from conftest import run_perfkit, scenario_cmd
 from perfkit.analysis.top import top
-from perfkit.formats import collapsed, native, pprof, read_profile, speedscope
+from perfkit.formats import FORMATS, collapsed, native, read_profile, speedscope
 from perfkit.formats import read_profile as load
 from test_pprof import _canon, go_top, heap_profile
 
@@ -29,8 +29,7 @@ def fixture(name="cpu_split_75_25.perfkit"):
 def test_convert_any_reader_to_any_writer_keeps_the_samples(tmp_path, src):
     p = fixture()
     start = tmp_path / f"in{SUFFIXES[src]}"
-    start.write_bytes({"perfkit": native, "pprof": pprof, "speedscope": speedscope,
-                       "collapsed": collapsed}[src].write(p, value="samples"))
+    start.write_bytes(FORMATS[src].write(p, value="samples"))  # each writer takes only its own options
     args = ["convert", start]
     for name, suf in SUFFIXES.items():
         args += ["-o", tmp_path / f"out{suf}"]
@@ -111,7 +110,7 @@ def test_convert_filters_thread_and_pid():
     res = run_perfkit("convert", FIX / "pyspy_cpu_threads.speedscope.json", "-o", "/dev/null", "--format", "collapsed",
                       "--thread", "worker-a", "--json", check=True)
     doc = json.loads(res.stdout)
-    expected = sum(s.values[0] for s in p.samples if s.labels.thread == "worker-a")
+    expected = sum(s.values[p.default_index] for s in p.samples if s.labels.thread == "worker-a")
     assert doc["total"] == expected
 
 

@@ -1,15 +1,29 @@
-"""Collapsed / folded stacks (Brendan Gregg's format): ``root;caller;leaf weight``.
+r"""Collapsed / folded stacks (Brendan Gregg's format): ``root;caller;leaf weight``.
 
 The format flamegraph.pl, inferno and speedscope read.  One line per distinct stack,
-root first, frames written as ``function (file:line)`` like py-spy does.  The format
-has no escaping, so perfkit escapes the characters that would break a line (``;``,
-newlines, backslash, parentheses, edge whitespace) as ``\\x3b``, ``\\n``, ``\\\\``,
-``\\x28`` ...; the reader reverses that.
+root first, frames written as ``function (file:line)`` like py-spy does.  The format has
+no escaping, so names are written as they are — parentheses, brackets, quotes, spaces,
+``<module>``, Go's ``runtime.(*scavengerState).init``, C++ ``ns::f(int)``, py-spy's
+``thread (123)`` — except what a line truly cannot hold:
+
+* ``;`` inside a name (it separates frames) becomes ``\x3b``, a line feed ``\n``,
+  a carriage return ``\r``; a backslash is doubled only where it would otherwise
+  start one of these escapes (before ``\``, ``x``, ``u``, ``n``, ``r``), so Windows
+  paths stay readable;
+* whitespace at the edge of a frame and a ``#`` opening a line (a comment to
+  perfkit's reader) become ``\x20`` / ``\x23``-style escapes.
+
+perfkit's reader reverses exactly that (a round trip keeps every name); other readers
+show the escapes literally in the rare names that need them.
+
 Labels (thread, pid) are not part of the format: by default stacks are merged across
 them.  ``write(..., labels=True)`` keeps them as a leading pseudo-frame
 ``[pid=7 tid=8 thread="MainThread"]`` (``-`` / ``null`` when unknown; the thread name
 JSON-quoted) which flamegraph.pl shows as a root box and the reader turns back into
-labels, so collapsed → model → collapsed round trips keep labels too.
+labels.  py-spy's ``raw`` output with ``--threads`` / ``--subprocesses`` is read the
+same way: its ``process 12:"cmd"`` and ``thread (34): name`` root pseudo-frames become
+pid / thread labels (a thread name or command line holding ``;`` is rejoined up to the
+first real frame, one that ends in ``)``).
 """
 
 from __future__ import annotations
@@ -18,19 +32,20 @@ import json
 import re
 
 from perfkit.errors import InputFormatError
+from perfkit.formats import limits
 from perfkit.model import NO_LABELS, SAMPLES, Frame, Labels, Profile, Recording, Sample, ValueType
 
 NAME = "collapsed"
 
 _LINE = re.compile(r"^(.*\S)\s+(\d+)\s*$")
-_FRAME = re.compile(r"^(.*) \(([^()]*?):(\d+)\)$")
-# Characters that would break a line, a stack or a frame: backslash, ';', line breaks
-# (incl. the ones str.splitlines knows), and parentheses (the frame's file part).
-_ESC = {"\\": "\\\\", ";": "\\x3b", "\n": "\\n", "\r": "\\r", "(": "\\x28", ")": "\\x29"}
-_ESC.update({c: f"\\x{ord(c):02x}" for c in "\x0b\x0c\x1c\x1d\x1e\x85"})
-_ESC.update({c: f"\\u{ord(c):04x}" for c in "\u2028\u2029"})
-_ESC_TABLE = str.maketrans(_ESC)
+_FRAME = re.compile(r"^(.*) \(([^()]*):(\d+)\)$")
+_FRAME_PAREN_FILE = re.compile(r"^(.*?) \((.*):(\d+)\)$")  # a file name with parentheses
+# What a line cannot hold: ';' (frame separator) and line breaks.
+_ESC_TABLE = str.maketrans({";": "\\x3b", "\n": "\\n", "\r": "\\r"})
+_BACKSLASH = re.compile(r"\\(?=[\\xunr])")
 _UNESC = re.compile(r"\\(\\|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|n|r)")
+_PYSPY_THREAD = re.compile(r"^thread \((0x[0-9a-fA-F]+|\d+)\)(?:: (.*))?$", re.S)
+_PYSPY_PROCESS = re.compile(r'^process (\d+):"(.*)"$', re.S)
 _UNESC_MAP = {"\\": "\\", "n": "\n", "r": "\r"}
 _LABELS = re.compile(r'^\[pid=(-|\d+) tid=(-|\d+) thread=(null|".*")\]$', re.S)
 
@@ -40,7 +55,10 @@ def _edge(c: str) -> str:
 
 
 def _esc(text: str) -> str:
-    out = text.translate(_ESC_TABLE)
+    out = text
+    if "\\" in out:
+        out = _BACKSLASH.sub(r"\\\\", out)
+    out = out.translate(_ESC_TABLE)
     if out:
         # leading/trailing whitespace and a leading '#' (a comment line) would be lost
         if out[0].isspace() or out[0] == "#":
@@ -70,7 +88,7 @@ def frame_text(frame: Frame) -> str:
 
 
 def parse_frame(text: str) -> Frame:
-    m = _FRAME.match(text)
+    m = _FRAME.match(text) or _FRAME_PAREN_FILE.match(text)
     if m:
         return Frame(_unesc(m.group(1)), _unesc(m.group(2)), int(m.group(3)))
     return Frame(_unesc(text))
@@ -99,7 +117,36 @@ def parse_labels(text: str) -> Labels | None:
                   thread)
 
 
-def write(profile: Profile, value: str | None = None, labels: bool = False, **_options) -> bytes:
+def _pyspy_labels(parts: list[str]) -> tuple[Labels | None, list[str]]:
+    """py-spy raw's root pseudo-frames (``process N:"cmd"``…, ``thread (T): name``) → labels."""
+    pid = tid = thread = None
+    i = 0
+    while i < len(parts) and parts[i].startswith("process "):
+        text, j = parts[i], i
+        while not text.endswith('"') and j + 1 < len(parts):  # a command line holding ';'
+            j += 1
+            text += ";" + parts[j]
+        m = _PYSPY_PROCESS.match(text)
+        if not m:
+            break
+        pid, i = int(m.group(1)), j + 1  # the innermost process is the sampled one
+    if i < len(parts) and parts[i].startswith("thread ("):
+        text, j = parts[i], i
+        while j + 1 < len(parts) and not parts[j + 1].endswith(")") and ": " in parts[i]:
+            j += 1  # a thread name holding ';': rejoin up to the first real frame
+            text += ";" + parts[j]
+        m = _PYSPY_THREAD.match(text)
+        if m:
+            raw = m.group(1)
+            tid = int(raw, 16) if raw.startswith("0x") else int(raw)
+            thread = m.group(2)
+            i = j + 1
+    if i == 0:
+        return None, parts
+    return Labels(pid, tid, thread), parts[i:]
+
+
+def write(profile: Profile, value: str | None = None, labels: bool = False) -> bytes:
     """Folded text weighted by one value type.
 
     Default: sample counts when the profile has them (what flamegraph.pl users
@@ -146,6 +193,9 @@ def _split_line(line: str) -> tuple[str, str] | None:
 
 def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPLES) -> Profile:
     expected = "collapsed stacks: lines of 'frame;frame;frame COUNT'"
+    lim = limits.current()
+    limits.check_size(data, source, lim)
+    limits.longest_line_ok(data, source, lim)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -155,6 +205,7 @@ def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPL
     cache: dict[str, int] = {}
     get = cache.get
     acc: dict[tuple, int] = {}
+    pyspy = False
     for lineno, line in enumerate(text.split("\n"), 1):
         line = line.rstrip()
         if not line or line[0] == "#" or line.isspace():
@@ -166,6 +217,10 @@ def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPL
         lb = parse_labels(parts[0]) if parts[0].startswith("[pid=") else None
         if lb is not None:
             parts = parts[1:]
+        elif parts[0].startswith(("thread (", "process ")):
+            lb, parts = _pyspy_labels(parts)
+            if lb is not None:
+                pyspy = True
         stack = list(map(get, parts))
         if None in stack:
             for i, part in enumerate(parts):
@@ -184,4 +239,5 @@ def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPL
     if not acc:
         raise InputFormatError(f"{source} holds no stacks", f"expected {expected}")
     samples = [Sample(stack, (v,), lb) for (stack, lb), v in acc.items()]
-    return Profile(frames=frames, sample_types=[value_type], samples=samples, recording=Recording(source_format=NAME))
+    rec = Recording(source_format=NAME, tool="py-spy" if pyspy else None, kind="cpu" if pyspy else None)
+    return Profile(frames=frames, sample_types=[value_type], samples=samples, recording=rec)

@@ -1,24 +1,34 @@
 """pprof: gzipped ``profile.proto`` — the exchange format of go tool pprof, Pyroscope,
 Parca and Grafana.
 
-The message classes are built at run time from a descriptor equivalent to
-github.com/google/pprof/proto/profile.proto (protobuf is imported on first use, never
-at CLI start-up).
+The message classes are built at run time from a descriptor equal to
+github.com/google/pprof/proto/profile.proto (field names, numbers, types and labels;
+a test compares it with the upstream file shipped by Debian's golang-github-google-
+pprof-dev).  protobuf is imported on first use, never at CLI start-up.
 
-Mapping from the model:
+Mapping from the model, written the way the ecosystem reads it:
 
-* every ``ValueType`` becomes a ``sample_type`` (type/unit strings); the profile's
-  default value type is ``default_sample_type``;
-* a ``Frame`` (function, file, line) is one ``Location`` with one ``Line`` pointing at
-  a ``Function`` (name, filename); stacks are written leaf first, as pprof wants;
-* labels: ``pid`` and ``thread_id`` are numeric labels, ``thread_name`` a string label;
-* ``period``/``period_type`` from ``metadata["period_ns"]`` (CPU: ``cpu/nanoseconds``),
-  ``time_nanos``/``duration_nanos`` from ``metadata["start"]``/``["duration_s"]``;
-* the rest of the metadata and the series travel in one unreferenced string-table
-  entry (``perfkit-metadata:{json}``) so a perfkit → pprof → perfkit round trip is lossless.
+* every ``ValueType`` becomes a ``sample_type``; ``default_sample_type`` is
+  ``inuse_space`` for heap profiles (what Go's own heap profiles open on), else the
+  profile's default type (``cpu`` for CPU);
+* ``period_type``/``period``: ``cpu|wall/nanoseconds`` and the sampling period for CPU
+  profiles (also for files converted from speedscope or a trace, so ``-diff_base``
+  works across conversions), ``space/bytes`` and 1 for heap profiles (memray sees every
+  allocation);
+* a ``Frame`` is one ``Location`` (one ``Line``) of a ``Function`` whose ``name`` is the
+  Python name and whose ``system_name`` is left empty — pprof demangles a function
+  whose system name equals its name, turning ``<module>`` into ``<unknown>`` and
+  ``<listcomp>`` into ``listcomp``; stacks are written leaf first;
+* one ``Mapping`` (the interpreter or program, ``has_functions`` …) so pprof knows the
+  symbols are already there and never asks for a "Main binary";
+* labels: ``pid`` and ``thread_id`` numeric, ``thread_name`` a string;
+* comments: the target, the tool and perfkit's version (go tool pprof prints them);
+* the recording and series travel in one unreferenced string-table entry
+  (``perfkit-metadata:{json}``) so perfkit → pprof → perfkit is lossless.
 
-The reader accepts any pprof (gzipped or not): inlined frames are expanded, address-only
-locations become ``0x…`` frames, unknown labels are dropped.
+The reader accepts any pprof (gzipped or not; inflated within the input limit):
+inlined frames are expanded, address-only locations become ``0x…`` frames, unknown
+labels are dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import zlib
 from datetime import datetime, timezone
 
 from perfkit.errors import InputFormatError
+from perfkit.formats import limits
 from perfkit.model import Frame, Labels, Profile, ProfileBuilder, Recording, ValueType
 
 NAME = "pprof"
@@ -132,7 +143,53 @@ def _start_nanos(start) -> int:
     return 0
 
 
-def write(profile: Profile, *, extra_labels: dict[str, str] | None = None, **_options) -> bytes:
+HEAP_DEFAULT = "inuse_space"
+
+
+def default_type(profile: Profile) -> str | None:
+    """What pprof should open on: inuse_space for heap profiles (Go's convention), else the default type."""
+    types = [vt.type for vt in profile.sample_types]
+    if profile.recording.kind == "heap" and HEAP_DEFAULT in types:
+        return HEAP_DEFAULT
+    return types[profile.default_index] if types else None
+
+
+def period_of(profile: Profile) -> tuple[str, str, int] | None:
+    """(period type, unit, period) for the profile, or None when nothing fits."""
+    rec = profile.recording
+    units = {vt.unit for vt in profile.sample_types}
+    time_types = [vt.type for vt in profile.sample_types if vt.unit == "nanoseconds"]
+    if rec.kind == "heap" or (not time_types and "bytes" in units):
+        return ("space", "bytes", 1)
+    if rec.period_ns or time_types:
+        ptype = rec.period_type or (time_types[0] if time_types else "cpu")
+        return (ptype, "nanoseconds", int(rec.period_ns or 0))
+    return None
+
+
+def _comments(rec: Recording) -> list[str]:
+    out = []
+    if rec.target:
+        out.append(f"target: {rec.target}")
+    if rec.tool:
+        out.append(f"recorded with {rec.tool}" + (f" {rec.tool_version}" if rec.tool_version else ""))
+    out.append(f"written by perfkit {_perfkit_version()}")
+    return out
+
+
+def _perfkit_version() -> str:
+    from perfkit import __version__
+
+    return __version__
+
+
+def _main_binary(rec: Recording) -> str:
+    if rec.cmdline:
+        return str(rec.cmdline[0])
+    return "python"
+
+
+def write(profile: Profile, *, extra_labels: dict[str, str] | None = None) -> bytes:
     """The whole profile (every value type, every label) as gzipped profile.proto.
 
     ``extra_labels`` (string key -> string value) are added to every sample, after the
@@ -145,7 +202,11 @@ def write(profile: Profile, *, extra_labels: dict[str, str] | None = None, **_op
     extra = [(s(k), s(v)) for k, v in sorted((extra_labels or {}).items())]
     for vt in profile.sample_types:
         out.sample_type.add(type=s(vt.type), unit=s(vt.unit))
-    out.default_sample_type = s(profile.sample_types[profile.default_index].type) if profile.sample_types else 0
+    default = default_type(profile)
+    out.default_sample_type = s(default) if default else 0
+    rec = profile.recording
+    out.mapping.add(id=1, filename=s(_main_binary(rec)), has_functions=True, has_filenames=True,
+                    has_line_numbers=True)
 
     func_ids: dict[tuple[str, str], int] = {}
     loc_of_frame: list[int] = []
@@ -154,9 +215,9 @@ def write(profile: Profile, *, extra_labels: dict[str, str] | None = None, **_op
         fid = func_ids.get(key)
         if fid is None:
             fid = func_ids[key] = len(func_ids) + 1
-            out.function.add(id=fid, name=s(f.function), system_name=s(f.function), filename=s(f.file))
+            out.function.add(id=fid, name=s(f.function), filename=s(f.file))
         lid = len(loc_of_frame) + 1
-        loc = out.location.add(id=lid)
+        loc = out.location.add(id=lid, mapping_id=1)
         loc.line.add(function_id=fid, line=f.line)
         loc_of_frame.append(lid)
 
@@ -180,27 +241,29 @@ def write(profile: Profile, *, extra_labels: dict[str, str] | None = None, **_op
                               value=list(smp.values), label=labels))
     out.sample.extend(samples)
 
-    rec = profile.recording
-    if rec.period_ns:
-        out.period = int(rec.period_ns)
-        out.period_type.type = s(rec.period_type or "cpu")
-        out.period_type.unit = s("nanoseconds")
+    period = period_of(profile)
+    if period is not None:
+        out.period_type.type = s(period[0])
+        out.period_type.unit = s(period[1])
+        if period[2]:
+            out.period = period[2]
     if rec.start is not None:
         out.time_nanos = _start_nanos(rec.start)
     if rec.duration_s:
         out.duration_nanos = int(float(rec.duration_s) * 1e9)
-    extra = {"recording": rec.to_json(), "series": profile.series}
-    # An unreferenced string: pprof readers ignore it (a comment would be printed by
-    # go tool pprof at the top of every report); perfkit's reader picks it up.
-    s(META_PREFIX + json.dumps(extra, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str))
+    out.comment.extend(s(c) for c in _comments(rec))
+    meta_doc = {"recording": rec.to_json(), "series": profile.series, "default_index": profile.default_index}
+    # An unreferenced string: pprof readers ignore it; perfkit's reader picks it up.
+    s(META_PREFIX + json.dumps(meta_doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str))
     out.string_table.extend(s.table)
     return gzip.compress(out.SerializeToString(deterministic=True), compresslevel=6, mtime=0)
 
 
 # ----------------------------------------------------------------- reading
-def _decompress(data: bytes) -> bytes:
+def _decompress(data: bytes, source: str) -> bytes:
     if data[:2] == b"\x1f\x8b":
-        return gzip.decompress(data)
+        return limits.gunzip(data, source)
+    limits.check_size(data, source)
     return data
 
 
@@ -233,7 +296,9 @@ def _parse(raw: bytes):
 
 def read(data: bytes, source: str = "<pprof>") -> Profile:
     try:
-        raw = _decompress(data)
+        raw = _decompress(data, source)
+    except InputFormatError:
+        raise
     except (OSError, EOFError, zlib.error) as exc:
         raise InputFormatError(f"{source} is corrupt or truncated ({type(exc).__name__})", f"expected {EXPECTED}") from None
     if not raw:
@@ -273,6 +338,7 @@ def _to_model(msg) -> Profile:
     meta: dict = {}
     series: dict = {}
     comments: list[str] = []
+    ours = False
     for text in reversed(st):
         if text.startswith(META_PREFIX):
             try:
@@ -285,13 +351,18 @@ def _to_model(msg) -> Profile:
                         meta.update(extra[key])
                 if isinstance(extra.get("series"), dict):
                     series = extra["series"]
+                di = extra.get("default_index")
+                if isinstance(di, int) and 0 <= di < len(types):
+                    default_index = di
+                ours = True
             break
     for c in msg.comment:
         comments.append(S(c))
     rec = Recording.from_json(meta)
-    rec.comments = list(rec.comments) + [c for c in comments if c not in rec.comments]
+    if not ours:  # perfkit's own comments are derived from the recording it carries
+        rec.comments = list(rec.comments) + [c for c in comments if c not in rec.comments]
     rec.source_format = NAME
-    if msg.period:
+    if msg.period and not ours:
         if S(msg.period_type.unit) == "nanoseconds":
             rec.period_ns = rec.period_ns or msg.period
         else:

@@ -246,11 +246,17 @@ def _to_cpu_profile(raw: Profile, target: Target, opts: RecordOptions, elapsed: 
     time_type = WALL_NS if opts.idle else CPU_NS
     b = ProfileBuilder([SAMPLES, time_type])
     pid_default = target.pid if target.pid is not None else child_pid
+    new_index = []
     for s in raw.samples:
         n = s.values[0]
         labels = s.labels if s.labels.pid is not None else Labels(pid_default, s.labels.tid, s.labels.thread)
-        b.add([raw.frames[i] for i in s.stack], (n, n * period_ns), labels)
+        new_index.append(b.add([raw.frames[i] for i in s.stack], (n, n * period_ns), labels))
     prof = b.build()
+    # py-spy's speedscope output keeps each thread's samples in order (not their times):
+    # the reader put them on the "ticks" clock, sample k of a thread at k x period.
+    timeline = raw.live_timeline()
+    if timeline is not None:
+        prof.with_timeline(timeline.remap(new_index))
     samples = prof.total(0)
     per_thread: dict[tuple, int] = {}
     per_pid: dict[int | None, int] = {}
