@@ -1,9 +1,10 @@
 """Chrome trace events (``.trace.json``): read by Perfetto, chrome://tracing and speedscope.
 
 Writing (the JSON object form, ``{"traceEvents": [...]}``): each thread is a track of
-nested ``B``/``E`` slices, one per frame, in time order, with the frame's file and line
-in ``args``; ``M`` events name the process (the target) and every thread.  Times are
-microseconds (fractions keep nanoseconds).
+nested ``B``/``E`` slices, one per frame, in time order, named by the function, with
+``file:line`` as the slice's category (no ``args``: speedscope's importer would glue
+them onto every frame name); ``M`` events name the process (the target) and every
+thread.  Times are microseconds (fractions keep nanoseconds).
 
 * With a timeline (``Profile.live_timeline()``) the slices are the real sequence of
   samples: on the ``ticks`` clock consecutive ticks of one stack form one slice (a
@@ -94,16 +95,12 @@ def write(profile: Profile, value: str | None = None) -> bytes:
         events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "ts": 0, "args": {"name": tname}})
     frames = profile.frames
 
+    cats = [f.location or "python" for f in frames]
+
     def ev(ph: str, fi: int, ts: int, pid: int, tid: int) -> dict:
-        f = frames[fi]
-        e = {"ph": ph, "name": f.function, "cat": "perfkit", "pid": pid, "tid": tid, "ts": _us(ts)}
+        e = {"ph": ph, "name": frames[fi].function, "cat": cats[fi], "pid": pid, "tid": tid, "ts": _us(ts)}
         if ph == "B":
-            args = {}
-            if f.file:
-                args["file"] = f.file
-            if f.line:
-                args["line"] = f.line
-            e["args"] = args
+            e["frame"] = fi  # perfkit's reader: the exact frame (viewers ignore the member)
         return e
 
     for labels, items in tracks.items():
@@ -130,7 +127,8 @@ def write(profile: Profile, value: str | None = None) -> bytes:
         "otherData": {"exporter": "perfkit", "target": rec.target or ""},
         MEMBER: {"value_types": [[t.type, t.unit] for t in profile.sample_types], "value": vi, "how": how,
                  "default_index": profile.default_index, "timeline": timeline is not None,
-                 "clock": timeline.clock if timeline is not None else None, "recording": rec.to_json()},
+                 "clock": timeline.clock if timeline is not None else None, "recording": rec.to_json(),
+                 "frames": [[f.function, f.file, f.line] for f in frames]},
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -194,6 +192,9 @@ def _read(doc, events: list) -> Profile:
     keep_timeline = ours is None or bool(ours.get("timeline"))
     b = ProfileBuilder(types, rec, default_index)
     b.timeline_clock = "ticks" if split_ticks else "wall"
+    own_frames = None
+    if ours is not None and isinstance(ours.get("frames"), list):
+        own_frames = [b.frame_id(Frame(str(fn), str(fl), int(ln))) for fn, fl, ln in ours["frames"]]
     thread_names: dict[tuple, str] = {}
     per_thread: dict[tuple, list] = {}
     seq = 0
@@ -235,7 +236,9 @@ def _read(doc, events: list) -> Profile:
                 _add(b, tuple(stack), last - t0, ts - last, labels, types, vi, how, period, split_ticks,
                      count_types, ns_types, keep_timeline)
             last = ts
-            if ph == "B":
+            if ph == "B" and own_frames is not None and isinstance(e.get("frame"), int):
+                stack.append(own_frames[e["frame"]])
+            elif ph == "B":
                 args = e.get("args") if isinstance(e.get("args"), dict) else {}
                 file = args.get("file", args.get("filename", "")) or ""
                 line = args.get("line") or 0

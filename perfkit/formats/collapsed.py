@@ -212,6 +212,10 @@ def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPL
             continue
         split = _split_line(line)
         if split is None:
+            if line.strip().isdecimal():  # py-spy writes " 2" for samples with no Python frame
+                key = ((), NO_LABELS)
+                acc[key] = acc.get(key, 0) + int(line)
+                continue
             raise InputFormatError(f"{source}:{lineno}: not a collapsed-stack line", f"expected {expected}")
         parts = split[0].split(";")
         lb = parse_labels(parts[0]) if parts[0].startswith("[pid=") else None
