@@ -98,6 +98,16 @@ def attach_duration(duration: Optional[float], attached: bool, fallback: Optiona
     return configured if configured is not None else fallback
 
 
+def check_max_input(value: Optional[str]) -> Optional[str]:
+    """--max-input SIZE: the reader input limit for this run (perfkit.formats.limits)."""
+    if value is None:
+        return value
+    from perfkit.formats import limits
+
+    limits.configure(max_input=limits.parse_size(value, "--max-input"))
+    return value
+
+
 # ----------------------------------------------------------------------- the options
 
 Command = Annotated[Optional[List[str]], typer.Argument(metavar="-- CMD ARGS", help="Command to launch (after --).",
@@ -124,6 +134,9 @@ InFormat = Annotated[Optional[str], typer.Option("--from", metavar="FORMAT", cal
                                                  autocompletion=complete_formats,
                                                  help="Input format (default: detected from content, then suffix).",
                                                  show_default=False)]
+MaxInput = Annotated[Optional[str], typer.Option(
+    "--max-input", metavar="SIZE", callback=check_max_input,
+    help="Largest input read, decompressed (default 256M, or PERFKIT_MAX_INPUT); e.g. 2G.", show_default=False)]
 Value = Annotated[Optional[str], typer.Option("--value", metavar="TYPE",
                                               help="Value type to weigh by (e.g. cpu, samples, alloc_space).",
                                               show_default=False)]

@@ -22,6 +22,7 @@ def convert(
                                                "(with -f)")],
     fmt: o.Format = None,
     in_fmt: o.InFormat = None,
+    max_input: o.MaxInput = None,
     value: o.Value = None,
     labels: Annotated[bool, typer.Option("--labels", help="collapsed: keep pid/thread as a leading "
                                                           "[pid=… tid=… thread=…] frame.")] = False,

@@ -27,6 +27,7 @@ def diff(
                                                help="Output format: svg or html (overrides the suffix).",
                                                show_default=False)] = None,
     in_fmt: o.InFormat = None,
+    max_input: o.MaxInput = None,
     value: Annotated[Optional[str], typer.Option(
         "--value", metavar="TYPE", help="Value type to compare; both profiles must have it "
                                         "(e.g. cpu, samples, alloc_space).", show_default=False)] = None,

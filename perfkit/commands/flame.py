@@ -21,6 +21,7 @@ def flame(
                                                "(any other format suffix converts).", show_default=False)] = None,
     fmt: o.Format = None,
     in_fmt: o.InFormat = None,
+    max_input: o.MaxInput = None,
     tree: Annotated[bool, typer.Option("--tree", help="Print a top-down call tree in the terminal "
                                                             "(default without -o).")] = False,
     value: o.Value = None,

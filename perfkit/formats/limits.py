@@ -5,7 +5,7 @@ Every reader goes through these limits (documented in docs/formats.md):
 =================  ======================  =============================================
 limit              default                 adjust with
 =================  ======================  =============================================
-input size         512 MiB (decompressed)  ``PERFKIT_MAX_INPUT=2G`` or ``--max-input 2G``
+input size         256 MiB (decompressed)  ``PERFKIT_MAX_INPUT=2G`` or ``--max-input 2G``
 JSON nesting       64 levels               ``PERFKIT_MAX_DEPTH=200``
 text line length   16 MiB                  ``PERFKIT_MAX_LINE=64M``
 =================  ======================  =============================================
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from perfkit.errors import InputFormatError, UsageError
 
-DEFAULT_MAX_INPUT = 512 << 20
+DEFAULT_MAX_INPUT = 256 << 20
 DEFAULT_MAX_DEPTH = 64
 DEFAULT_MAX_LINE = 16 << 20
 ENV = {"max_input": "PERFKIT_MAX_INPUT", "max_depth": "PERFKIT_MAX_DEPTH", "max_line": "PERFKIT_MAX_LINE"}
@@ -94,8 +94,9 @@ def configure(**changes) -> Limits:
 
 
 def _too_large(source: str, what: str, limit: int, var: str) -> InputTooLarge:
+    flag = f"--max-input {_human(limit * 4)} or " if var == ENV["max_input"] else ""
     return InputTooLarge(f"{source} is larger than perfkit reads ({what} over {_human(limit)})",
-                         f"if the file is genuine, raise the limit: {var}={_human(limit * 4)}")
+                         f"if the file is genuine, raise the limit: {flag}{var}={_human(limit * 4)}")
 
 
 def _human(n: int) -> str:

@@ -192,8 +192,11 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
     first: dict[tuple, object] = {}
     alloc_bytes = alloc_count = 0
     records = 0
+    cap = record_cap(meta)
     for rec in reader.get_allocation_records():
         records += 1
+        if records > cap:
+            raise too_many_records(src, cap)
         if rec.allocator in _DEALLOCATORS:
             continue
         key = ((rec.stack_id, rec.native_stack_id, rec.native_segment_generation) if native else rec.stack_id,
@@ -263,6 +266,28 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
                                   start=start, duration_s=round(max(0.0, duration), 3),
                                   threads=len({lab.tid for lab in labels_cache.values()}), heap=heap)
     return profile
+
+
+def record_cap(meta) -> int:
+    """Records perfkit reads from one capture before calling it a bomb.
+
+    memray streams records from the (LZ4) file, so memory stays bounded by the distinct
+    stacks; time grows with the record count.  A finished capture states its count in
+    its header (every record, frees included): a file with more than twice that is
+    forged or damaged.  An unfinished one is bounded through the input limit.
+    """
+    from perfkit.formats import limits
+
+    total = int(getattr(meta, "total_allocations", 0) or 0)
+    by_size = max(1, limits.current().max_input // 8)
+    return min(by_size, total * 2 + 100_000) if total > 0 else by_size
+
+
+def too_many_records(src: str, cap: int):
+    from perfkit.formats.limits import ENV, InputTooLarge
+
+    return InputTooLarge(f"{src} holds more allocation records than its header allows (over {cap:,}): "
+                         "damaged or forged", f"if it is genuine, raise {ENV['max_input']}")
 
 
 def _downsample(points: list[list[float]]) -> list[list[float]]:
