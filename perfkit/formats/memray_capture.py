@@ -104,6 +104,10 @@ def read_capture(path: str | os.PathLike, *, source: str | None = None, peak_sit
         try:
             reader = memray.FileReader(str(p))
         except (OSError, ValueError, RuntimeError) as exc:
+            if "incompatible with this version of memray" in str(exc):
+                raise InputFormatError(f"{src} was written by another memray version than perfkit's ({memray_version()})",
+                                       f"a capture is readable only by the memray version that wrote it: use memray "
+                                       f"{memray_version()} in the target's interpreter") from None
             raise InputFormatError(f"{src} is not a readable memray capture ({_first_line(exc)})",
                                    "expected a file written by memray run / memray attach (-o FILE.bin)") from None
         try:

@@ -140,8 +140,11 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
             relay = supervisor.Relay(child.stdout, consume=lines.take)
             deadline = start + opts.duration if opts.duration is not None else None
             asked_stop = None
+            seen_python = None
             while child.wait(0.1) is None:
                 now = time.monotonic()
+                if seen_python is None and lines.sampling_started is not None:
+                    seen_python = python_version(pid) or ""  # while it runs: a launched one may be gone at the end
                 if (stop.signal is not None or (should_stop is not None and should_stop())) and asked_stop is None:
                     interrupted = True
                     asked_stop = now
@@ -190,6 +193,7 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
 
         raw = speedscope.read(Path(out).read_bytes(), "py-spy output")
         profile = _to_cpu_profile(raw, target, opts, elapsed, started_wall, stderr, exe, pid)
+        profile.recording.python = profile.recording.python or seen_python or None
         profile.recording.interrupted = interrupted
         profile.recording.target_exited = target_exited or bool(program_outcome and program_outcome.stopped_by is None)
         if program_outcome is not None:
