@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "threads": ("perfkit.commands.threads", "Every thread's state, CPU, GIL and Python stack, grouped."),
     "leaks": ("perfkit.leaks.command", "Watch memory, threads, fds and sockets over time and say what leaks."),
     "flame": ("perfkit.commands.flame", "Render a saved profile as a flame graph (SVG/HTML) or a terminal tree."),
-    "convert": ("perfkit.commands.convert", "Convert a profile between formats (perfkit, collapsed, speedscope, pprof)."),
+    "convert": ("perfkit.commands.convert", "Convert a profile between formats (perfkit, pprof, speedscope, Chrome trace, collapsed, pstats …)."),
     "diff": ("perfkit.commands.diff", "Compare two profiles: differential flame graph and what grew or shrank."),
     "gate": ("perfkit.gate.command", "Fail CI when a change makes things slower or hungrier."),
     "triage": ("perfkit.triage.command", "Snapshot the host and every Python process into one bounded bundle."),

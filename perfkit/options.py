@@ -124,7 +124,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on s
 Output = Annotated[Optional[List[Path]], typer.Option(
     "--output", "-o", metavar="FILE",
     help="Write the profile (repeatable); format from the suffix: .perfkit .pb.gz .speedscope.json "
-         ".collapsed .svg .html; '-' is stdout (with -f)", show_default=False)]
+         ".trace.json .collapsed .pstats .svg .html; '-' is stdout (with -f)", show_default=False)]
 Format = Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", callback=check_format,
                                                autocompletion=complete_formats,
                                                help="Format for every -o file (overrides the suffix); py-spy's "
@@ -153,7 +153,8 @@ PidFilter = Annotated[Optional[List[int]], typer.Option("--pid", "-p", metavar="
                                                         help="Keep only samples of this process (repeatable).",
                                                         show_default=False)]
 ProfileIn = Annotated[Path, typer.Argument(metavar="IN", help="A profile: .perfkit, .pb.gz (pprof), speedscope "
-                                           "JSON, collapsed, memray capture (.bin).")]
+                                           "JSON, Chrome trace, collapsed / py-spy raw, austin, memray capture "
+                                           "(.bin).")]
 Native = Annotated[bool, typer.Option("--native", "-n", help="Include native (C/C++/Cython) frames.")]
 Top = Annotated[int, typer.Option("--top", metavar="N", min=1, help="Rows in the top table.")]
 
