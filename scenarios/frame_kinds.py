@@ -45,7 +45,7 @@ def turn(work, end):
 class Worker:
     def run(self, end):
         while time.thread_time() < end:
-            7 ** 30000
+            _ = 7 ** 30000
 
 
 print("ready", flush=True)
@@ -54,7 +54,7 @@ worker = Worker()
 while time.monotonic() < stop_at:
     end = time.thread_time() + SLICE
     while time.thread_time() < end:  # <module>'s own turn
-        7 ** 30000
+        _ = 7 ** 30000
     turn(work_lambda, time.thread_time() + SLICE)
     turn(genexpr_work, time.thread_time() + SLICE)
     turn(listcomp_work, time.thread_time() + SLICE)

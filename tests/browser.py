@@ -176,11 +176,8 @@ class Speedscope:
         self.server.shutdown()
 
 
-def sandwich(page: Page) -> dict[str, tuple[float, float]]:
-    """The sandwich table: {symbol: (total seconds, self seconds)} summed over same-named rows."""
-    page.click_text("Sandwich")
-    text = page.wait_text("Symbol Name")
-    body = text.split("Symbol Name", 1)[1]
+def _parse_sandwich(text: str) -> dict[str, tuple[float, float]]:
+    body = text.split("Symbol Name", 1)[1] if "Symbol Name" in text else ""
     rows = re.findall(r"([\d.]+)(ns|µs|us|ms|s|min)? \([^)]*\)\s+([\d.]+)(ns|µs|us|ms|s|min)? \([^)]*\)\s+(.+)", body)
     scale = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "": 1.0}
     out: dict[str, list[float]] = {}
@@ -189,6 +186,22 @@ def sandwich(page: Page) -> dict[str, tuple[float, float]]:
         acc[0] += float(total) * scale[tu]
         acc[1] += float(self_) * scale[su]
     return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def sandwich(page: Page, timeout: float = 20) -> dict[str, tuple[float, float]]:
+    """The sandwich table: {symbol: (total seconds, self seconds)} summed over same-named rows
+    (read once the table has rendered and two reads agree)."""
+    page.click_text("Sandwich")
+    page.wait_text("Symbol Name")
+    deadline = time.monotonic() + timeout
+    last: dict = {}
+    while time.monotonic() < deadline:
+        table = _parse_sandwich(page.text())
+        if table and table == last:
+            return table
+        last = table
+        time.sleep(0.3)
+    raise AssertionError(f"the sandwich table never settled: {page.text()[:500]!r}")
 
 
 def time_order_names(page: Page, fractions: list[float], frame_prefix: str) -> list[str]:

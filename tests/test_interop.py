@@ -25,13 +25,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from test_pprof import _canon, heap_profile
 
 from conftest import IN_CI, run_perfkit
 from perfkit import formats
 from perfkit.analysis.top import top
 from perfkit.formats import chrome_trace, collapsed, native, pprof, pstats_file, read_profile, speedscope
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Frame, Labels, ProfileBuilder, Timeline
-from test_pprof import _canon, heap_profile
 
 FIX = Path(__file__).parent / "fixtures"
 PERIOD = 10_000_000
@@ -370,6 +370,14 @@ def test_chrome_trace_of_a_two_thread_wall_timeline_keeps_every_event(tmp_path):
     assert _events(q) == _events(p) and _canon(q) == _canon(p)
     assert list(q.live_timeline().dur_ns) == list(p.live_timeline().dur_ns)
     assert q.sample_types == [WALL_NS]
+
+
+def test_a_heap_profile_draws_its_bytes_in_a_trace_and_reads_back():
+    """No time type: one byte drawn as one nanosecond, so `heap -o x.trace.json` never fails."""
+    p = heap_profile()
+    q = chrome_trace.read(chrome_trace.write(p))
+    vi = p.default_index
+    assert q.total(vi) == p.total(vi) and selfs(q, vi) == selfs(p, vi)
 
 
 def test_a_filter_drops_a_stale_timeline_and_a_new_default_keeps_it():

@@ -22,13 +22,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from browser import Speedscope, sandwich, time_order_names
+from test_interop import KINDS, kinds_profile, pprof_top, selfs
+
 from conftest import IN_CI, PY, SCENARIOS, run_perfkit, scenario_cmd
 from perfkit.analysis.top import top
 from perfkit.formats import read_profile
 from perfkit.model import NO_LABELS
-from test_interop import KINDS, go_tool, kinds_profile, pprof_top, selfs
 
 pytestmark = pytest.mark.live
 BIN = Path(sys.executable).parent

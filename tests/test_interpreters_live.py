@@ -20,15 +20,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from test_interop import pprof_top
 
 from conftest import SCENARIOS, run_perfkit
-from test_interop import pprof_top
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(600)]
 MINORS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]

@@ -15,7 +15,9 @@ thread.  Times are microseconds (fractions keep nanoseconds).
   ``"timeline": false`` in the ``perfkit`` member.
 
 The value drawn is time: a ``*/nanoseconds`` type, or a count times the period.  A
-profile with neither (heap bytes) cannot be drawn as a trace: UsageError.
+profile with neither (heap bytes) is drawn with one unit as one nanosecond (a flame
+graph of bytes on a time axis, ``"how": "value"`` in the ``perfkit`` member), so an
+``-o`` list never loses its other files to this one.
 A ``perfkit`` member (value types, period, recording) lets perfkit read its own traces
 back to the same profile: tick slices are split back into ticks of the period.
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import json
 
-from perfkit.errors import InputFormatError, UsageError
+from perfkit.errors import InputFormatError
 from perfkit.formats import limits
 from perfkit.model import Frame, Labels, Profile, ProfileBuilder, Recording, ValueType
 
@@ -51,8 +53,7 @@ def _time_of(profile: Profile, vi: int) -> tuple[int, str]:
             return j, "ns"
     if vt.unit == "count" and profile.recording.period_ns:
         return vi, "count"
-    raise UsageError(f"a Chrome trace draws time, and this profile has no time values ({vt})",
-                     "write it as .speedscope.json, .pb.gz or .html instead")
+    return vi, "value"  # no time at all (heap bytes): one unit drawn as one nanosecond
 
 
 def _us(ns: int) -> float | int:
@@ -75,7 +76,7 @@ def write(profile: Profile, value: str | None = None) -> bytes:
     else:
         cursor: dict[Labels, int] = {}
         for s in sorted(profile.samples, key=lambda s: s.stack):
-            v = s.values[vi] if how == "ns" else s.values[vi] * period
+            v = s.values[vi] * period if how == "count" else s.values[vi]
             if v <= 0 or not s.stack:
                 continue
             t = cursor.get(s.labels, 0)
@@ -259,6 +260,8 @@ def _add(b: ProfileBuilder, stack: tuple[int, ...], start: int, dur: int, labels
             values[j] = d
         for j in count_types:
             values[j] = int(round(d / period)) if period and (how == "ns" or j == vi) else (1 if split_ticks else 0)
+        if how == "value":  # no time type: the drawn value itself (one unit per nanosecond)
+            values[vi] = d
         idx = b.add_ids(stack, values, labels)
         if keep_timeline:
             b.seen(idx, start + k * step, None if split_ticks else d)
