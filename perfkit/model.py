@@ -266,10 +266,17 @@ class Timeline:
             return list(self.dur_ns)
         return [int(period_ns or 1)] * len(self.index)
 
-    def check(self, n_samples: int) -> None:
-        if any(i < 0 or i >= n_samples for i in self.index):
+    def covers(self, samples: Sequence[Sample], vi: int) -> bool:
+        """Every sample with a value in type ``vi`` has at least one event (writers that lay
+        out the timeline instead of the aggregate lose nothing)."""
+        seen = set(self.index)
+        return all(i in seen for i, s in enumerate(samples) if s.values[vi])
+
+    def check(self, n_samples: int, ordered: bool = False) -> None:
+        """Every event names an existing sample; events are in time order (``ordered``: known)."""
+        if self.index and (min(self.index) < 0 or max(self.index) >= n_samples):
             raise ValueError("timeline refers to a missing sample")
-        if any(b < a for a, b in zip(self.start_ns, self.start_ns[1:])):
+        if not ordered and any(b < a for a, b in zip(self.start_ns, self.start_ns[1:])):
             raise ValueError("timeline events are not in time order")
 
     def remap(self, new_index: Sequence[int | None]) -> "Timeline | None":
@@ -365,7 +372,6 @@ class ProfileBuilder:
         self._frame_index: dict[Frame, int] = {}
         self._frames: list[Frame] = []
         self._acc: dict[tuple[tuple[int, ...], Labels], list[int]] = {}
-        self._order: dict[tuple[tuple[int, ...], Labels], int] = {}
         self._t_start: list[int] = []
         self._t_dur: list[int] | None = None
         self._t_index: list[int] = []
@@ -389,13 +395,13 @@ class ProfileBuilder:
             raise ValueError(f"expected {len(self.sample_types)} values, got {len(values)}")
         key = (stack, labels)
         acc = self._acc.get(key)
-        if acc is None:
-            self._acc[key] = list(values)
-            idx = self._order[key] = len(self._order)
+        if acc is None:  # the sample's index rides at the end of its accumulator
+            idx = len(self._acc)
+            self._acc[key] = [*values, idx]
             return idx
         for i, v in enumerate(values):
             acc[i] += v
-        return self._order[key]
+        return acc[-1]
 
     def seen(self, index: int, start_ns: int, dur_ns: int | None = None) -> None:
         """A timeline event: sample ``index`` (from ``add``) was seen at ``start_ns`` for ``dur_ns``
@@ -407,8 +413,17 @@ class ProfileBuilder:
         if self._t_dur is not None:
             self._t_dur.append(-1 if dur_ns is None else int(dur_ns))
 
+    def seen_many(self, indices: Sequence[int], starts: Sequence[int], durs: Sequence[int | None]) -> None:
+        """Many timeline events at once (``seen`` for each, without a call per event)."""
+        if self._t_dur is None and any(d is not None for d in durs):
+            self._t_dur = [-1] * len(self._t_index)
+        self._t_index.extend(indices)
+        self._t_start.extend(starts)
+        if self._t_dur is not None:
+            self._t_dur.extend(-1 if d is None else d for d in durs)
+
     def build(self) -> Profile:
-        samples = [Sample(stack, tuple(vals), labels) for (stack, labels), vals in self._acc.items()]
+        samples = [Sample(stack, tuple(vals[:-1]), labels) for (stack, labels), vals in self._acc.items()]
         prof = Profile(frames=list(self._frames), sample_types=list(self.sample_types), samples=samples,
                        recording=self.recording.copy(), series=dict(self.series), default_index=self.default_index)
         if self._t_index:
@@ -417,8 +432,11 @@ class ProfileBuilder:
             if self._t_dur is not None:
                 period = int(self.recording.period_ns or 1)
                 dur = [self._t_dur[k] if self._t_dur[k] >= 0 else period for k in order]
-            prof.with_timeline(Timeline([self._t_start[k] for k in order], [self._t_index[k] for k in order], dur,
-                                        self.timeline_clock))
+            timeline = Timeline([self._t_start[k] for k in order], [self._t_index[k] for k in order], dur,
+                                self.timeline_clock)
+            timeline.check(len(samples), ordered=True)
+            timeline._owner = samples
+            prof.timeline = timeline
         return prof
 
 

@@ -390,6 +390,16 @@ def test_a_filter_drops_a_stale_timeline_and_a_new_default_keeps_it():
     assert len(t) < len(p.live_timeline())
 
 
+def test_a_timeline_that_misses_samples_is_not_laid_out():
+    p = kinds_profile()
+    t = p.live_timeline()
+    keep = [k for k, i in enumerate(t.index) if i != 0]  # sample 0 never placed in time
+    p.with_timeline(Timeline([t.start_ns[k] for k in keep], [t.index[k] for k in keep], None, "ticks"))
+    assert json.loads(speedscope.write(p))[speedscope.MEMBER]["time_ordered"] is False
+    assert json.loads(chrome_trace.write(p))[chrome_trace.MEMBER]["timeline"] is False
+    assert _canon(speedscope.read(speedscope.write(p))) == _canon(p)
+
+
 def test_timeline_rejects_events_out_of_range():
     p = kinds_profile()
     with pytest.raises(ValueError):

@@ -67,6 +67,8 @@ def write(profile: Profile, value: str | None = None) -> bytes:
     default_pid = rec.pid or 1
     tracks: dict[Labels, list[tuple[int, int, tuple[int, ...]]]] = {}  # labels -> [(start, dur, stack)]
     timeline = profile.live_timeline()
+    if timeline is not None and not timeline.covers(profile.samples, vi):
+        timeline = None  # some samples were never placed in time: draw the aggregate
     if timeline is not None:
         durs = timeline.durations(period)
         for k, si in enumerate(timeline.index):

@@ -63,7 +63,7 @@ def _label_name(labels: Labels, fallback: str) -> str:
 def _timed_weights(profile: Profile, vi: int):
     """Per-event weights for a time-ordered profile, or None when the value cannot be timed."""
     timeline = profile.live_timeline()
-    if timeline is None:
+    if timeline is None or not timeline.covers(profile.samples, vi):
         return None
     vt = profile.sample_types[vi]
     if vt.unit == "count":
@@ -292,9 +292,16 @@ def _read_sampled(b: ProfileBuilder, p: dict, n: int, labels: Labels, types: _Ty
     else:
         vi = types.index_for(p) if not types.pyspy else None
     t = int(round(float(p.get("startValue", 0)) * scale)) if unit in _SCALE else 0
+    timed_unit = unit in _SCALE
+    tick = int(b.recording.period_ns or 1)
+    add = b.add_ids
+    seen_idx: list[int] = []
+    seen_start: list[int] = []
+    seen_dur: list[int | None] = []
+    last_w, dur, values = None, None, ()
     for stack, w in zip(samples, weights):
-        ids = tuple(int(i) for i in stack)
-        if any(i < 0 or i >= n for i in ids):
+        ids = tuple(map(int, stack))
+        if ids and (min(ids) < 0 or max(ids) >= n):
             raise ValueError("sample refers to a missing frame")
         sample_labels = labels
         if process_frames and ids and ids[0] in process_frames:
@@ -303,20 +310,26 @@ def _read_sampled(b: ProfileBuilder, p: dict, n: int, labels: Labels, types: _Ty
                 pid = process_frames[ids[0]]
                 ids = ids[1:]
             sample_labels = Labels(labels.pid if labels.pid is not None else pid, labels.tid, labels.thread)
-        wv = float(w)
-        dur = int(round(wv * scale)) if unit in _SCALE else None
-        if types.pyspy:  # py-spy weights are 1/rate seconds: one sample each
-            values = (1, dur or 0)
-            if dur:
-                periods.append(dur)
-        elif ours is not None:
-            values = _our_values(b.sample_types, vi, written_unit, wv, period, ntypes)
-        else:
-            values = tuple(int(round(wv * scale)) if j == vi else 0 for j in range(ntypes))
-        idx = b.add_ids(ids, values, sample_labels)
+        if w != last_w:  # weights repeat (py-spy: 1/rate each): convert once per distinct weight
+            last_w = w
+            wv = float(w)
+            dur = int(round(wv * scale)) if timed_unit else None
+            if types.pyspy:  # py-spy weights are 1/rate seconds: one sample each
+                values = (1, dur or 0)
+                if dur:
+                    periods.append(dur)
+            elif ours is not None:
+                values = _our_values(b.sample_types, vi, written_unit, wv, period, ntypes)
+            else:
+                values = tuple(int(round(wv * scale)) if j == vi else 0 for j in range(ntypes))
+        idx = add(ids, values, sample_labels)
         if timed:
-            b.seen(idx, t, dur)
-            t += dur if dur is not None else int(b.recording.period_ns or 1)
+            seen_idx.append(idx)
+            seen_start.append(t)
+            seen_dur.append(dur)
+            t += dur if dur is not None else tick
+    if seen_idx:
+        b.seen_many(seen_idx, seen_start, seen_dur)
 
 
 def _our_values(types: list[ValueType], vi: int, written_unit: str, w: float, period: int, ntypes: int) -> tuple:
