@@ -113,7 +113,7 @@ def test_threads_on_the_oldest_and_newest(minor):
 @pytest.mark.parametrize("minor", EDGES or ["3.8"])
 def test_leaks_on_the_oldest_and_newest(minor):
     with running(interp(minor), "leak_threads", "--duration", "60", "--rate", "2") as proc:
-        doc = perfkit_doc("leaks", "--pid", str(proc.pid), "-d", "12", "-i", "0.2")
+        doc = perfkit_doc("leaks", "--pid", str(proc.pid), "-d", "12", "--interval", "0.2")
     assert "threads" in doc["leaks"], doc["verdicts"]
     group = next(r for r in doc["resources"] if r["resource"] == "threads")["attribution"]["groups"][0]
     assert group["app_frame"]["function"] == "leaked_worker"
