@@ -75,6 +75,14 @@ class TargetStopped(TargetError):
     """The target is stopped (SIGSTOP or a debugger): perfkit never resumes it."""
 
 
+class TargetBlocked(TargetError):
+    """The target runs no code (every thread blocked), so nothing can be injected into it."""
+
+
+class TargetReplaced(TargetExited):
+    """The pid exec'd into another program (or now belongs to another process)."""
+
+
 class ToolError(PerfkitError):
     exit_code = EXIT_TOOL
 

@@ -122,3 +122,93 @@ def private_mkdir(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot create directory {p}: {_describe(exc)}") from exc
     return p
+
+
+TEMP_PREFIX = "perfkit-"
+
+
+def private_tempdir(kind: str, *, owner: tuple[int, int] | None = None) -> str:
+    """A fresh 0700 directory ``$TMPDIR/perfkit-KIND-PID-XXXX`` for one run's scratch files.
+
+    ``PID`` is perfkit's own pid, so a later run can tell a directory whose perfkit was
+    SIGKILLed (nothing else leaves one behind) and remove it (:func:`sweep_stale`).
+    ``owner`` (uid, gid): hand the directory to that user (root writing a capture
+    that another user's target must create); it stays 0700, private to that user and root.
+    """
+    import tempfile
+
+    sweep_stale()
+    d = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{kind}-{os.getpid()}-")
+    os.chmod(d, 0o700)
+    if owner is not None and os.geteuid() == 0 and owner[0] != 0:
+        try:
+            os.chown(d, owner[0], owner[1])
+        except OSError:
+            pass
+    return d
+
+
+def private_file(directory: str, name: str, *, owner: tuple[int, int] | None = None) -> str:
+    """Create ``directory/name`` empty, 0600 (and owned by ``owner`` when root); its path.
+
+    Tools asked to overwrite it (memray ``-f``) keep the mode: nothing they write is
+    ever readable by others, whatever the writer's umask.
+    """
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        if owner is not None and os.geteuid() == 0 and owner[0] != 0:
+            os.fchown(fd, owner[0], owner[1])
+    finally:
+        os.close(fd)
+    return path
+
+
+def sweep_stale(tmp: str | None = None, *, min_age: float = 2.0) -> list[str]:
+    """Remove scratch directories of perfkit runs that died without cleaning up (SIGKILL, OOM).
+
+    Only ``perfkit-KIND-PID-*`` directories whose PID no longer runs perfkit (gone, or
+    another program now), that this user owns (or root), older than ``min_age`` seconds.
+    Returns what was removed.  Never raises.
+    """
+    import shutil
+    import tempfile
+    import time
+
+    removed = []
+    base = tmp or tempfile.gettempdir()
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return removed
+    me = os.geteuid()
+    for name in names:
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        parts = name[len(TEMP_PREFIX):].split("-")
+        if len(parts) < 3 or not parts[-2].isdigit():
+            continue
+        pid = int(parts[-2])
+        if pid == os.getpid() or _runs_perfkit(pid):
+            continue
+        path = os.path.join(base, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        import stat as stat_mod
+
+        if not stat_mod.S_ISDIR(st.st_mode) or (me != 0 and st.st_uid != me) or time.time() - st.st_mtime < min_age:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _runs_perfkit(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"perfkit" in f.read()
+    except OSError:
+        return False

@@ -397,3 +397,94 @@ from perfkit.procs.fds import (  # noqa: E402,F401
     socket_table,
 )
 from perfkit.procs.limits import fd_limit, memory_limit, thread_limit  # noqa: E402,F401
+
+# ------------------------------------------------------------------ identity and activity
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a pid *is*: a new process (pid reuse) changes ``starttime``; an exec changes
+    ``exe`` or ``cmdline`` (and ``comm``) while the pid and start time stay."""
+
+    pid: int
+    starttime_ticks: int
+    exe: str | None
+    cmdline: tuple[str, ...]
+    comm: str
+
+    def describe(self) -> str:
+        return " ".join(self.cmdline)[:120] or self.comm
+
+
+def identity(pid: int) -> Identity | None:
+    """The pid's identity now, or None when it is gone (or a zombie)."""
+    try:
+        st = stat(pid)
+    except Gone:
+        return None
+    if st.state in ("Z", "X"):
+        return None
+    return Identity(pid=pid, starttime_ticks=st.starttime_ticks, exe=exe(pid), cmdline=tuple(cmdline(pid)),
+                    comm=comm(pid))
+
+
+def replaced(before: Identity, pid: int) -> str | None:
+    """How ``pid`` stopped being ``before``: "exited", "reused" (another process now has the
+    pid), "exec" (it exec'd into another program), or None when it is still the same."""
+    now = identity(pid)
+    if now is None:
+        return "exited"
+    if now.starttime_ticks != before.starttime_ticks:
+        return "reused"
+    if now.exe != before.exe or now.cmdline != before.cmdline or now.comm != before.comm:
+        return "exec"
+    return None
+
+
+def thread_activity(pid: int) -> tuple[int, int, str]:
+    """(timeslices run, CPU ns, thread states) summed over every thread of ``pid``.
+
+    From /proc/PID/task/*/schedstat (falls back to the CPU ticks of each thread's stat):
+    two equal readings mean no thread of the process ran in between.  ``states`` holds
+    each thread's one-letter state (``t``: stopped by a debugger).  Raises Gone.
+    """
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        raise Gone(pid) from None
+    runs = cpu = 0
+    states = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rfind(b")") + 2:].split()
+        states.append(rest[0].decode())
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                fields = f.read().split()
+            cpu += int(fields[0])
+            runs += int(fields[2])
+        except (OSError, ValueError, IndexError):
+            cpu += (int(rest[11]) + int(rest[12])) * (1_000_000_000 // _TICK)
+    return runs, cpu, "".join(states)
+
+
+def tracer(pid: int) -> int:
+    """The pid ptrace-attached to ``pid`` (0: none)."""
+    v = status_field(pid, "TracerPid")
+    try:
+        return int(v) if v else 0
+    except ValueError:
+        return 0
+
+
+def maps_mention(pid: int, needle: str) -> bool | None:
+    """Whether any mapping of ``pid`` names a file containing ``needle``; None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as f:
+            return needle.encode() in f.read()
+    except OSError:
+        return None

@@ -9,7 +9,11 @@ SIGKILL, OOM kill):
   end of a pipe closes — and the kernel closes it when perfkit dies;
 * the child is in a session of its own (a terminal Ctrl-C reaches only perfkit, which
   then stops the child the way that child wants: SIGINT to py-spy so it writes its
-  file, SIGINT to a launched program, SIGTERM to gdb so it detaches);
+  file, SIGINT to a launched program);
+* a debugger (gdb under ``memray attach``) is always stopped first and alone, with
+  SIGINT, and waited for: that is the one signal on which gdb takes its breakpoints out
+  of the target before detaching (SIGTERM and SIGKILL leave ``int3`` bytes behind, and
+  the target dies at its next malloc) — see ``guard.stop_debuggers``;
 * every wait has a deadline; :meth:`Child.stop` escalates signal by signal and ends in
   SIGKILL;
 * a child that exits leaves nothing behind (its group is emptied by the guard).
@@ -40,6 +44,7 @@ GUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard.py")
 PYTHON = sys.executable if os.access(sys.executable, os.X_OK) else "/proc/self/exe"
 DEVNULL = subprocess.DEVNULL
 PIPE = subprocess.PIPE
+STDOUT = subprocess.STDOUT
 START_TIMEOUT = 30.0  # the guard answers in milliseconds; a loaded box may take seconds
 _live: set["Child"] = set()
 _live_lock = threading.Lock()
@@ -240,19 +245,33 @@ class Child:
         """Ask the child to stop, signal by signal, each with a deadline; SIGKILL last."""
         if reason and self.stopped_by is None:
             self.stopped_by = reason
+        frozen = self._debuggers_first()
         for sig, wait in steps:
             if self.poll() is not None:
                 return self.outcome  # type: ignore[return-value]
             self.send(sig)
+            for p in frozen:  # frozen while its debugger detached: now let it take the signal
+                _signal(p, sig)
+                _signal(p, signal.SIGCONT)
+            frozen = []
             if self.wait(wait) is not None:
                 return self.outcome  # type: ignore[return-value]
         return self.kill()
 
+    def _debuggers_first(self) -> list[int]:
+        """A gdb in the child's tree detaches (SIGINT, waited for) before anything else is signalled."""
+        if self.outcome is not None or self._guard.poll() is not None:
+            return []
+        from perfkit.procs import guard
+
+        return guard.stop_debuggers(self.pid)
+
     def kill(self) -> Outcome:
-        """SIGKILL the group and let the guard sweep every descendant."""
+        """SIGKILL the group (a debugger in it detaches first) and let the guard sweep every descendant."""
         if self.poll() is not None:
             return self.outcome  # type: ignore[return-value]
         self.escalated = True
+        self._debuggers_first()
         self.send(signal.SIGKILL)
         self._abandon()
         got = self.wait(30.0)
@@ -278,6 +297,13 @@ class Child:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
 
 
 def spawn(argv: Sequence[str], **kw) -> Child:

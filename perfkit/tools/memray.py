@@ -16,12 +16,12 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from perfkit.errors import NoSuchProcess, NotPython, TargetExited, ToolMissing, UsageError
+from perfkit.fileio import private_file, private_tempdir
 from perfkit.formats.memray_capture import _memray, incomplete_note, read_capture
 from perfkit.model import Profile
 from perfkit.procs import proc, supervisor
@@ -52,18 +52,24 @@ def tool_env() -> dict:
     return env
 
 
+def _owner(pid: int | None) -> tuple[int, int] | None:
+    if pid is None:
+        return None
+    try:
+        st = os.stat(f"/proc/{pid}")
+    except OSError:
+        return None
+    return st.st_uid, st.st_gid
+
+
 def workdir(owner_pid: int | None) -> str:
-    """A private directory for the capture; owned by the target's user when it writes there."""
-    d = tempfile.mkdtemp(prefix="perfkit-heap-")
-    os.chmod(d, 0o700)
-    if owner_pid is not None and os.geteuid() == 0:
-        try:
-            st = os.stat(f"/proc/{owner_pid}")
-            if st.st_uid != 0:
-                os.chown(d, st.st_uid, st.st_gid)
-        except OSError:
-            pass
-    return d
+    """A private (0700) directory for the capture; owned by the target's user when it writes there."""
+    return private_tempdir("heap", owner=_owner(owner_pid))
+
+
+def capture_file(wd: str, owner_pid: int | None) -> str:
+    """The capture's path, created empty and 0600 (memray is run with ``-f`` and keeps the mode)."""
+    return private_file(wd, "capture.bin", owner=_owner(owner_pid))
 
 
 def capture(target: Target, opts: MemrayOptions, on_tick: Callable[[dict], None] | None = None) -> HeapResult:
@@ -156,7 +162,7 @@ def _shebang(path: str) -> list[str]:
 def _capture_launch(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     _check_memray_importable(split_command(target.command)[0])
     wd = workdir(None)
-    out = os.path.join(wd, "capture.bin")
+    out = capture_file(wd, None)
     cmd = run_argv(target.command, out, opts)
     started_wall = time.time()
     interrupted = False

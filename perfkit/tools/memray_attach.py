@@ -1,20 +1,42 @@
 """memray attach: track the heap of a live pid (gdb on Python < 3.14, sys.remote_exec on 3.14+).
 
-Attach never leaves tracking on in the target:
-  * tracking is started with ``--duration`` so the target stops it on its own timer
-    even if perfkit dies;
-  * Ctrl-C / SIGTERM / SIGHUP in perfkit, or a capture that does not finish in time,
-    runs ``memray detach``;
-  * memray's payload registers an atexit hook, so a target that exits while tracked
-    still finishes the file; a target killed outright leaves a truncated capture,
-    which is read for what it holds;
-  * memray attach (and its gdb) run under the child supervisor with a deadline: if it
-    has to be stopped, gdb gets SIGTERM first (it detaches and removes its breakpoints)
-    and a target left stopped by a killed debugger is woken (``wake``) — one that was
-    stopped before perfkit came is refused up front and never resumed.
+How memray attaches with gdb (``memray/commands/_attach.gdb``): gdb stops the target,
+queues ``Py_AddPendingCall(PyCallable_Check, NULL)`` (a no-op the main thread runs when
+it next evaluates Python), sets breakpoints (``int3`` bytes) on malloc, calloc,
+realloc, free, PyMem_*, PyErr_CheckSignals and PyCallable_Check, and lets the target
+run.  The first thread to hit one has gdb delete the breakpoints, ``dlopen`` memray's
+injector and start its client thread, which connects back to ``memray attach`` on a
+loopback port and runs the tracking payload.  A target none of whose threads runs
+(every thread blocked, e.g. a main thread in a long ``time.sleep``) never hits one.
 
-memray attach's own control channel is a TCP socket on 127.0.0.1 (an ephemeral port
-memray attach listens on while the payload connects back, a few seconds at most).
+What perfkit guarantees on top (see docs/safety.md):
+
+* **blocked targets are detected in seconds**: once gdb has the target running under
+  its breakpoints, perfkit watches every thread's run count (/proc/PID/task/*/schedstat);
+  if none runs for ``BLOCKED_AFTER`` seconds, gdb is stopped and the error says so and
+  where the main thread sits (``TargetBlocked``, exit 3);
+* **nothing stays armed**: gdb is only ever stopped with SIGINT (on which it removes its
+  breakpoints and detaches; SIGTERM and SIGKILL leave the ``int3`` bytes, and the target
+  dies of SIGTRAP at its next malloc), with the rest of memray's process tree frozen so
+  ``memray attach`` cannot SIGKILL it mid-detach (``supervisor`` / ``guard``); after
+  every gdb session the target's code pages are compared with their files and any stray
+  breakpoint byte is written back (``procs.codecheck``).  The pending call is the one
+  thing a failed attach leaves queued: a NULL check, run once; the next attach works;
+* **tracking stops by itself**: memray runs with ``--duration``, so the target stops
+  tracking on its own timer even if perfkit dies; Ctrl-C / SIGTERM / SIGHUP (or a
+  capture that is not finished in time) runs ``memray detach``;
+* **bounded**: ``heap -d N`` ends within N + ``TOTAL_SLACK`` seconds whatever the target
+  does (blocks, exits, exec's into another program — noticed from /proc within half a
+  second, the capture so far kept);
+* **quiet in the target**: memray's payload prints "memray: Deactivating tracking …" on
+  the target's stderr when its timer ends; perfkit runs ``memray attach`` with that one
+  print taken out of the payload (``QUIET_ATTACH``), so the service's logs stay clean;
+* **private files**: the capture file is created by perfkit, 0600, in a 0700 directory
+  owned by the target's user (root can track another user's process).
+
+memray attach's own control channel is a TCP socket on 127.0.0.1: ``memray attach``
+listens on an ephemeral loopback port until the injected client connects back (a few
+seconds at most, one connection), and closes it once the payload is sent.
 """
 
 from __future__ import annotations
@@ -30,29 +52,57 @@ import time
 
 from perfkit.errors import (
     InputFormatError,
+    Interrupted,
     NotPython,
     PermissionDenied,
+    TargetBlocked,
     TargetError,
     TargetExited,
+    TargetReplaced,
     ToolError,
     ToolMissing,
     UsageError,
 )
 from perfkit.formats.memray_capture import INSTALL_HINT, capture_complete, memray_version, read_capture
 from perfkit.model import HeapFacts, Profile
-from perfkit.procs import proc, supervisor
+from perfkit.procs import codecheck, proc, supervisor
 from perfkit.procs.signals import StopRequest
 from perfkit.target import PTRACE_HINT, Target, check_pid, doctor_hint, python_version
-from perfkit.tools.memray import HeapResult, MemrayOptions, annotate, memray_cmd, tick, tool_env, workdir
+from perfkit.tools.memray import HeapResult, MemrayOptions, annotate, capture_file, memray_cmd, tick, tool_env, workdir
 
 GDB_HINT = ("install gdb (apt-get install gdb · dnf install gdb · apk add gdb), "
             "or launch the program under perfkit instead: perfkit heap -- python app.py")
 TARGET_MEMRAY_HINT = ("memray attach runs memray inside the target: install memray into the target's "
                       "environment (same version as perfkit's, {version}), or launch it under perfkit: "
                       "perfkit heap -- python app.py")
-ATTACH_TIMEOUT = 60.0  # memray attach: gdb start + injection + memray's own 10 s connect wait
-DETACH_TIMEOUT = 60.0
-FINISH_GRACE = 20.0  # seconds after the deadline for the target to finish the capture file
+BLOCKED_HINT = ("memray starts tracking when the target next runs Python code or allocates: retry while it is "
+                "busy, or launch it under perfkit: perfkit heap -- python app.py")
+ATTACH_BUDGET = 10.0  # gdb start + injection + payload (about 1-2 s; more on a loaded box)
+DETACH_BUDGET = 8.0
+BLOCKED_AFTER = 3.0  # gdb's breakpoints armed and no thread of the target ran for this long
+FINISH_WAIT = 3.0  # after the deadline: for memray's own timer to finish the file, before detaching
+TOTAL_SLACK = 15.0  # heap -d N ends within N + TOTAL_SLACK seconds
+STOP_STEPS = ((signal.SIGINT, 5.0), (signal.SIGTERM, 3.0))  # gdb itself always gets SIGINT alone first
+_CHECK_EVERY = 0.5  # seconds between checks that the target is still the same program
+_MEMRAY_LIB = "/memray/_memray"
+
+# memray attach with the payload's one print into the target's stderr taken out.  If a
+# future memray words it differently, the pattern does not match and memray runs as is.
+QUIET_ATTACH = r"""
+import re, sys
+try:
+    import memray.commands.attach as _a
+    _a.PAYLOAD = re.sub(r'print\(\s*"memray: Deactivating tracking:".*?file=sys\.stderr,?\s*\)', "pass",
+                        _a.PAYLOAD, count=1, flags=re.S)
+except Exception:
+    pass
+from memray.commands import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def attach_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-c", QUIET_ATTACH, *args]
 
 
 def capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
@@ -63,9 +113,12 @@ def capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     if duration <= 0:
         raise UsageError("--duration must be positive")
     whole = max(1, math.ceil(duration))  # memray attach takes whole seconds
+    t0 = time.monotonic()
+    hard_end = t0 + duration + TOTAL_SLACK - 1.5  # leave time to read the capture and render
+    ident = proc.identity(pid)
     lock = _PidLock(pid)  # memray tracks a process once at a time: a second attach would end the first
     wd = workdir(pid)
-    out = os.path.join(wd, "capture.bin")
+    out = capture_file(wd, pid)
     interrupted = False
     exited = False
     notes: list[str] = []
@@ -73,33 +126,42 @@ def capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     try:
         with lock, StopRequest() as stop:
             tick(on_tick, phase="attaching", elapsed=0.0, duration=duration, pid=pid)
-            _attach(pid, out, opts, whole, method)
+            gdb = _Gdb(pid, notes, ident)
+            _attach(gdb, out, opts, whole, method, stop, budget=min(ATTACH_BUDGET, hard_end - time.monotonic() - whole))
             start = time.monotonic()
             deadline = start + whole
             detached = False
+            next_check = start
             while True:
                 now = time.monotonic()
-                if not proc.alive(pid):
-                    exited = True
-                    notes.append("target exited during the capture")
-                    time.sleep(0.2)
-                    break
+                if now >= next_check:
+                    next_check = now + _CHECK_EVERY
+                    why = _gone(ident, pid)
+                    if why:
+                        exited = True
+                        notes.append(_gone_note(why, ident, pid, now - start))
+                        time.sleep(0.2)
+                        break
                 if stop.signal is not None and not detached:
                     interrupted = True
                     notes.append("interrupted: tracking stopped early (memray detach); partial capture")
                     tick(on_tick, phase="stopping", elapsed=now - start, duration=duration, pid=pid)
-                    _detach(pid, method, quiet=True)
                     detached = True
+                    if not _detach(gdb, method, budget=min(DETACH_BUDGET, hard_end - now)):
+                        notes.append(f"memray detach could not reach pid {pid}: tracking ends on memray's own "
+                                     f"timer, {max(0.0, deadline - now):.0f} s from now")
+                        break
                 if now >= deadline or detached:
                     if capture_complete(out):
                         break
-                    if now - deadline > FINISH_GRACE and not detached:
-                        notes.append("tracking did not stop on its own timer; perfkit detached it")
-                        _detach(pid, method, quiet=True)
-                        detached = True
-                    elif detached and now - max(deadline, start) > FINISH_GRACE * 2:
+                    if now >= hard_end:
                         notes.append("the capture file was not finished in time; reading what is there")
                         break
+                    if not detached and now - deadline > FINISH_WAIT:
+                        notes.append("tracking did not stop on its own timer; perfkit detached it")
+                        detached = True
+                        _detach(gdb, method, budget=min(DETACH_BUDGET, hard_end - now))
+                        continue
                     tick(on_tick, phase="finishing", elapsed=min(now - start, duration), duration=duration, pid=pid)
                     time.sleep(0.25)
                     continue
@@ -107,19 +169,190 @@ def capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
                 time.sleep(0.1)
         if not os.path.exists(out) or os.path.getsize(out) == 0:
             if exited:
-                raise TargetExited(f"pid {pid} exited before memray captured anything")
+                raise _gone_error(ident, pid, "before memray captured anything")
             raise ToolError(f"memray wrote no capture for pid {pid}")
         try:
             profile = read_capture(out, source=f"memray capture of pid {pid}")
         except InputFormatError:
             if exited:
-                raise TargetExited(f"pid {pid} exited before memray captured anything usable") from None
+                raise _gone_error(ident, pid, "before memray captured anything usable") from None
             raise
         profile = drop_attach_overhead(profile)
         annotate(profile, target, opts, started_wall, pid, interrupted, exited, notes)
         return HeapResult(profile=profile, interrupted=interrupted, target_exited=exited, notes=notes)
     finally:
         shutil.rmtree(wd, ignore_errors=True)
+
+
+def _gone(ident: proc.Identity | None, pid: int) -> str | None:
+    """"exited", "exec", "reused" when the target stopped being the program memray tracks."""
+    if ident is None:
+        return "exited" if not proc.alive(pid) else None
+    why = proc.replaced(ident, pid)
+    if why is None and proc.maps_mention(pid, _MEMRAY_LIB) is False:
+        why = "exec"  # same command line, new image (a re-exec): memray's library is gone with the old one
+    return why
+
+
+def _gone_note(why: str, ident: proc.Identity | None, pid: int, t: float) -> str:
+    if why == "exec":
+        now = proc.identity(pid)
+        into = now.describe() if now else "another program"
+        return (f"pid {pid} exec'd into {into!r} {t:.1f} s into the capture: memray's tracking ended with the "
+                "old program; this is what was captured until then")
+    if why == "reused":
+        return f"pid {pid} exited {t:.1f} s into the capture (the pid now belongs to another process)"
+    return "target exited during the capture"
+
+
+def _gone_error(ident: proc.Identity | None, pid: int, when: str) -> TargetExited:
+    why = _gone(ident, pid) or "exited"
+    if why == "exec":
+        now = proc.identity(pid)
+        return TargetReplaced(f"pid {pid} exec'd into {now.describe() if now else 'another program'!r} {when}",
+                              "profile the new program with a new perfkit run, if it is Python")
+    return TargetExited(f"pid {pid} exited {when}")
+
+
+class _Gdb:
+    """Runs ``memray attach`` / ``memray detach`` (and so gdb) against one target, watched.
+
+    While gdb has the target running under its breakpoints (TracerPid set, no thread in
+    a tracing stop), every thread's run count is read each 0.1 s; none changing for
+    ``BLOCKED_AFTER`` s means no thread will ever hit a breakpoint: gdb is stopped
+    (SIGINT, alone: it detaches cleanly).  After each session the target's code is
+    checked for stray breakpoint bytes (and repaired).
+    """
+
+    def __init__(self, pid: int, notes: list[str], ident: proc.Identity | None = None) -> None:
+        self.pid = pid
+        self.notes = notes
+        self.ident = ident
+        self.left_behind: str | None = None  # what a session left in the target, if anything
+
+    def run(self, cmd: list[str], budget: float, stop: StopRequest | None = None) -> tuple[supervisor.Outcome, str | None]:
+        pid = self.pid
+        try:
+            child = supervisor.spawn(cmd, env=tool_env(), stdout=supervisor.PIPE, stderr=supervisor.STDOUT, wake=pid)
+        except supervisor.SpawnError as exc:
+            raise ToolError(f"cannot run memray: {exc.strerror}", INSTALL_HINT) from None
+        output = supervisor.Capture(child.stdout, 1 << 20)
+        reason = None
+        end = time.monotonic() + max(1.0, budget)
+        last = None
+        quiet_since = 0.0
+        traced = False
+        try:
+            while child.wait(0.1) is None:
+                now = time.monotonic()
+                try:
+                    runs, cpu, states = proc.thread_activity(pid)
+                except proc.Gone:
+                    reason = "exited"
+                    break
+                if not proc.alive(pid):
+                    reason = "exited"
+                    break
+                if self.ident is not None and proc.replaced(self.ident, pid):
+                    reason = "exec"  # gdb follows the exec; memray's injection belongs to the old program
+                    break
+                tr = proc.tracer(pid)
+                traced = traced or bool(tr)
+                if stop is not None and stop.signal is not None and (tr or not traced):
+                    reason = "interrupt"  # gdb not done yet: stop it, nothing was injected
+                    break
+                if now >= end:
+                    reason = "timeout"
+                    break
+                if tr and "t" not in states:  # the target runs under gdb's breakpoints
+                    if (runs, cpu) != last:
+                        last, quiet_since = (runs, cpu), now
+                    elif now - quiet_since >= BLOCKED_AFTER:
+                        reason = "blocked"
+                        break
+                else:
+                    last = None
+        finally:
+            if reason is not None or child.poll() is None:
+                child.stop(STOP_STEPS, reason=reason or "abandon")
+            outcome = child.close()
+            outcome.stdout = output.result()
+            self._check_code()
+        return outcome, reason
+
+    def _check_code(self) -> None:
+        if not proc.alive(self.pid) or proc.tracer(self.pid):
+            return
+        found, restored, why = codecheck.check_and_repair(self.pid)
+        if found:
+            if restored == found:
+                self.notes.append(f"gdb left {found} breakpoint byte(s) in pid {self.pid}'s code; perfkit restored "
+                                  "the original instructions")
+            else:
+                self.left_behind = (f"gdb left {found} breakpoint byte(s) in pid {self.pid}'s code and perfkit could "
+                                    f"restore only {restored}: the target may crash (SIGTRAP) at its next malloc")
+                self.notes.append(self.left_behind)
+
+    def where(self) -> str:
+        """Where the target's main thread sits (py-spy dump, non-blocking), for messages."""
+        try:
+            from perfkit.tools import pyspy
+
+            stacks = pyspy.dump(self.pid, nonblocking=True, timeout=5.0)
+        except Exception:
+            return ""
+        main = next((t for t in stacks if t.os_thread_id == self.pid or t.name == "MainThread"), None)
+        if main is None or not main.frames:
+            return ""
+        f = main.frames[0]
+        return f"main thread waiting in {f.get('name')} ({os.path.basename(str(f.get('filename')))}:{f.get('line')})"
+
+
+def _attach(gdb: _Gdb, out: str, opts: MemrayOptions, whole: int, method: str, stop: StopRequest,
+            budget: float) -> None:
+    pid = gdb.pid
+    cmd = attach_cmd("attach", "--method", method, "-o", out, "-f", "--no-compress", "--duration", str(whole))
+    if opts.native:
+        cmd.append("--native")
+    if opts.trace_python_allocators:
+        cmd.append("--trace-python-allocators")
+    cmd.append(str(pid))
+    res, reason = gdb.run(cmd, budget, stop)
+    clean = "" if gdb.left_behind else "; the target was left as it was"
+    if gdb.left_behind:
+        raise ToolError(f"memray attach to pid {pid} failed and {gdb.left_behind[0].lower()}{gdb.left_behind[1:]}",
+                        f"restart pid {pid} when you can")
+    if reason == "blocked":
+        threads = proc.status_field(pid, "Threads") or "?"
+        where = gdb.where()
+        raise TargetBlocked(f"pid {pid} is blocked: none of its {threads} thread(s) ran for {BLOCKED_AFTER:g} s "
+                            f"while gdb waited to inject memray{' (' + where + ')' if where else ''}{clean}",
+                            BLOCKED_HINT)
+    if reason == "interrupt":
+        raise Interrupted(f"interrupted while memray was attaching to pid {pid}{clean}")
+    if reason == "exited":
+        raise TargetExited(f"pid {pid} exited before memray could attach")
+    if reason == "exec":
+        raise _gone_error(gdb.ident, pid, f"while memray was attaching{clean}")
+    if reason == "timeout":
+        raise ToolError(f"memray attach to pid {pid} did not finish in {budget:.0f} s{clean}",
+                        "the target may hold the GIL in native code, or gdb is slow to load symbols on a busy "
+                        "machine; retry, or launch it under perfkit: perfkit heap -- python app.py")
+    if res.returncode != 0:
+        _raise_attach_error(res.stdout.decode("utf-8", "replace"), pid)
+
+
+def _detach(gdb: _Gdb, method: str, *, budget: float) -> bool:
+    """Stop tracking in the target; False when memray detach could not reach it.  Never raises."""
+    if budget < 1.0:
+        return False
+    try:
+        res, reason = gdb.run(attach_cmd("detach", "--method", method, str(gdb.pid)), budget)
+    except ToolError:
+        return False
+    if reason is None and res.returncode == 0:
+        return True
+    return "no previous" in res.stdout.decode("utf-8", "replace")
 
 
 _OVERHEAD_LIMIT = 256 << 10
@@ -230,51 +463,6 @@ def _attach_method(pid: int) -> str:
         raise ToolMissing(f"gdb not found: memray attach needs gdb to attach to pid {pid} "
                           f"(Python {ver or '< 3.14'})", doctor_hint(GDB_HINT, pid))
     return "gdb"
-
-
-def _run_tool(cmd: list[str], timeout: float, pid: int, what: str) -> supervisor.Outcome:
-    """Run memray attach/detach under the supervisor with a deadline.
-
-    On timeout (or when perfkit dies) gdb gets SIGINT, then SIGTERM — it detaches and
-    takes its breakpoints out — before SIGKILL; a target it left stopped is woken.
-    """
-    try:
-        res = supervisor.run(cmd, timeout=timeout, env=tool_env(), stderr_to_stdout=True, wake=pid,
-                             stop_steps=((signal.SIGINT, 5.0), (signal.SIGTERM, 5.0)))
-    except supervisor.SpawnError as exc:
-        raise ToolError(f"cannot run memray: {exc.strerror}", INSTALL_HINT) from None
-    if res.stopped_by == "timeout":
-        raise ToolError(f"memray {what} of pid {pid} timed out after {timeout:.0f} s; the target was left running",
-                        "the process may be stuck in a system call, or gdb is slow to load symbols; retry")
-    return res
-
-
-def _attach(pid: int, out: str, opts: MemrayOptions, whole: int, method: str) -> None:
-    cmd = memray_cmd("attach", "--method", method, "-o", out, "--no-compress", "--duration", str(whole))
-    if opts.native:
-        cmd.append("--native")
-    if opts.trace_python_allocators:
-        cmd.append("--trace-python-allocators")
-    cmd.append(str(pid))
-    res = _run_tool(cmd, ATTACH_TIMEOUT, pid, "attach")
-    if res.returncode != 0:
-        _raise_attach_error(res.stdout.decode("utf-8", "replace"), pid)
-
-
-def _detach(pid: int, method: str, *, quiet: bool = False) -> bool:
-    """Stop tracking in ``pid``; True if it was still on.  Never raises when ``quiet``."""
-    try:
-        res = _run_tool(memray_cmd("detach", "--method", method, str(pid)), DETACH_TIMEOUT, pid, "detach")
-    except ToolError:
-        if quiet:
-            return False
-        raise
-    if res.returncode == 0:
-        return True
-    text = res.stdout.decode("utf-8", "replace")
-    if "no previous" in text or quiet:
-        return False
-    raise ToolError(f"memray detach failed for pid {pid}: {_last_lines(text)}")
 
 
 def _last_lines(text: str, n: int = 2) -> str:

@@ -18,7 +18,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from perfkit.errors import (
     ToolError,
     ToolMissing,
 )
+from perfkit.fileio import private_tempdir
 from perfkit.procs.signals import StopRequest
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder, Recording
 from perfkit.procs import proc, supervisor
@@ -114,8 +114,7 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
     status is known, its output passes through) and py-spy attaches to it by pid.
     """
     exe = find_pyspy()
-    workdir = tempfile.mkdtemp(prefix="perfkit-")
-    os.chmod(workdir, 0o700)
+    workdir = private_tempdir("cpu")
     out = os.path.join(workdir, "profile.speedscope.json")
     errpath = os.path.join(workdir, "py-spy.stderr")
     started_wall = time.time()
