@@ -1,3 +1,3 @@
-from perfkit.cli import main
+from perfkit.entry import main
 
 main()

@@ -113,7 +113,8 @@ app = typer.Typer(
     help="Performance diagnostics for running Python processes: perfkit COMMAND --help for each.",
     epilog="Exit codes: 0 done; 1 a finding you asked to fail on; 2 usage/input/output error; "
            "3 target problem (no such pid, not Python, exited, permission denied); "
-           "4 required tool missing or failed; 130 interrupted (partial results written).",
+           "4 required tool missing or failed (perfkit's own internal errors too); "
+           "130 interrupted (partial results written).",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -169,8 +170,19 @@ def _print_error(message: str, hint: str | None) -> None:
     sys.stderr.flush()
 
 
+def _usage_hint(exc) -> str | None:
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) if ctx is not None else None
+    return f"see: {path} -h" if path else "see: perfkit -h"
+
+
+def _one_line(exc: object) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + ("…" if len(text) > 300 else "")
+
+
 def main(argv: list[str] | None = None) -> None:
-    from perfkit.errors import EXIT_INTERRUPTED, PerfkitError
+    from perfkit.errors import EXIT_INTERRUPTED, EXIT_TOOL, PerfkitError
 
     os.environ.pop("RUST_BACKTRACE", None)
     command = typer.main.get_command(app)
@@ -191,15 +203,17 @@ def main(argv: list[str] | None = None) -> None:
         _print_error("interrupted", None)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
+        _print_error(_one_line(exc.format_message()), _usage_hint(exc))
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # a bug: short message unless --debug
+    except Exception as exc:  # a bug: short message unless --debug; perfkit itself failed: exit 4
         if _state["debug"]:
             raise
-        _print_error(f"internal error: {type(exc).__name__}: {exc}", "this is a bug in perfkit; rerun with --debug for a traceback")
-        sys.exit(70)
+        _print_error(f"internal error: {type(exc).__name__}: {_one_line(exc)}",
+                     "this is a bug in perfkit (exit 4: a required tool failed — perfkit itself); "
+                     "rerun with --debug for a traceback")
+        sys.exit(EXIT_TOOL)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

@@ -54,6 +54,19 @@ def check_duration(flag: str = "--duration", *, low: float = 0.1, high: float = 
     return callback
 
 
+def finite(flag: str, low: float, high: float, unit: str = ""):
+    """A callback: the value is a finite number within [low, high] (typer's own range checks let inf through)."""
+
+    def callback(value: Optional[float]) -> Optional[float]:
+        if value is None:
+            return value
+        if not math.isfinite(value) or not low <= value <= high:
+            raise _usage(f"{flag} {value:g} is out of range", f"give a number between {low:g} and {high:g}{unit}")
+        return value
+
+    return callback
+
+
 def check_pids(value: Optional[List[int]]) -> Optional[List[int]]:
     for p in value or []:
         if p <= 0:

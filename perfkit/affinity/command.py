@@ -12,6 +12,8 @@ from typing import List, Optional
 
 import typer
 
+from perfkit.options import MAX_DURATION, finite
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   no_args_is_help=True, help="Worker-to-core layout: show, plan, apply, reset, recommend, tune.")
 
@@ -349,7 +351,8 @@ def tune(
     repeat: int = typer.Option(5, "--repeat", min=2, max=100, help="Measured runs per candidate (interleaved)."),
     warmup: int = typer.Option(1, "--warmup", min=0, max=10, help="Unmeasured rounds first."),
     env_var: str = typer.Option("PERFKIT_WORKERS", "--env-var", help="Also pass the worker count in this variable."),
-    timeout: float = typer.Option(300.0, "--timeout", min=1, help="Seconds before one run is killed."),
+    timeout: float = typer.Option(300.0, "--timeout", min=1, callback=finite("--timeout", 1.0, MAX_DURATION, " s"),
+                                 help="Seconds before one run is killed."),
     alpha: float = typer.Option(0.05, "--alpha", min=0.001, max=0.5, help="Significance level."),
     min_effect: float = typer.Option(0.03, "--min-effect", min=0.0, max=1.0,
                                      help="Differences smaller than this fraction are noise anyway."),

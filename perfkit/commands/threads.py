@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from perfkit.options import finite
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
@@ -25,6 +27,7 @@ def threads(
     count: Optional[int] = typer.Option(None, "--count", metavar="N", min=1,
                                         help="With --watch: stop after this many refreshes."),
     timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS", min=1.0,
+                                  callback=finite("--timeout", 1.0, 600.0, " s"),
                                   help="Seconds allowed for each py-spy dump."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
@@ -47,7 +50,16 @@ def threads(
     if native and nonblocking:
         raise UsageError("--native and --nonblocking cannot be combined",
                          "py-spy must pause the target to unwind native stacks; drop one")
-    resolve(pid, None)
+    from perfkit.console import warn
+    from perfkit.procs.proc import STATE_NAMES, state
+
+    resolve(pid, None, allow_stopped=True)
+    st = state(pid)
+    if st in ("T", "t"):  # read as it is: non-blocking (no ptrace), never resumed
+        warn(f"pid {pid} is {STATE_NAMES[st]}: its threads are read as they are, without resuming it "
+             "(non-blocking" + ("; no native frames: they need a pause" if native else "") +
+             "); CPU % is 0 while it stays stopped")
+        nonblocking, native = True, False
     opts = dict(all_processes=all_processes, interval=interval, locals_=locals_, nonblocking=nonblocking,
                 timeout=timeout, native=native)
     if watch:
@@ -118,6 +130,7 @@ def _watch(pid: int, opts: dict, depth: int, count: int | None, as_json: bool) -
         live = Live(console=con, refresh_per_second=2, screen=False)
         live.start()
     n = 0
+    interrupted = False
     try:
         while count is None or n < count:
             if procstat.process_status(pid) in (None, "Z", "X"):
@@ -140,9 +153,14 @@ def _watch(pid: int, opts: dict, depth: int, count: int | None, as_json: bool) -
             else:
                 con.print(view)
     except KeyboardInterrupt:
-        pass
+        interrupted = True  # Ctrl-C / SIGTERM / SIGHUP: what was collected is still printed, exit 130
     finally:
         if live is not None:
             live.stop()
     if as_json:
-        print_json({"command": "threads", "pid": pid, "watch": True, "trend": trend, "snapshots": docs})
+        print_json({"command": "threads", "pid": pid, "watch": True, "trend": trend, "snapshots": docs,
+                    "interrupted": interrupted})
+    if interrupted:
+        import typer
+
+        raise typer.Exit(130)

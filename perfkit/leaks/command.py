@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from perfkit.options import MAX_DURATION, finite
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 _HELP = """Watch a live process's memory (RSS, PSS/USS), threads, fds, sockets and children and
@@ -44,20 +46,22 @@ Examples:
 def leaks(
     command: Optional[List[str]] = typer.Argument(None, help="Command to launch and watch (after --)."),
     pid: Optional[int] = typer.Option(None, "--pid", "-p", help="The process to watch."),
-    duration: float = typer.Option(60.0, "--duration", "-d", min=1.0, help="Seconds to monitor."),
+    duration: float = typer.Option(60.0, "--duration", "-d", min=1.0,
+                                   callback=finite("--duration", 1.0, MAX_DURATION, " s"), help="Seconds to monitor."),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="SECONDS", min=0.05, max=60.0,
                                              help="Seconds between samples [default: 1, or duration/30 if shorter]."),
     attribute_memory: bool = typer.Option(False, "--attribute-memory",
                                           help="If memory leaks: a short memray capture naming the lines holding it."),
-    memray_seconds: float = typer.Option(10.0, "--memray-seconds", min=1.0, help="Length of that capture."),
+    memray_seconds: float = typer.Option(10.0, "--memray-seconds", min=1.0, callback=finite("--memray-seconds", 1.0, 3600.0, " s"),
+                                          help="Length of that capture."),
     fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit 1 when any resource leaks."),
     output: Optional[List[Path]] = typer.Option(None, "--output", "-o",
                                                 help="Write the report (repeatable): .html, .md or .json."),
     alpha: float = typer.Option(0.01, "--alpha", min=1e-6, max=0.2, help="Mann-Kendall significance level."),
     warmup: float = typer.Option(0.1, "--warmup", min=0.0, max=0.5, help="Fraction of the window ignored at the start."),
-    min_memory_rate: float = typer.Option(16384.0, "--min-memory-rate", min=0.0,
+    min_memory_rate: float = typer.Option(16384.0, "--min-memory-rate", min=0.0, callback=finite("--min-memory-rate", 0.0, 1e15),
                                           help="Smallest memory growth called a leak, bytes/s."),
-    min_count_rate: float = typer.Option(0.02, "--min-count-rate", min=0.0,
+    min_count_rate: float = typer.Option(0.02, "--min-count-rate", min=0.0, callback=finite("--min-count-rate", 0.0, 1e9),
                                          help="Smallest thread/fd/socket growth called a leak, per second."),
     pss: bool = typer.Option(True, "--pss/--no-pss", help="Also read PSS/USS (smaps_rollup) each sample."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the test results for steady resources too."),
@@ -170,8 +174,9 @@ def leaks(
         err_console().print(f"perfkit: leak found ({', '.join(f.resource for f in report.leaks)}); "
                             "failing as asked (--fail-on-leak)", markup=False, highlight=False)
         raise typer.Exit(EXIT_FINDING)
-    if watch.monitor.gone_at is not None and launched is None:
-        err_console().print(f"perfkit: pid {pid} exited {watch.monitor.gone_at:.1f} s into the window; "
+    if watch.monitor.gone_at is not None and (launched is None or watch.monitor.gone_how != "exited"):
+        what = leak_findings.gone_text(pid, watch.monitor.gone_how, watch.monitor.gone_into)
+        err_console().print(f"perfkit: {what} {watch.monitor.gone_at:.1f} s into the window; "
                             "the report covers the time until then", markup=False, highlight=False)
         raise typer.Exit(EXIT_TARGET)
 

@@ -51,6 +51,8 @@ class LeakReport:
     gone_at: float | None = None
     interrupted: bool = False
     cmdline: list[str] = field(default_factory=list)
+    gone_how: str | None = None  # "exited" | "exec" | "reused"
+    gone_into: str | None = None
 
     @property
     def leaks(self) -> list[Finding]:
@@ -61,6 +63,7 @@ class LeakReport:
                 "duration_s": self.duration, "elapsed_s": round(self.elapsed, 3), "interval_s": self.interval,
                 "samples": self.n_samples, "cost_per_sample_ms": round(self.cost_per_sample_s * 1e3, 4),
                 "gone_at_s": None if self.gone_at is None else round(self.gone_at, 3),
+                "gone_how": self.gone_how, "gone_into": self.gone_into,
                 "interrupted": self.interrupted, "notes": self.notes,
                 "leaks": [f.resource for f in self.leaks],
                 "verdicts": {f.resource: f.verdict.verdict for f in self.findings},
@@ -202,14 +205,24 @@ def build(watch, thresholds: dict[str, trend.Thresholds], *, bin_seconds: float 
     for what, why in sorted(unavailable.items()):
         notes.append(f"{what}: not measured ({why})")
     if mon.gone_at is not None:
-        notes.append(f"pid {watch.pid} exited {mon.gone_at:.1f} s into the window: verdicts use the "
-                     f"{len(mon.samples)} samples taken until then")
+        notes.append(f"{gone_text(watch.pid, mon.gone_how, mon.gone_into)} {mon.gone_at:.1f} s into the window: "
+                     f"verdicts use the {len(mon.samples)} samples taken until then")
     if mon.interrupted:
         notes.append(f"interrupted after {mon.elapsed:.1f} s: verdicts use the samples taken until then")
     return LeakReport(pid=watch.pid, started=mon.started, duration=mon.duration, elapsed=mon.elapsed,
                       interval=mon.interval, n_samples=len(mon.samples), cost_per_sample_s=mon.cost_per_sample(),
                       findings=findings, extra_series=extra, notes=notes, gone_at=mon.gone_at,
-                      interrupted=mon.interrupted, cmdline=list(cmdline or []))
+                      interrupted=mon.interrupted, cmdline=list(cmdline or []), gone_how=mon.gone_how,
+                      gone_into=mon.gone_into)
+
+
+def gone_text(pid: int, how: str | None, into: str | None) -> str:
+    """"pid 42 exited" / "pid 42 exec'd into 'sleep 60'" / "pid 42 exited (the pid was reused)"."""
+    if how == "exec":
+        return f"pid {pid} exec'd into {into or 'another program'!r}"
+    if how == "reused":
+        return f"pid {pid} exited (the pid now belongs to another process)"
+    return f"pid {pid} exited"
 
 
 def attribute(report: LeakReport, watch) -> None:

@@ -27,9 +27,11 @@ from perfkit.procs.proc import (
     children,
     fd_kind,
     fd_links,
+    identity,
     inode,
     read_smaps_rollup,
     read_stat,
+    replaced,
     socket_table,
 )
 
@@ -114,7 +116,9 @@ class MonitorResult:
     duration: float  # requested
     started: float  # wall clock (epoch seconds)
     elapsed: float = 0.0
-    gone_at: float | None = None  # seconds after start when the process vanished
+    gone_at: float | None = None  # seconds after start when the process vanished (or exec'd)
+    gone_how: str | None = None  # "exited", "exec" (another program in the same pid), "reused" (a new process)
+    gone_into: str | None = None  # what the pid runs now, after an exec
     interrupted: bool = False
 
     @property
@@ -143,13 +147,20 @@ def monitor(pid: int, duration: float, interval: float = 1.0, *, pss: bool = Fal
     k = 0
     cache = SocketCache()
     kids = ChildCache()
+    ident = identity(pid)
     try:
         while True:
             now = time.monotonic() - t0
             try:
                 s = sample(pid, now, pss=pss, sockets=cache, kids=kids)
             except Gone:
-                res.gone_at = now
+                res.gone_at, res.gone_how = now, "exited"
+                break
+            how = replaced(ident, pid) if ident is not None else None
+            if how is not None:  # exec'd into another program, or the pid was reused: not the process we watch
+                now_ident = identity(pid)
+                res.gone_at, res.gone_how = now, how
+                res.gone_into = now_ident.describe() if now_ident is not None else None
                 break
             res.samples.append(s)
             if on_sample:

@@ -63,6 +63,10 @@ def _tids(pid: int) -> set[int]:
 def watch(pid: int, duration: float, interval: float, *, python: bool = True, pss: bool = True,
           on_sample=None) -> Watch:
     notes: list[str] = []
+    st = procstat.state(pid)
+    if st in ("T", "t"):
+        notes.append(f"pid {pid} is {procstat.STATE_NAMES[st]}: it was watched as it is, never resumed "
+                     "(a stopped process cannot grow)")
     fds0 = _fds(pid, notes)
     tids0 = _tids(pid)
     st0 = _stacks(pid, notes, "the start", python)

@@ -44,6 +44,8 @@ def _dump(pid: int, nonblocking: bool, locals_: bool, timeout: float,
     from perfkit.tools import pyspy
     from perfkit.errors import PerfkitError, ToolMissing
 
+    if procstat.state(pid) in ("T", "t"):
+        nonblocking, native = True, False  # a blocking dump ptrace-stops it (and fails): never resume it
     try:
         return pyspy.dump(pid, nonblocking=nonblocking, locals_=locals_, native=native, timeout=timeout), None, None
     except ToolMissing:
