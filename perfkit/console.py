@@ -38,10 +38,16 @@ def out_console():
 
 _CONTROL = {i: f"\\x{i:02x}" for i in range(32)}
 _CONTROL.update({9: "\\t", 10: "\\n", 13: "\\r", 127: "\\x7f"})
+# Bidi embeddings/overrides/isolates reorder what follows them on screen (U+202E shows
+# "exe.txt" for "txt.exe"), zero-width characters hide text: shown escaped like ANSI escapes.
+INVISIBLE = (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2060, 0xFEFF, 0x061C,
+             0x2028, 0x2029)
+_CONTROL.update({c: f"\\u{c:04x}" for c in INVISIBLE})
+_CONTROL.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})  # C1 controls (CSI = 0x9b)
 
 
 def plain(text: object) -> str:
-    """Untrusted text made safe for one terminal cell: control chars shown escaped.
+    """Untrusted text made safe for one terminal cell: control, C1, bidi and zero-width chars shown escaped.
 
     Use the result inside ``rich.text.Text`` (never inside markup strings).
     """

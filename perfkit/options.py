@@ -121,7 +121,19 @@ def check_max_input(value: Optional[str]) -> Optional[str]:
     return value
 
 
+def set_redaction(value: bool) -> bool:
+    from perfkit import redact
+
+    redact.set_enabled(not value)
+    return value
+
+
 # ----------------------------------------------------------------------- the options
+
+NoRedact = Annotated[bool, typer.Option(
+    "--no-redact", callback=set_redaction,
+    help="Keep secrets (--token=…, PASSWORD=…, URL credentials, Authorization headers) found in the target's "
+         "command line; by default they are written as REDACTED.")]
 
 Command = Annotated[Optional[List[str]], typer.Argument(metavar="-- CMD ARGS", help="Command to launch (after --).",
                                                         show_default=False)]

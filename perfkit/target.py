@@ -13,6 +13,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
+from perfkit import redact
 from perfkit.errors import NoSuchProcess, NotPython, PermissionDenied, TargetExited, TargetStopped, UsageError
 from perfkit.procs import proc, supervisor
 
@@ -37,9 +38,10 @@ class Target:
         return self.pid is None
 
     def describe(self) -> str:
+        """``pid 4242`` or the launched command (secrets redacted)."""
         if self.pid is not None:
             return f"pid {self.pid}"
-        return " ".join(self.command)
+        return " ".join(redact.argv(self.command)[0])
 
 
 def resolve(pid: int | None, command: list[str] | None, *, require_python: bool = True,
@@ -150,7 +152,13 @@ def python_version(pid: int) -> str | None:
 
 
 def cmdline(pid: int) -> list[str]:
-    return proc.cmdline(pid)
+    """The command line as perfkit shows and writes it: secrets redacted (unless --no-redact)."""
+    return redact.argv(proc.cmdline(pid))[0]
+
+
+def shown_cmdline(pid: int | None, command: list[str] | None = None) -> tuple[list[str], bool]:
+    """(command line as written, whether something was redacted) of ``pid`` or of a launched ``command``."""
+    return redact.argv(proc.cmdline(pid) if pid is not None and command is None else list(command or []))
 
 
 class Launched:
@@ -201,7 +209,8 @@ class Launched:
         return out
 
     def describe(self) -> str:
-        return " ".join(self.command[:4]) + (" …" if len(self.command) > 4 else "")
+        shown = redact.argv(self.command)[0]
+        return " ".join(shown[:4]) + (" …" if len(shown) > 4 else "")
 
     def __enter__(self) -> "Launched":
         return self
@@ -214,7 +223,7 @@ def failure(outcome: supervisor.Outcome | None, what: str) -> str | None:
     """"python app.py exited with status 3 after 2.1 s" when a launched program failed on its own."""
     if outcome is None or outcome.stopped_by is not None or outcome.returncode in (0, None):
         return None
-    return outcome.describe(what)
+    return outcome.describe(redact.shown(what))
 
 
 def _stderr_fd() -> int:

@@ -5,7 +5,8 @@ serialises it and hashes it (sha256), and compares the digest with the one it
 computed at start-up; every round allocates and frees about ``--items`` × 100 bytes
 and keeps nothing, so memory stays flat.  A wrong digest counts as a failure.
 On SIGUSR1 it prints ``status rounds=N failures=F``; at the end of ``--duration`` it
-prints ``done rounds=N failures=F`` and exits 1 if any round failed, else 0.
+prints ``done rounds=N failures=F`` and exits 1 if any round failed, else 0.  Arguments it does not know are ignored (a
+stand-in for a service's own flags, e.g. ``--token=…`` in redaction tests).
 
     python scenarios/mem_selfcheck.py --items 2000 --duration 120
 """
@@ -35,7 +36,7 @@ def main(argv=None):
     ap.add_argument("--items", type=int, default=2000, help="records per round")
     ap.add_argument("--pause", type=float, default=0.005, help="seconds to sleep between rounds")
     ap.add_argument("--duration", type=float, default=120.0, help="seconds to run, then exit")
-    args = ap.parse_args(argv)
+    args, _ignored = ap.parse_known_args(argv)
     expected = one_round(args.items, 17)
     signal.signal(signal.SIGUSR1, ask_report)
     print(f"ready items={args.items}", flush=True)

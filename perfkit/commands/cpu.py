@@ -8,6 +8,8 @@ import typer
 
 from perfkit import options as o
 
+REDACTED_NOTE = "secrets on the target's command line were written as REDACTED (--no-redact keeps them)"
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
@@ -31,6 +33,7 @@ def cpu(
     output: o.Output = None,
     fmt: o.Format = None,
     as_json: o.Json = False,
+    no_redact: o.NoRedact = False,
     *,
     filters: o.Filters,
 ) -> None:
@@ -122,6 +125,8 @@ def cpu(
             con.print(ThreadTable(thread_split(profile, vi), unit=unit))
         err_console().print(quality)
         outputs.report()
+        if rec.redacted:
+            err_console().print(REDACTED_NOTE, markup=False, highlight=False)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     failed = failure(result.program, " ".join(target.command))

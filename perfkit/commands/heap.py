@@ -38,6 +38,7 @@ def heap(
     output: o.Output = None,
     fmt: o.Format = None,
     as_json: o.Json = False,
+    no_redact: o.NoRedact = False,
     *,
     filters: o.Filters,
 ) -> None:
@@ -119,8 +120,11 @@ def heap(
     else:
         outputs.console.print(HeapView(summary, leaks=leaks, series=profile.series))
         if result.target_exited:
-            warn("the target exited during the capture: this is what was captured until then")
+            warn(next((n for n in result.notes if "exec'd into" in n),
+                      "the target exited during the capture: this is what was captured until then"))
         outputs.report()
+        if profile.recording.redacted:
+            warn("secrets on the target's command line were written as REDACTED (--no-redact keeps them)")
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     failed = failure(result.program, " ".join(command or []))

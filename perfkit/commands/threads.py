@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from perfkit import options as o
 from perfkit.options import finite
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -30,6 +31,7 @@ def threads(
                                   callback=finite("--timeout", 1.0, 600.0, " s"),
                                   help="Seconds allowed for each py-spy dump."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    no_redact: o.NoRedact = False,
 ) -> None:
     """Every thread: name, running/idle, GIL holder, CPU %, Python stack; identical stacks grouped.
 

@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from perfkit import redact
 from perfkit.errors import InputFormatError, ToolMissing, UsageError
 from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Labels, HeapFacts, Profile, ProfileBuilder, Recording
 
@@ -246,6 +247,7 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
     b.series = {"heap_bytes": heap_series, "rss_bytes": rss_series}
     profile = b.build()
     finished = _finished(meta, snaps)
+    command_line, redacted = redact.text(meta.command_line)
     heap = HeapFacts(
         capture_complete=finished and records >= int(meta.total_allocations),
         records_read=records,
@@ -258,7 +260,7 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
                 "inuse_bytes": inuse_bytes, "inuse_count": inuse_count},
         memray_total_allocations=int(meta.total_allocations),
         memray_main_thread_id=int(meta.main_thread_id),
-        memray_command_line=meta.command_line,
+        memray_command_line=command_line,
         python_allocator=str(meta.python_allocator),
         native=native,
         trace_python_allocators=bool(meta.trace_python_allocators),
@@ -268,7 +270,8 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
     profile.recording = Recording(kind="heap", tool="memray", tool_version=memray_version(),
                                   perfkit_version=_perfkit_version(), source=src, source_format=NAME, pid=pid,
                                   start=start, duration_s=round(max(0.0, duration), 3),
-                                  threads=len({lab.tid for lab in labels_cache.values()}), heap=heap)
+                                  threads=len({lab.tid for lab in labels_cache.values()}), heap=heap,
+                                  redacted=redacted)
     return profile
 
 

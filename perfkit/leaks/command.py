@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from perfkit import options as o
 from perfkit.options import MAX_DURATION, finite
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -66,6 +67,7 @@ def leaks(
     pss: bool = typer.Option(True, "--pss/--no-pss", help="Also read PSS/USS (smaps_rollup) each sample."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the test results for steady resources too."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    no_redact: o.NoRedact = False,
 ) -> None:
     from dataclasses import replace
 
@@ -126,14 +128,21 @@ def leaks(
                 f"threads {s.threads} · fds {s.fds if s.fds is not None else '?'} · "
                 f"sockets {s.sockets if s.sockets is not None else '?'} · Ctrl-C stops and reports")
 
-    cmd_line = procstat_cmdline(pid)
+    from perfkit.target import shown_cmdline
+
+    cmd_line, cmd_redacted = shown_cmdline(pid)
     try:
         with live_status(line):
             watch = leakwatch.watch(pid, duration, interval, python=python, pss=pss, on_sample=on_sample)
     finally:
         if launched is not None and (attribute_memory is False or launched.poll() is not None):
             leakwatch.stop_launched(launched)
-    report = leak_findings.build(watch, thresholds, bin_seconds=bin_s, cmdline=cmd_line or list(command or []))
+    if not cmd_line:
+        cmd_line, cmd_redacted = shown_cmdline(None, list(command or []))
+    report = leak_findings.build(watch, thresholds, bin_seconds=bin_s, cmdline=cmd_line)
+    report.redacted = cmd_redacted
+    if cmd_redacted:
+        report.notes.append("secrets on the command line were written as REDACTED (--no-redact keeps them)")
     leak_findings.attribute(report, watch)
     mem = next(f for f in report.findings if f.resource == "memory")
     if attribute_memory:
@@ -193,12 +202,6 @@ def _json_text(doc) -> str:
     import json
 
     return json.dumps(doc, indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n"
-
-
-def procstat_cmdline(pid: int) -> list[str]:
-    from perfkit.target import cmdline
-
-    return cmdline(pid)
 
 
 def _check_target(pid: int) -> bool:

@@ -53,6 +53,7 @@ class LeakReport:
     cmdline: list[str] = field(default_factory=list)
     gone_how: str | None = None  # "exited" | "exec" | "reused"
     gone_into: str | None = None
+    redacted: bool = False  # secrets were taken out of cmdline
 
     @property
     def leaks(self) -> list[Finding]:
@@ -63,7 +64,7 @@ class LeakReport:
                 "duration_s": self.duration, "elapsed_s": round(self.elapsed, 3), "interval_s": self.interval,
                 "samples": self.n_samples, "cost_per_sample_ms": round(self.cost_per_sample_s * 1e3, 4),
                 "gone_at_s": None if self.gone_at is None else round(self.gone_at, 3),
-                "gone_how": self.gone_how, "gone_into": self.gone_into,
+                "gone_how": self.gone_how, "gone_into": self.gone_into, "redacted": self.redacted,
                 "interrupted": self.interrupted, "notes": self.notes,
                 "leaks": [f.resource for f in self.leaks],
                 "verdicts": {f.resource: f.verdict.verdict for f in self.findings},

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from perfkit import redact
 from perfkit.procs.proc import (
     FD_KINDS,
     ChildCache,
@@ -160,7 +161,7 @@ def monitor(pid: int, duration: float, interval: float = 1.0, *, pss: bool = Fal
             if how is not None:  # exec'd into another program, or the pid was reused: not the process we watch
                 now_ident = identity(pid)
                 res.gone_at, res.gone_how = now, how
-                res.gone_into = now_ident.describe() if now_ident is not None else None
+                res.gone_into = redact.shown(now_ident.describe()) if now_ident is not None else None
                 break
             res.samples.append(s)
             if on_sample:

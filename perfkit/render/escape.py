@@ -1,6 +1,7 @@
 """Escaping untrusted text (function, file and thread names from the target) for SVG/HTML.
 
-Control characters are shown escaped (``\\n``), markup characters become entities,
+Control characters, bidi controls (U+202A–202E, U+2066–2069) and zero-width characters
+(U+200B–200F, U+2060, U+FEFF) are shown escaped (``\\n``, ``\\u202e``), markup characters become entities,
 and the result is always valid in XML 1.0 text and in double- or single-quoted
 attributes.  Lone surrogates are handled when the document is encoded (``encode``).
 """
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 _CONTROL = {i: f"\\x{i:02x}" for i in range(32)}
 _CONTROL.update({9: "\\t", 10: "\\n", 13: "\\r", 127: "\\x7f", 0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"})
+# bidi overrides/isolates and zero-width characters (they reorder or hide text in a viewer)
+_CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x200B, 0x2010), *range(0x202A, 0x202F),
+                                               *range(0x2066, 0x206A), 0x2060, 0xFEFF, 0x061C)})
 _MARKUP = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord('"'): "&quot;", ord("'"): "&#39;"}
 _BOTH = {**_CONTROL, **_MARKUP}
 

@@ -111,7 +111,7 @@ _QUALITY_KEYS = [("target", "target"), ("samples", "samples"), ("duration_s", "d
                  ("requested_rate", "requested rate (/s)"), ("achieved_rate", "achieved rate (/s)"),
                  ("sampling_errors", "sampling errors"), ("threads", "threads"), ("processes", "processes"),
                  ("tool", "tool"), ("tool_version", "tool version"), ("interrupted", "interrupted"),
-                 ("target_exited", "target exited")]
+                 ("target_exited", "target exited"), ("redacted", "secrets redacted from the command line")]
 
 
 def _quality(rec: Recording) -> str:

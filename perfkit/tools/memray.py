@@ -27,7 +27,7 @@ from perfkit.model import Profile
 from perfkit.procs import proc, supervisor
 from perfkit.procs.signals import StopRequest
 from perfkit.tools.result import CaptureResult
-from perfkit.target import Launched, Target, cmdline, failure, python_version
+from perfkit.target import Launched, Target, failure, python_version, shown_cmdline
 
 STOP_GRACE = 20.0  # launched command: seconds after SIGINT before SIGTERM / SIGKILL
 
@@ -223,7 +223,9 @@ def annotate(profile: Profile, target: Target, opts: MemrayOptions, started: flo
     rec.pid = pid if pid is not None else rec.pid
     rec.launched = target.launched
     rec.attached = target.pid is not None
-    rec.cmdline = cmdline(pid) if (pid and target.pid is not None) else list(target.command)
+    attached = bool(pid and target.pid is not None)
+    rec.cmdline, redacted = shown_cmdline(pid if attached else None, None if attached else list(target.command))
+    rec.redacted = rec.redacted or redacted
     rec.python = (python_version(pid) if pid and target.pid is not None else None) or rec.python
     rec.options = {"duration": opts.duration, "native": opts.native,
                    "trace_python_allocators": opts.trace_python_allocators}

@@ -50,6 +50,7 @@ import sys
 import tempfile
 import time
 
+from perfkit import redact
 from perfkit.errors import (
     InputFormatError,
     Interrupted,
@@ -197,7 +198,7 @@ def _gone(ident: proc.Identity | None, pid: int) -> str | None:
 def _gone_note(why: str, ident: proc.Identity | None, pid: int, t: float) -> str:
     if why == "exec":
         now = proc.identity(pid)
-        into = now.describe() if now else "another program"
+        into = redact.shown(now.describe()) if now else "another program"
         return (f"pid {pid} exec'd into {into!r} {t:.1f} s into the capture: memray's tracking ended with the "
                 "old program; this is what was captured until then")
     if why == "reused":
@@ -209,7 +210,7 @@ def _gone_error(ident: proc.Identity | None, pid: int, when: str) -> TargetExite
     why = _gone(ident, pid) or "exited"
     if why == "exec":
         now = proc.identity(pid)
-        return TargetReplaced(f"pid {pid} exec'd into {now.describe() if now else 'another program'!r} {when}",
+        return TargetReplaced(f"pid {pid} exec'd into {redact.shown(now.describe()) if now else 'another program'!r} {when}",
                               "profile the new program with a new perfkit run, if it is Python")
     return TargetExited(f"pid {pid} exited {when}")
 

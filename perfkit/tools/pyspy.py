@@ -36,7 +36,7 @@ from perfkit.procs.signals import StopRequest
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder, Recording
 from perfkit.procs import proc, supervisor
 from perfkit.tools.result import CaptureResult
-from perfkit.target import PTRACE_HINT, Launched, Target, cmdline, doctor_hint, failure, python_version
+from perfkit.target import PTRACE_HINT, Launched, Target, doctor_hint, failure, python_version, shown_cmdline
 
 INSTALL_HINT = "install it with: pip install py-spy   (or set PERFKIT_PYSPY to its path)"
 _STOP_GRACE = 20.0  # seconds py-spy gets to write its file after being asked to stop
@@ -272,10 +272,11 @@ def _to_cpu_profile(raw: Profile, target: Target, opts: RecordOptions, elapsed: 
     m = re.search(r"Samples:\s*(\d+)\s+Errors:\s*(\d+)", stderr)
     errors = int(m.group(2)) if m else None
     attached = pid_default is not None and target.pid is not None
+    shown, redacted = shown_cmdline(pid_default if attached else None, None if attached else list(target.command))
     prof.recording = Recording(
         kind="cpu", tool="py-spy", tool_version=pyspy_version(exe), perfkit_version=_perfkit_version(),
         target=target.describe(), pid=pid_default, launched=target.launched, attached=target.pid is not None,
-        cmdline=cmdline(pid_default) if attached else list(target.command),  # type: ignore[arg-type]
+        cmdline=shown, redacted=redacted,
         python=python_version(pid_default) if pid_default else None,
         start=started, duration_s=round(elapsed, 3), requested_rate=opts.rate,
         # py-spy does not report its tick count.  A busy process yields about one

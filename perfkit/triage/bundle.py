@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from perfkit import redact
 from perfkit.triage import findings as fnd
 from perfkit.errors import OutputError
 from perfkit.fileio import private_mkdir
@@ -193,6 +194,9 @@ def _gil_label(threads: list[dict] | None) -> str | None:
 def _proc_records(w: _Writer, result, notes: set[str]) -> tuple[list[dict], list[dict], dict[int, str]]:
     """(analysis inputs, summary rows, stacks text by pid); writes per-process files."""
     full, rows, texts = [], [], {}
+    redacted = sum(1 for r in result.procs if getattr(r.proc, "redacted", False))
+    if redacted:
+        notes.add(f"secrets on {redacted} command line(s) were written as REDACTED (--no-redact keeps them)")
     for r in result.procs:
         pid, p, facts = r.pid, r.proc, r.facts or {}
         d = fnd.proc_dir(pid)
@@ -317,7 +321,7 @@ def _fill(root: Path, result, dest: Path, argv: list[str]) -> dict:
     w.put("index.html", _text(rep.index_html(doc, texts)), "summary (HTML), start here")
     manifest = {
         "perfkit_version": __version__,
-        "argv": argv,
+        "argv": redact.argv(argv)[0],
         "hostname": doc["hostname"],
         "started": result.started,
         "elapsed_s": round(time.time() - result.started, 3),

@@ -9,6 +9,8 @@ from typing import List, Optional
 
 import typer
 
+from perfkit import options as o
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
@@ -54,6 +56,7 @@ def triage(
     workers: int = typer.Option(8, "--workers", min=1, max=64, help="Processes examined in parallel."),
     locals_: bool = typer.Option(False, "--locals", help="Include local variables in stacks (may hold secrets)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON document on stdout."),
+    no_redact: o.NoRedact = False,
 ) -> None:
     """Snapshot the host and every Python process (stacks, GIL, fds, CPU profiles of the
     busiest) into a bundle, within one time budget, never pausing a target.

@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from perfkit.target import cmdline as read_cmdline
+from perfkit.target import shown_cmdline
 from perfkit.triage.host import Problems, read_text
 
 _PY_NAME = re.compile(r"^(python|pypy)\d?(\.\d+)?[a-z]*$|^(gunicorn|uvicorn|celery|uwsgi)$")
@@ -37,6 +37,7 @@ class PyProc:
     t0: float = 0.0  # monotonic time when found
     threads0: dict[int, float] = field(default_factory=dict)  # tid -> CPU seconds when found
     python_by_name: bool = False  # decided from the command name only (exe/maps not readable)
+    redacted: bool = False  # secrets were taken out of cmdline
 
     def to_json(self) -> dict:
         return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "cmdline": self.cmdline, "user": self.user,
@@ -93,9 +94,10 @@ def _make(p, role: str, parent_target: int | None, problems: Problems, by_name: 
                 user = p.username()
             except (psutil.Error, KeyError):
                 user = None
-            proc = PyProc(pid=p.pid, ppid=p.ppid(), name=p.name(), cmdline=read_cmdline(p.pid), user=user, role=role,
+            cmdline, redacted = shown_cmdline(p.pid)
+            proc = PyProc(pid=p.pid, ppid=p.ppid(), name=p.name(), cmdline=cmdline, user=user, role=role,
                           parent_target=parent_target, cpu_s0=t.user + t.system, t0=time.monotonic(),
-                          python_by_name=by_name)
+                          python_by_name=by_name, redacted=redacted)
     except psutil.NoSuchProcess:
         return None
     except psutil.Error as exc:

@@ -8,23 +8,20 @@ lands in: Markdown, HTML, or the terminal (rich ``Text``, never markup strings).
 
 from __future__ import annotations
 
+from perfkit.render import escape
 from perfkit.units import human_bytes as _size
 
 import time
 
-_CONTROL = {i: f"\\x{i:02x}" for i in range(32)}
-_CONTROL.update({9: "\\t", 10: "\\n", 13: "\\r", 127: "\\x7f"})
-_MARKUP = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord('"'): "&quot;", ord("'"): "&#39;"}
-
-
 def visible(text: object) -> str:
-    """Control characters shown as escapes (``\\n``), nothing else changed."""
-    return str(text).translate(_CONTROL)
+    """Control, bidi and zero-width characters shown as escapes (``\\n``, ``\\u202e``), nothing else changed."""
+    return escape.visible(text)
 
 
 def xml(text: object) -> str:
     """Untrusted text made safe for HTML text and quoted attribute values."""
-    return visible(text).translate(_MARKUP)
+    return escape.xml(text)
+
 
 SEV_LABEL = {"high": "HIGH", "warn": "WARN", "info": "info"}
 _MD_SPECIAL = {ord(c): "\\" + c for c in "\\`*_[]|#~"}
