@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 
 from perfkit.procs.cgroup import (  # noqa: F401  (re-exported for the affinity package)
+    MAX_CPU,
     CgroupLimits,
     Limit,
     Mount,

@@ -15,13 +15,15 @@ The only code in perfkit that changes a live process's affinity.
 from __future__ import annotations
 
 import json
+import math
+import re
 import os
 import time
 from dataclasses import dataclass, field
 
 from perfkit.procs import proc
 from perfkit.target import cmdline as read_cmdline
-from perfkit.affinity.topology import allowed_cpus, format_cpulist, parse_cpulist
+from perfkit.affinity.topology import MAX_CPU, allowed_cpus, format_cpulist, parse_cpulist
 from perfkit.errors import NoSuchProcess, PermissionDenied, UsageError
 
 
@@ -178,7 +180,61 @@ def load_state(path: str) -> dict | None:
         raise UsageError(f"cannot read affinity state {path}: {exc}", "delete it if it is corrupt") from None
     if not isinstance(doc, dict) or "processes" not in doc:
         raise UsageError(f"{path} is not a perfkit affinity state file")
+    problem = state_problem(doc)
+    if problem:
+        raise UsageError(f"affinity state {path} is damaged: {problem}",
+                         "restore masks by hand (taskset -p -c CPUS PID) and delete the file, or give --state "
+                         "with the file perfkit affinity apply wrote")
     return doc
+
+
+_CPULIST = re.compile(r"^\s*(\d+(-\d+(:\d+(/\d+)?)?)?)?(\s*,\s*\d+(-\d+(:\d+(/\d+)?)?)?)*\s*$")
+
+
+def cpulist_problem(text) -> str | None:
+    """Why ``text`` is not a CPU list perfkit wrote (``"0-3,8"``), or None."""
+    if not isinstance(text, str):
+        return f"{text!r} is not a CPU list"
+    if len(text) > 4096 or not _CPULIST.match(text):
+        return f"{text[:40]!r} is not a CPU list like 0-3,8"
+    for n in re.findall(r"\d+", text):
+        if int(n) > MAX_CPU:
+            return f"CPU {n} in {text[:40]!r} is beyond any machine's CPUs"
+    return None
+
+
+def state_problem(doc: dict) -> str | None:
+    """What is wrong with a saved-masks document (None: usable).  Checked before anything is applied."""
+    procs = doc.get("processes")
+    if not isinstance(procs, dict):
+        return "'processes' is not a table of pids"
+    if doc.get("master") is not None and (isinstance(doc["master"], bool) or not isinstance(doc["master"], int)
+                                          or doc["master"] <= 0):
+        return f"master {doc['master']!r} is not a pid"
+    for key, entry in procs.items():
+        if not (isinstance(key, str) and key.isdigit() and 0 < int(key) < 1 << 22):
+            return f"{key!r} is not a pid"
+        if not isinstance(entry, dict):
+            return f"pid {key}: entry is not a table"
+        ct = entry.get("create_time")
+        if ct is not None and (isinstance(ct, bool) or not isinstance(ct, (int, float)) or not math.isfinite(ct)
+                               or ct < 0):
+            return f"pid {key}: create_time {ct!r} is not a time"
+        for field_ in ("original", "applied"):
+            if field_ in entry:
+                why = cpulist_problem(entry[field_])
+                if why:
+                    return f"pid {key}: {field_}: {why}"
+        threads = entry.get("threads", {})
+        if not isinstance(threads, dict):
+            return f"pid {key}: threads is not a table"
+        for tid, mask in threads.items():
+            if not (isinstance(tid, str) and tid.isdigit()):
+                return f"pid {key}: thread {tid!r} is not a thread id"
+            why = cpulist_problem(mask)
+            if why:
+                return f"pid {key} thread {tid}: {why}"
+    return None
 
 
 def save_state(path: str, doc: dict) -> None:

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 # ----------------------------------------------------------------------------- cpu lists
 
 
+MAX_CPU = 8191  # the kernel's largest NR_CPUS
+
+
 def parse_cpulist(text: str) -> list[int]:
     """``"0-3,8,10-11"`` → ``[0, 1, 2, 3, 8, 10, 11]`` (empty text → ``[]``)."""
     cpus: set[int] = set()
@@ -33,8 +36,12 @@ def parse_cpulist(text: str) -> list[int]:
             if ":" in hi:  # "0-7:2" (rare, kernel supports it)
                 hi, s = hi.split(":", 1)
                 stride = int(s.split("/")[0])
+            if int(hi) > MAX_CPU or stride < 1:  # a typo or a tampered file must not allocate a billion CPUs
+                raise ValueError(f"CPU range {part!r} is beyond any machine's CPUs (max {MAX_CPU})")
             cpus.update(range(int(lo), int(hi) + 1, stride))
         else:
+            if int(part) > MAX_CPU:
+                raise ValueError(f"CPU {part!r} is beyond any machine's CPUs (max {MAX_CPU})")
             cpus.add(int(part))
     return sorted(cpus)
 
