@@ -75,7 +75,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = FILE
     fd = -1
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+        sweep_partial(parent, p.name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.perfkit-{os.getpid()}-", suffix=".tmp", dir=parent)
         os.fchmod(fd, mode)
         view = memoryview(payload)
         while view:
@@ -165,12 +166,28 @@ def private_file(directory: str, name: str, *, owner: tuple[int, int] | None = N
     return path
 
 
-def sweep_stale(tmp: str | None = None, *, min_age: float = 2.0) -> list[str]:
+def sweep_partial(parent: Path, name: str) -> None:
+    """Half-written ``.NAME.perfkit-PID-*.tmp`` files of a perfkit that was SIGKILLed mid-write."""
+    head = f".{name}.perfkit-"
+    try:
+        entries = [e for e in os.listdir(parent) if e.startswith(head) and e.endswith(".tmp")]
+    except OSError:
+        return
+    for e in entries:
+        pid = e[len(head):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _runs_perfkit(int(pid)):
+            try:
+                os.unlink(os.path.join(parent, e))
+            except OSError:
+                pass
+
+
+def sweep_stale(tmp: str | None = None, *, min_age: float = 0.0, prefix: str = TEMP_PREFIX) -> list[str]:
     """Remove scratch directories of perfkit runs that died without cleaning up (SIGKILL, OOM).
 
-    Only ``perfkit-KIND-PID-*`` directories whose PID no longer runs perfkit (gone, or
-    another program now), that this user owns (or root), older than ``min_age`` seconds.
-    Returns what was removed.  Never raises.
+    Only ``PREFIX KIND-PID-*`` directories (``perfkit-heap-4242-x1y2``) whose PID no longer
+    runs perfkit (gone, or another program now), that this user owns (or root), older
+    than ``min_age`` seconds.  Returns what was removed.  Never raises.
     """
     import shutil
     import tempfile
@@ -184,9 +201,9 @@ def sweep_stale(tmp: str | None = None, *, min_age: float = 2.0) -> list[str]:
         return removed
     me = os.geteuid()
     for name in names:
-        if not name.startswith(TEMP_PREFIX):
+        if not name.startswith(prefix):
             continue
-        parts = name[len(TEMP_PREFIX):].split("-")
+        parts = name[len(prefix):].split("-")
         if len(parts) < 3 or not parts[-2].isdigit():
             continue
         pid = int(parts[-2])

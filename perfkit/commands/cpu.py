@@ -85,7 +85,9 @@ def cpu(
     notes = []
     if result.interrupted:
         notes.append("interrupted: partial profile")
-    if result.target_exited:
+    if result.notes:
+        notes.extend(result.notes)
+    elif result.target_exited:
         notes.append("target exited during recording")
     if rec.sampling_lag:
         notes.append(f"py-spy: {rec.sampling_lag}")

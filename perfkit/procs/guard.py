@@ -24,6 +24,10 @@ starts the program it profiles).  The guard
 * with ``--ptracer-any`` the child allows any process of its user to ptrace it
   (``PR_SET_PTRACER_ANY``): under Yama ``ptrace_scope=1`` only ancestors may, and
   perfkit's sampler (py-spy) is the launched program's sibling, not its parent;
+* with ``--on-abandon JSON_ARGV`` (and ``--abandon-timeout S``): when perfkit goes away
+  without first writing ``disarm`` on CTRL_FD, the guard runs that command after
+  stopping its child — ``memray detach`` when perfkit was SIGKILLed while memray tracked
+  a target, so tracking stops within seconds instead of at the end of ``--duration``;
 * with ``--wake PID``: a target that was running when the guard started and is left
   in a stopped state (T/t) after a debugger was killed is sent SIGCONT.  A target that
   was already stopped is never resumed.
@@ -264,10 +268,62 @@ def _stop_everything(pgid, first, grace, main, record):
         time.sleep(0.02)
 
 
+def _run_on_abandon(cmd, timeout):
+    """perfkit died while something it started in a target was still on (memray tracking):
+    run ``cmd`` (``memray detach``) to undo it, within ``timeout`` seconds, stopped gently."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid == 0:
+        try:
+            for sig in range(1, signal.NSIG):
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError, RuntimeError):
+                    pass
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.execvp(cmd[0], cmd)
+        finally:
+            os._exit(127)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pid in _reap():
+            pid = 0
+            break
+        time.sleep(0.05)
+    if pid:
+        frozen = stop_debuggers(pid)
+        _signal_group(pid, signal.SIGTERM)
+        for p in frozen:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except OSError:
+                pass
+        time.sleep(0.5)
+        _signal_group(pid, signal.SIGKILL)
+    for _ in range(100):  # whatever it left (a gdb it started) is swept like everything else
+        _reap()
+        kids = _children()
+        if not kids:
+            break
+        stop_debuggers(kids[0], roots=kids[1:])
+        for kid in kids:
+            try:
+                os.kill(kid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.02)
+
+
 def main(argv):
     ctrl, report = int(argv[0]), int(argv[1])
     i = 2
     grace, first, wake, ptracer_any = 3.0, signal.SIGTERM, None, False
+    on_abandon, abandon_timeout = None, 20.0
     while argv[i] != "--":
         if argv[i] == "--ptracer-any":
             ptracer_any = True
@@ -279,6 +335,12 @@ def main(argv):
             first = int(argv[i + 1])
         elif argv[i] == "--wake":
             wake = int(argv[i + 1])
+        elif argv[i] == "--on-abandon":
+            import json
+
+            on_abandon = json.loads(argv[i + 1])
+        elif argv[i] == "--abandon-timeout":
+            abandon_timeout = float(argv[i + 1])
         i += 2
     cmd = argv[i + 1:]
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
@@ -360,7 +422,11 @@ def main(argv):
             if not data:
                 abandoned = True
                 break
+            if b"disarm" in data:  # perfkit finished the work the on-abandon command would undo
+                on_abandon = None
     _stop_everything(pid, first if abandoned else signal.SIGTERM, grace if abandoned else 0.5, pid, record)
+    if abandoned and on_abandon:
+        _run_on_abandon(on_abandon, abandon_timeout)
     if wake and wake_state and wake_state not in "Tt" and (_state(wake) or "") in ("T", "t"):
         try:
             os.kill(wake, signal.SIGCONT)

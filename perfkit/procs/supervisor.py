@@ -16,7 +16,10 @@ SIGKILL, OOM kill):
   the target dies at its next malloc) — see ``guard.stop_debuggers``;
 * every wait has a deadline; :meth:`Child.stop` escalates signal by signal and ends in
   SIGKILL;
-* a child that exits leaves nothing behind (its group is emptied by the guard).
+* a child that exits leaves nothing behind (its group is emptied by the guard);
+* ``on_abandon``: a command the guard runs if perfkit dies without calling
+  :meth:`Child.disarm` first (``memray detach``, so a SIGKILLed ``perfkit heap --pid``
+  does not leave tracking on in the target until its timer ends).
 
 The result of every run is an :class:`Outcome`: exit status or signal, wall and CPU
 time, peak RSS (from ``wait4``), why perfkit stopped it, and the tail of its stderr.
@@ -107,7 +110,8 @@ class Child:
     def __init__(self, argv: Sequence[str], *, env: dict | None = None, cwd: str | None = None,
                  stdin: int | IO | None = DEVNULL, stdout: int | IO | None = None, stderr: int | IO | None = None,
                  grace: float = 3.0, first_signal: int = signal.SIGTERM, wake: int | None = None,
-                 ptracer_any: bool = False) -> None:
+                 ptracer_any: bool = False, on_abandon: Sequence[str] | None = None,
+                 abandon_timeout: float = 20.0) -> None:
         self.argv = [str(a) for a in argv]
         self.pid = -1
         self.outcome: Outcome | None = None
@@ -122,6 +126,10 @@ class Child:
             cmd += ["--wake", str(int(wake))]
         if ptracer_any:
             cmd.append("--ptracer-any")
+        if on_abandon:
+            import json
+
+            cmd += ["--on-abandon", json.dumps([str(a) for a in on_abandon]), "--abandon-timeout", f"{abandon_timeout:g}"]
         cmd += ["--", *self.argv]
         try:
             self._guard = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
@@ -280,6 +288,14 @@ class Child:
             self._guard.wait()
             return self._finish()
         return got
+
+    def disarm(self) -> None:
+        """The work an ``on_abandon`` command would undo is done: the guard will not run it."""
+        if self._ctrl >= 0:
+            try:
+                os.write(self._ctrl, b"disarm\n")
+            except OSError:
+                pass
 
     def _abandon(self) -> None:
         if self._ctrl >= 0:

@@ -124,11 +124,14 @@ def capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     exited = False
     notes: list[str] = []
     started_wall = time.time()
+    sentinel = None
+    settled = False
     try:
         with lock, StopRequest() as stop:
             tick(on_tick, phase="attaching", elapsed=0.0, duration=duration, pid=pid)
             gdb = _Gdb(pid, notes, ident)
             _attach(gdb, out, opts, whole, method, stop, budget=min(ATTACH_BUDGET, hard_end - time.monotonic() - whole))
+            sentinel = _sentinel(pid, method)
             start = time.monotonic()
             deadline = start + whole
             detached = False
@@ -168,6 +171,7 @@ def capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
                     continue
                 tick(on_tick, phase="tracking", elapsed=now - start, duration=duration, pid=pid)
                 time.sleep(0.1)
+            settled = True
         if not os.path.exists(out) or os.path.getsize(out) == 0:
             if exited:
                 raise _gone_error(ident, pid, "before memray captured anything")
@@ -182,7 +186,24 @@ def capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
         annotate(profile, target, opts, started_wall, pid, interrupted, exited, notes)
         return HeapResult(profile=profile, interrupted=interrupted, target_exited=exited, notes=notes)
     finally:
+        if sentinel is not None:
+            if settled:
+                sentinel.disarm()  # tracking is over (finished, detached, or the target went away)
+                sentinel.close()
+            else:
+                sentinel.kill()  # an error mid-tracking: the guard runs memray detach
         shutil.rmtree(wd, ignore_errors=True)
+
+
+def _sentinel(pid: int, method: str) -> supervisor.Child | None:
+    """A placeholder child whose guard runs ``memray detach`` if perfkit dies while memray tracks
+    ``pid`` (SIGKILL, OOM): tracking then stops within seconds, not at the end of ``--duration``."""
+    try:
+        return supervisor.spawn([sys.executable, "-I", "-S", "-c", "import signal; signal.pause()"],
+                                env=tool_env(), stdout=supervisor.DEVNULL, stderr=supervisor.DEVNULL,
+                                on_abandon=attach_cmd("detach", "--method", method, str(pid)), abandon_timeout=15.0)
+    except supervisor.SpawnError:
+        return None
 
 
 def _gone(ident: proc.Identity | None, pid: int) -> str | None:

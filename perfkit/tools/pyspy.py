@@ -31,6 +31,7 @@ from perfkit.errors import (
     ToolError,
     ToolMissing,
 )
+from perfkit import redact
 from perfkit.fileio import private_tempdir
 from perfkit.procs.signals import StopRequest
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder, Recording
@@ -123,6 +124,7 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
     target_exited = False
     program: Launched | None = None
     program_outcome = None
+    notes: list[str] = []
     try:
         with open(errpath, "wb") as errf, StopRequest() as stop:
             if target.launched:
@@ -139,11 +141,27 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
             relay = supervisor.Relay(child.stdout, consume=lines.take)
             deadline = start + opts.duration if opts.duration is not None else None
             asked_stop = None
+            ident = proc.identity(pid) if target.pid is not None else None
+            next_check = start
             seen_python = None
             while child.wait(0.1) is None:
                 now = time.monotonic()
                 if seen_python is None and lines.sampling_started is not None:
                     seen_python = python_version(pid) or ""  # while it runs: a launched one may be gone at the end
+                if ident is not None and asked_stop is None and now >= next_check:
+                    next_check = now + 0.5
+                    how = proc.replaced(ident, pid)
+                    if how in ("exec", "reused"):  # py-spy would go on sampling another program (errors only)
+                        target_exited = True
+                        asked_stop = now
+                        child.stopped_by = "target-exit"
+                        child.send(signal.SIGINT)
+                        new = proc.identity(pid)
+                        into = redact.shown(new.describe()) if new is not None else "another program"
+                        notes.append(f"pid {pid} exec'd into {into!r} {now - start:.1f} s in: the profile covers "
+                                     "the time until then" if how == "exec" else
+                                     f"pid {pid} exited {now - start:.1f} s in (the pid now belongs to another "
+                                     "process): the profile covers the time until then")
                 if (stop.signal is not None or (should_stop is not None and should_stop())) and asked_stop is None:
                     interrupted = True
                     asked_stop = now
@@ -195,11 +213,12 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
         profile.recording.python = profile.recording.python or seen_python or None
         profile.recording.interrupted = interrupted
         profile.recording.target_exited = target_exited or bool(program_outcome and program_outcome.stopped_by is None)
+        profile.recording.notes.extend(notes)
         if program_outcome is not None:
             profile.recording.program = program_outcome.to_json()
             profile.recording.exit_code = program_outcome.returncode
         return RecordResult(profile=profile, interrupted=interrupted, target_exited=target_exited, stderr=stderr,
-                            program=program_outcome)
+                            program=program_outcome, notes=notes)
     finally:
         if program is not None:
             program.close()

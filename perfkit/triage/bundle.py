@@ -28,7 +28,7 @@ from pathlib import Path
 from perfkit import redact
 from perfkit.triage import findings as fnd
 from perfkit.errors import OutputError
-from perfkit.fileio import private_mkdir
+from perfkit.fileio import private_mkdir, sweep_partial, sweep_stale
 from perfkit.triage import report as rep
 
 TAR_SUFFIXES = (".tar.gz", ".tgz")
@@ -271,7 +271,8 @@ def _privilege() -> dict:
 def build(result, dest: Path, argv: list[str]) -> dict:
     """Write the bundle for ``result`` to ``dest``; returns the summary document."""
     parent = dest.parent if str(dest.parent) else Path(".")
-    staging = Path(tempfile.mkdtemp(prefix=".perfkit-triage-", dir=parent))
+    sweep_stale(str(parent), prefix=".perfkit-")  # staging left by a triage that was SIGKILLed
+    staging = Path(tempfile.mkdtemp(prefix=f".perfkit-triage-{os.getpid()}-", dir=parent))
     os.chmod(staging, 0o700)
     try:
         doc = _fill(staging, result, dest, argv)
@@ -353,7 +354,9 @@ def _publish(staging: Path, dest: Path) -> None:
         for suf in TAR_SUFFIXES:
             if base.lower().endswith(suf):
                 base = base[: -len(suf)]
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent if str(dest.parent) else ".")
+        where = dest.parent if str(dest.parent) else Path(".")
+        sweep_partial(where, dest.name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.perfkit-{os.getpid()}-", suffix=".tmp", dir=where)
         os.fchmod(fd, 0o600)
         os.close(fd)
         try:
