@@ -42,6 +42,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _state = {"debug": False}
 
 
+class _Interrupted(Exception):
+    """Ctrl-C / SIGTERM / SIGHUP inside a command, carried past typer's own handling."""
+
+
+def _interrupted_chain(exc: BaseException) -> bool:
+    """An error that is really an interrupt (KeyboardInterrupt raised inside an import's
+    dataclass or descriptor set-up comes back wrapped in a RuntimeError)."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, (KeyboardInterrupt, _Interrupted)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 class LazyGroup(TyperGroup):
     """A click group whose subcommands are imported only when invoked."""
 
@@ -57,6 +73,14 @@ class LazyGroup(TyperGroup):
         cmd.name = name
         readable_metavars(cmd)
         return cmd
+
+    def invoke(self, ctx: click.Context):
+        # typer turns a KeyboardInterrupt into a silent exit 130 (newer releases) or
+        # "Aborted!" (older ones); perfkit says "interrupted" itself, the same way always
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
@@ -196,10 +220,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _print_error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        _print_error("interrupted", None)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt, _Interrupted):
         _print_error("interrupted", None)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
@@ -208,12 +229,17 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:  # a bug: short message unless --debug; perfkit itself failed: exit 4
+        if _interrupted_chain(exc):
+            _print_error("interrupted", None)
+            sys.exit(EXIT_INTERRUPTED)
         if _state["debug"]:
             raise
         _print_error(f"internal error: {type(exc).__name__}: {_one_line(exc)}",
                      "this is a bug in perfkit (exit 4: a required tool failed — perfkit itself); "
                      "rerun with --debug for a traceback")
         sys.exit(EXIT_TOOL)
+    if rc == EXIT_INTERRUPTED:  # a command that kept its partial results, or typer's own Ctrl-C handling
+        _print_error("interrupted", None)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

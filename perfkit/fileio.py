@@ -203,6 +203,10 @@ def sweep_stale(tmp: str | None = None, *, min_age: float = 0.0, prefix: str = T
     for name in names:
         if not name.startswith(prefix):
             continue
+        if name.endswith(".lock"):
+            if _unlink_unheld_lock(os.path.join(base, name)):
+                removed.append(os.path.join(base, name))
+            continue
         parts = name[len(prefix):].split("-")
         if len(parts) < 3 or not parts[-2].isdigit():
             continue
@@ -229,3 +233,25 @@ def _runs_perfkit(pid: int) -> bool:
             return b"perfkit" in f.read()
     except OSError:
         return False
+
+
+def _unlink_unheld_lock(path: str) -> bool:
+    """A lock file nobody holds (its perfkit was SIGKILLed) is removed; a held one is left alone."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -129,9 +129,9 @@ def capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     try:
         with lock, StopRequest() as stop:
             tick(on_tick, phase="attaching", elapsed=0.0, duration=duration, pid=pid)
-            gdb = _Gdb(pid, notes, ident)
+            gdb = _Gdb(pid, notes, ident, wd)
             _attach(gdb, out, opts, whole, method, stop, budget=min(ATTACH_BUDGET, hard_end - time.monotonic() - whole))
-            sentinel = _sentinel(pid, method)
+            sentinel = _sentinel(pid, method, gdb.env)
             start = time.monotonic()
             deadline = start + whole
             detached = False
@@ -195,12 +195,21 @@ def capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
         shutil.rmtree(wd, ignore_errors=True)
 
 
-def _sentinel(pid: int, method: str) -> supervisor.Child | None:
+def scratch_env(scratch: str | None) -> dict:
+    """memray's environment, its TMPDIR inside perfkit's private scratch directory (whatever
+    memray attach creates there goes away with it, even if memray is killed)."""
+    env = tool_env()
+    if scratch:
+        env["TMPDIR"] = scratch
+    return env
+
+
+def _sentinel(pid: int, method: str, env: dict) -> supervisor.Child | None:
     """A placeholder child whose guard runs ``memray detach`` if perfkit dies while memray tracks
     ``pid`` (SIGKILL, OOM): tracking then stops within seconds, not at the end of ``--duration``."""
     try:
         return supervisor.spawn([sys.executable, "-I", "-S", "-c", "import signal; signal.pause()"],
-                                env=tool_env(), stdout=supervisor.DEVNULL, stderr=supervisor.DEVNULL,
+                                env=env, stdout=supervisor.DEVNULL, stderr=supervisor.DEVNULL,
                                 on_abandon=attach_cmd("detach", "--method", method, str(pid)), abandon_timeout=15.0)
     except supervisor.SpawnError:
         return None
@@ -246,8 +255,10 @@ class _Gdb:
     checked for stray breakpoint bytes (and repaired).
     """
 
-    def __init__(self, pid: int, notes: list[str], ident: proc.Identity | None = None) -> None:
+    def __init__(self, pid: int, notes: list[str], ident: proc.Identity | None = None,
+                 scratch: str | None = None) -> None:
         self.pid = pid
+        self.env = scratch_env(scratch)
         self.notes = notes
         self.ident = ident
         self.left_behind: str | None = None  # what a session left in the target, if anything
@@ -255,7 +266,7 @@ class _Gdb:
     def run(self, cmd: list[str], budget: float, stop: StopRequest | None = None) -> tuple[supervisor.Outcome, str | None]:
         pid = self.pid
         try:
-            child = supervisor.spawn(cmd, env=tool_env(), stdout=supervisor.PIPE, stderr=supervisor.STDOUT, wake=pid)
+            child = supervisor.spawn(cmd, env=self.env, stdout=supervisor.PIPE, stderr=supervisor.STDOUT, wake=pid)
         except supervisor.SpawnError as exc:
             raise ToolError(f"cannot run memray: {exc.strerror}", INSTALL_HINT) from None
         output = supervisor.Capture(child.stdout, 1 << 20)

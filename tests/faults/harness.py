@@ -168,7 +168,7 @@ def helpers(pids: list[int] = ()) -> list[str]:
             st = proc.state(int(d))
         except OSError:
             continue
-        if st in (None, "Z", "X") or "pytest" in cmd:
+        if st in (None, "Z", "X") or "-m pytest" in cmd:
             continue
         ours = str(ROOT) in cmd and any(w in cmd for w in HELPER_WORDS) and "scenarios/" not in cmd
         attached = any(f"-p {p} " in cmd + " " or f"--pid {p} " in cmd + " " for p in pids) and \
