@@ -54,10 +54,10 @@ def cpu(
     from perfkit.target import failure, resolve
     from perfkit.tools import pyspy
 
-    target = resolve(pid, command)
-    outputs = Outputs(output, fmt, as_json=as_json)  # fail before recording, not after
+    outputs = Outputs(output, fmt, as_json=as_json)  # flags and outputs first: fail before touching the target
     if gil and idle:
         raise UsageError("--gil and --idle cannot be combined")
+    target = resolve(pid, command)
     duration = o.attach_duration(duration, target.pid is not None)
     opts = pyspy.RecordOptions(duration=duration, rate=rate, idle=idle, gil=gil, native=native,
                                subprocesses=subprocesses, nonblocking=nonblocking)
