@@ -6,7 +6,11 @@ with ``time.thread_time``, so it holds on a loaded machine) in each of the
 samples, 25% by default), called from ``caller`` in a file named ``FILE_NAME``.
 The names contain ``<script>``, quotes, ``&``, ``;``, spaces, a newline and
 non-ASCII text; every perfkit output must show them as text, never as markup.
-The main thread only waits.
+The main thread only waits.  With ``--controls`` the busy thread is named
+``CONTROLS_NAME`` instead and one more function, ``CONTROLS_NAME`` too, joins the
+split: bidi overrides/isolates (U+202E, U+2066), zero-width characters (U+200B,
+U+FEFF), a C1 control (U+009B) and an ANSI colour escape — none may reach a terminal
+or a document raw.
 
     python scenarios/weird_names.py --duration 10
 """
@@ -25,6 +29,7 @@ NAMES = [
 ]
 FILE_NAME = '/tmp/evil dir/<script>x</script> & "q"; it\'s\nü.py'
 THREAD_NAME = '<img src=x onerror=alert(1)> "t" & ü;'
+CONTROLS_NAME = "evil\u202etxt.exe\u2066iso\u200bzw\ufeffbom\x9bcsi\x1b[31mred"
 
 
 def _template(seconds):
@@ -51,11 +56,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0, help="seconds to run, then exit")
     ap.add_argument("--slice-ms", type=float, default=1.37, help="time in each function per turn")
+    ap.add_argument("--controls", action="store_true", help="add bidi/zero-width/C1/ANSI names (see above)")
     args = ap.parse_args(argv)
-    funcs = [_renamed(_template, n, FILE_NAME) for n in NAMES]
+    names = NAMES + ([CONTROLS_NAME] if args.controls else [])
+    funcs = [_renamed(_template, n, FILE_NAME) for n in names]
     caller = _renamed(_caller_template, "caller; <i>&amp;</i>", FILE_NAME)
     stop_at = time.monotonic() + args.duration
-    t = threading.Thread(target=caller, args=(funcs, args.slice_ms / 1000.0, stop_at), name=THREAD_NAME)
+    t = threading.Thread(target=caller, args=(funcs, args.slice_ms / 1000.0, stop_at),
+                         name=CONTROLS_NAME if args.controls else THREAD_NAME)
     t.start()
     print("ready", flush=True)
     t.join()

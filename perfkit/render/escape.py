@@ -11,8 +11,11 @@ from __future__ import annotations
 _CONTROL = {i: f"\\x{i:02x}" for i in range(32)}
 _CONTROL.update({9: "\\t", 10: "\\n", 13: "\\r", 127: "\\x7f", 0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"})
 # bidi overrides/isolates and zero-width characters (they reorder or hide text in a viewer)
-_CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x200B, 0x2010), *range(0x202A, 0x202F),
-                                               *range(0x2066, 0x206A), 0x2060, 0xFEFF, 0x061C)})
+INVISIBLE = (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2060, 0xFEFF, 0x061C)
+_CONTROL.update({c: f"\\u{c:04x}" for c in INVISIBLE})
+_CONTROL.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})  # C1 controls (0x9b is a one-byte CSI)
+# inside a JSON island: the same characters become a visible backslash escape once the page parses it
+_JSON_VISIBLE = {c: f"\\\\u{c:04x}" for c in (*INVISIBLE, *range(0x80, 0xA0))}
 _MARKUP = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord('"'): "&quot;", ord("'"): "&#39;"}
 _BOTH = {**_CONTROL, **_MARKUP}
 
@@ -51,9 +54,10 @@ def encode(document: str) -> bytes:
 
 
 def json_for_script(doc) -> str:
-    """JSON safe to embed inside ``<script type="application/json">`` (no ``</script>``)."""
+    """JSON safe to embed inside ``<script type="application/json">`` (no ``</script>``); bidi,
+    zero-width and C1 characters arrive in the page as visible ``\\u202e`` text, never raw."""
     import json
 
-    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).translate(_JSON_VISIBLE)
     return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
