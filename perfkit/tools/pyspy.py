@@ -32,7 +32,7 @@ from perfkit.errors import (
     ToolMissing,
 )
 from perfkit import redact
-from perfkit.fileio import private_tempdir
+from perfkit.fileio import private_file, private_tempdir
 from perfkit.procs.signals import StopRequest
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder, Recording
 from perfkit.procs import proc, supervisor
@@ -116,8 +116,8 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
     """
     exe = find_pyspy()
     workdir = private_tempdir("cpu")
-    out = os.path.join(workdir, "profile.speedscope.json")
-    errpath = os.path.join(workdir, "py-spy.stderr")
+    out = private_file(workdir, "profile.speedscope.json")  # 0600 before py-spy writes into it
+    errpath = private_file(workdir, "py-spy.stderr")
     started_wall = time.time()
     start = time.monotonic()
     interrupted = False
