@@ -20,7 +20,7 @@ from perfkit.serve import captures, config, endpoints, rules, targets
     (["app", "DB_PASSWORD=x", "MODE=fast"], ["app", "DB_PASSWORD=REDACTED", "MODE=fast"]),
     (["app", "postgres://bob:pw@db/x"], ["app", "postgres://bob:REDACTED@db/x"]),
     (["curl", "Authorization: Bearer abc"], ["curl", "Authorization: REDACTED"]),
-    (["mysql", "-p", "pw"], ["mysql", "-p", "REDACTED"]),
+    (["mysql", "-ppw", "db"], ["mysql", "-pREDACTED", "db"]),  # mysql -p DB prompts: DB is no password
     (["app", "--secret"], ["app", "--secret"]),  # a flag without a value stays
     (["python", "app.py", "--monkey", "x", "--author=me"], ["python", "app.py", "--monkey", "x", "--author=me"]),
 ])
