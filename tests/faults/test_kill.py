@@ -25,7 +25,9 @@ def _marker_alive(marker: str) -> list[int]:
         if d.isdigit() and int(d) != os.getpid():
             try:
                 with open(f"/proc/{d}/cmdline", "rb") as f:
-                    if marker.encode() in f.read() and proc.alive(int(d)):
+                    cmd = f.read()
+                    # perfkit's own command line names the marker too: only what it started counts
+                    if marker.encode() in cmd and b"-m\0perfkit\0" not in cmd and proc.alive(int(d)):
                         out.append(int(d))
             except OSError:
                 pass
@@ -123,7 +125,7 @@ def test_kill_launched_program_dies_too(pk, argv):
 def test_kill_gate_compare_benchmark_dies_too(pk):
     marker = f"perfkit-fault-{os.getpid()}-gate"
     cmd = f"{PY} -c 'import time; time.sleep(120)' {marker}"
-    p = pk.spawn("gate", "compare", "--base-cmd", cmd, "--head-cmd", cmd, "-m", "cpu", "-n", "2",
+    p = pk.spawn("gate", "compare", "--base-cmd", cmd, "--head-cmd", cmd, "-m", "cpu", "--repetitions", "2",
                  "--max-repetitions", "2", "--warmups", "0", "--timeout", "300")
     assert wait_until(lambda: _marker_alive(marker), 30)
     _kill(p)
@@ -159,6 +161,16 @@ def test_kill_threads_watch(pk, target):
     t = target("mem_selfcheck", "--duration", 120)
     p = pk.spawn("threads", "--pid", t.pid, "--watch", "--interval", "0.2")
     time.sleep(2.0)
+    _kill(p)
+    assert_no_helpers([t.pid])
+    assert_unharmed(t)
+
+
+def test_kill_top(pk, target):
+    t = target("mem_selfcheck", "--duration", 120)
+    p = pk.spawn("top", "--pid", t.pid)
+    assert wait_until(lambda: any("py-spy" in h for h in _helpers_of(t.pid)), 20)
+    time.sleep(1.0)
     _kill(p)
     assert_no_helpers([t.pid])
     assert_unharmed(t)

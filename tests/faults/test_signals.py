@@ -91,7 +91,7 @@ def test_heap_interrupted_while_gdb_waits_leaves_nothing_armed(pk, target):
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"], ids=str)
 def test_leaks_reports_what_it_saw(pk, target, sig):
     t = target("mem_selfcheck", "--duration", 120)
-    p = pk.spawn("leaks", "--pid", t.pid, "-d", 60, "-i", "0.2", "-o", "leaks.json", "-o", "leaks.md")
+    p = pk.spawn("leaks", "--pid", t.pid, "-d", 60, "--interval", "0.2", "-o", "leaks.json", "-o", "leaks.md")
     res = _signal_after(pk, p, SIGNALS[sig], lambda: True, settle=2.5)
     _interrupted(res)
     doc = json.loads((pk.out / "leaks.json").read_text())
@@ -153,7 +153,7 @@ def test_triage_sigterm_writes_partial_bundle(pk, target):
 def test_gate_compare_sigterm_stops_the_benchmark(pk):
     marker = f"perfkit-fault-{os.getpid()}-gate-term"
     cmd = f"{PY} -c 'import time; time.sleep(120)' {marker}"
-    p = pk.spawn("gate", "compare", "--base-cmd", cmd, "--head-cmd", cmd, "-m", "cpu", "-n", "2",
+    p = pk.spawn("gate", "compare", "--base-cmd", cmd, "--head-cmd", cmd, "-m", "cpu", "--repetitions", "2",
                  "--max-repetitions", "2", "--warmups", "0")
     res = _signal_after(pk, p, signal.SIGTERM, lambda: _marker(marker), settle=0.5)
     _interrupted(res)
@@ -167,7 +167,9 @@ def _marker(marker: str) -> bool:
         if d.isdigit():
             try:
                 with open(f"/proc/{d}/cmdline", "rb") as f:
-                    if marker.encode() in f.read() and proc.alive(int(d)):
+                    cmd = f.read()
+                    # perfkit's own command line names the marker too: only what it started counts
+                    if marker.encode() in cmd and b"-m\0perfkit\0" not in cmd and proc.alive(int(d)):
                         return True
             except OSError:
                 pass
@@ -181,6 +183,18 @@ def test_affinity_tune_sigterm(pk):
     _interrupted(res)
     assert wait_until(lambda: not _marker(marker), 10)
     assert_no_helpers()
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"], ids=str)
+def test_top_exits_130_and_stops_its_samplers(pk, target, sig):
+    t = target("mem_selfcheck", "--duration", 120)
+    p = pk.spawn("top", "--pid", t.pid)
+    res = _signal_after(pk, p, SIGNALS[sig], lambda: _pyspy_sampling(t.pid), settle=1.5)
+    _interrupted(res)
+    assert "perfkit top" in res.stdout  # the snapshots printed so far stay
+    assert_no_helpers([t.pid])
+    assert_unharmed(t)
+    assert_no_temp(pk)
 
 
 def test_launched_program_sighup_keeps_profile(pk):

@@ -41,6 +41,15 @@ def test_recorders_refuse_a_stopped_target(pk, stopped, command):
     assert_no_temp(pk)
 
 
+@pytest.mark.parametrize("command", ["top", "doctor"])
+def test_top_and_doctor_name_a_stopped_target_and_leave_it_stopped(pk, stopped, command):
+    res = pk.run(command, "--pid", stopped.pid)
+    assert res.returncode == 3, res.stderr
+    assert "is stopped" in res.stdout + res.stderr and "Traceback" not in res.stderr
+    assert_unharmed(stopped, state="T")
+    assert_no_helpers([stopped.pid])
+
+
 def test_threads_reads_a_stopped_target_without_resuming_it(pk, stopped):
     res = pk.run("threads", "--pid", stopped.pid, "--json")
     assert res.returncode == 0, res.stderr
@@ -139,7 +148,7 @@ def test_cpu_on_a_target_that_execs_stops_and_says_so(pk, target):
 
 def test_leaks_on_a_target_that_execs_reports_until_then(pk, target):
     t = target("exec_into", "--after", "1.5", "--into", "sleep 60")
-    res = pk.run("leaks", "--pid", t.pid, "-d", "20", "-i", "0.2", "-o", "leaks.json")
+    res = pk.run("leaks", "--pid", t.pid, "-d", "20", "--interval", "0.2", "-o", "leaks.json")
     assert res.returncode == 3, res.stderr
     assert "exec'd into 'sleep 60'" in res.stderr and "Traceback" not in res.stderr
     doc = json.loads((pk.out / "leaks.json").read_text())
@@ -172,7 +181,7 @@ def test_kernel_thread_is_named_a_kernel_thread(pk, argv):
 
 
 @pytest.mark.parametrize("argv", [["cpu", "-d", "1"], ["heap", "-d", "1"], ["threads"], ["leaks", "-d", "2"],
-                                  ["affinity", "show"]], ids=lambda a: a[0])
+                                  ["affinity", "show"], ["top"], ["triage", "-b", "5s"]], ids=lambda a: a[0])
 def test_gone_pid_is_no_such_process(pk, argv):
     pid = free_pid()
     args = [argv[0], *argv[1:], "--pid", pid] if argv[0] == "affinity" else [argv[0], "--pid", pid, *argv[1:]]
