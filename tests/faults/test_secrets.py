@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import stat
 import tarfile
 from pathlib import Path
 
@@ -98,6 +99,8 @@ def test_triage_bundle_every_file(pk, secretive, bundle):
     assert n >= (5 if bundle == "bundle" else 1)
     summary = json.loads(res.stdout)
     assert any("REDACTED" in note for note in summary["notes"]), summary["notes"]
+    for p in [pk.out / bundle, *(pk.out / bundle).rglob("*")]:  # private: 0600 files in 0700 directories
+        assert stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600), (p, oct(p.stat().st_mode))
 
 
 def test_launched_command_and_its_failure_message(pk):
