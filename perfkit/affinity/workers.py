@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import os
+import re
 import time
 from dataclasses import dataclass, field
 
-from perfkit.procs import proc
-from perfkit.target import cmdline as read_cmdline
 from perfkit.affinity.topology import MAX_CPU, allowed_cpus, format_cpulist, parse_cpulist
 from perfkit.errors import NoSuchProcess, PermissionDenied, UsageError
+from perfkit.procs import proc
+from perfkit.target import cmdline as read_cmdline
 
 
 @dataclass

@@ -72,10 +72,10 @@ def threads(
 
 
 def _take(pid: int, opts: dict, depth: int, trend: list[int] | None = None):
-    from perfkit.threads.view import build_threads, group
-    from perfkit.threads.snapshot import snapshot
     from perfkit.errors import EXIT_TARGET, TargetError, ToolError
+    from perfkit.threads.snapshot import snapshot
     from perfkit.threads.table import ThreadsView
+    from perfkit.threads.view import build_threads, group
 
     snap = snapshot(pid, **opts)
     main = snap.processes[0]
@@ -118,9 +118,9 @@ def _emit(view, doc, as_json: bool) -> None:
 
 
 def _watch(pid: int, opts: dict, depth: int, count: int | None, as_json: bool) -> None:
-    from perfkit.procs import proc as procstat
     from perfkit.console import err_console, out_console, print_json
     from perfkit.errors import TargetError
+    from perfkit.procs import proc as procstat
 
     trend: list[int] = []
     docs = []

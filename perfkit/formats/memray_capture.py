@@ -26,7 +26,18 @@ from pathlib import Path
 
 from perfkit import redact
 from perfkit.errors import InputFormatError, ToolMissing, UsageError
-from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Labels, HeapFacts, Profile, ProfileBuilder, Recording
+from perfkit.model import (
+    ALLOC_OBJECTS,
+    ALLOC_SPACE,
+    INUSE_OBJECTS,
+    INUSE_SPACE,
+    Frame,
+    HeapFacts,
+    Labels,
+    Profile,
+    ProfileBuilder,
+    Recording,
+)
 
 NAME = "memray"
 SAMPLE_TYPES = [ALLOC_SPACE, ALLOC_OBJECTS, INUSE_SPACE, INUSE_OBJECTS]

@@ -193,4 +193,5 @@ def validate(doc, p: Path) -> None:
                 if not math.isfinite(v):
                     raise _bad(p, f"{at}, value {i + 1}, is {v!r}: not a finite number")
                 if v < 0:
-                    raise _bad(p, f"{at}, value {i + 1}, is {v!r}: a measurement in {METRICS[metric].unit} cannot be negative")
+                    raise _bad(p, f"{at}, value {i + 1}, is {v!r}: a measurement in {METRICS[metric].unit} "
+                                  "cannot be negative")

@@ -53,16 +53,19 @@ def leaks(
                                              help="Seconds between samples [default: 1, or duration/30 if shorter]."),
     attribute_memory: bool = typer.Option(False, "--attribute-memory",
                                           help="If memory leaks: a short memray capture naming the lines holding it."),
-    memray_seconds: float = typer.Option(10.0, "--memray-seconds", min=1.0, callback=finite("--memray-seconds", 1.0, 3600.0, " s"),
-                                          help="Length of that capture."),
+    memray_seconds: float = typer.Option(10.0, "--memray-seconds", min=1.0,
+                                         callback=finite("--memray-seconds", 1.0, 3600.0, " s"),
+                                         help="Length of that capture."),
     fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit 1 when any resource leaks."),
     output: Optional[List[Path]] = typer.Option(None, "--output", "-o",
                                                 help="Write the report (repeatable): .html, .md or .json."),
     alpha: float = typer.Option(0.01, "--alpha", min=1e-6, max=0.2, help="Mann-Kendall significance level."),
     warmup: float = typer.Option(0.1, "--warmup", min=0.0, max=0.5, help="Fraction of the window ignored at the start."),
-    min_memory_rate: float = typer.Option(16384.0, "--min-memory-rate", min=0.0, callback=finite("--min-memory-rate", 0.0, 1e15),
+    min_memory_rate: float = typer.Option(16384.0, "--min-memory-rate", min=0.0,
+                                          callback=finite("--min-memory-rate", 0.0, 1e15),
                                           help="Smallest memory growth called a leak, bytes/s."),
-    min_count_rate: float = typer.Option(0.02, "--min-count-rate", min=0.0, callback=finite("--min-count-rate", 0.0, 1e9),
+    min_count_rate: float = typer.Option(0.02, "--min-count-rate", min=0.0,
+                                         callback=finite("--min-count-rate", 0.0, 1e9),
                                          help="Smallest thread/fd/socket growth called a leak, per second."),
     pss: bool = typer.Option(True, "--pss/--no-pss", help="Also read PSS/USS (smaps_rollup) each sample."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the test results for steady resources too."),
@@ -71,13 +74,13 @@ def leaks(
 ) -> None:
     from dataclasses import replace
 
-    from perfkit.leaks import findings as leak_findings
-    from perfkit.leaks import trend
-    from perfkit.leaks import watch as leakwatch
     from perfkit.console import err_console, live_status, out_console, print_json
     from perfkit.errors import EXIT_FINDING, EXIT_INTERRUPTED, EXIT_TARGET, UsageError
     from perfkit.fileio import atomic_write, check_writable
+    from perfkit.leaks import findings as leak_findings
     from perfkit.leaks import report as leak_report
+    from perfkit.leaks import trend
+    from perfkit.leaks import watch as leakwatch
 
     outputs = list(output or [])
     for path in outputs:

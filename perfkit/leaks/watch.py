@@ -43,8 +43,8 @@ def _fds(pid: int, notes: list[str]) -> dict[int, str] | None:
 def _stacks(pid: int, notes: list[str], when: str, python: bool):
     if not python:
         return None
-    from perfkit.tools import pyspy
     from perfkit.errors import PerfkitError
+    from perfkit.tools import pyspy
 
     try:
         return pyspy.dump(pid, nonblocking=True, timeout=15.0)
@@ -103,8 +103,8 @@ def capture_memory(pid: int, seconds: float):
     from perfkit.errors import PerfkitError
 
     try:
-        from perfkit.tools.memray import MemrayOptions, capture
         from perfkit.target import Target
+        from perfkit.tools.memray import MemrayOptions, capture
 
         res = capture(Target(pid=pid), MemrayOptions(duration=seconds))
         return res.profile, None

@@ -129,7 +129,8 @@ class Child:
         if on_abandon:
             import json
 
-            cmd += ["--on-abandon", json.dumps([str(a) for a in on_abandon]), "--abandon-timeout", f"{abandon_timeout:g}"]
+            cmd += ["--on-abandon", json.dumps([str(a) for a in on_abandon]),
+                    "--abandon-timeout", f"{abandon_timeout:g}"]
         cmd += ["--", *self.argv]
         try:
             self._guard = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,

@@ -41,8 +41,8 @@ class Snapshot:
 
 def _dump(pid: int, nonblocking: bool, locals_: bool, timeout: float,
           native: bool = False) -> tuple[list, str | None, int | None]:
-    from perfkit.tools import pyspy
     from perfkit.errors import PerfkitError, ToolMissing
+    from perfkit.tools import pyspy
 
     if procstat.state(pid) in ("T", "t"):
         nonblocking, native = True, False  # a blocking dump ptrace-stops it (and fails): never resume it

@@ -26,8 +26,8 @@ from perfkit.formats.memray_capture import _memray, incomplete_note, read_captur
 from perfkit.model import Profile
 from perfkit.procs import proc, supervisor
 from perfkit.procs.signals import StopRequest
-from perfkit.tools.result import CaptureResult
 from perfkit.target import Launched, Target, failure, python_version, shown_cmdline
+from perfkit.tools.result import CaptureResult
 
 STOP_GRACE = 20.0  # launched command: seconds after SIGINT before SIGTERM / SIGKILL
 

@@ -69,7 +69,7 @@ from perfkit.model import HeapFacts, Profile
 from perfkit.procs import codecheck, proc, supervisor
 from perfkit.procs.signals import StopRequest
 from perfkit.target import PTRACE_HINT, Target, check_pid, doctor_hint, python_version
-from perfkit.tools.memray import HeapResult, MemrayOptions, annotate, capture_file, memray_cmd, tick, tool_env, workdir
+from perfkit.tools.memray import HeapResult, MemrayOptions, annotate, capture_file, tick, tool_env, workdir
 
 GDB_HINT = ("install gdb (apt-get install gdb · dnf install gdb · apk add gdb), "
             "or launch the program under perfkit instead: perfkit heap -- python app.py")
@@ -240,7 +240,8 @@ def _gone_error(ident: proc.Identity | None, pid: int, when: str) -> TargetExite
     why = _gone(ident, pid) or "exited"
     if why == "exec":
         now = proc.identity(pid)
-        return TargetReplaced(f"pid {pid} exec'd into {redact.shown(now.describe()) if now else 'another program'!r} {when}",
+        into = redact.shown(now.describe()) if now else "another program"
+        return TargetReplaced(f"pid {pid} exec'd into {into!r} {when}",
                               "profile the new program with a new perfkit run, if it is Python")
     return TargetExited(f"pid {pid} exited {when}")
 
@@ -263,7 +264,8 @@ class _Gdb:
         self.ident = ident
         self.left_behind: str | None = None  # what a session left in the target, if anything
 
-    def run(self, cmd: list[str], budget: float, stop: StopRequest | None = None) -> tuple[supervisor.Outcome, str | None]:
+    def run(self, cmd: list[str], budget: float,
+            stop: StopRequest | None = None) -> tuple[supervisor.Outcome, str | None]:
         pid = self.pid
         try:
             child = supervisor.spawn(cmd, env=self.env, stdout=supervisor.PIPE, stderr=supervisor.STDOUT, wake=pid)

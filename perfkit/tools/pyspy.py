@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from perfkit import redact
 from perfkit.errors import (
     NoSuchProcess,
     NotPython,
@@ -31,13 +32,12 @@ from perfkit.errors import (
     ToolError,
     ToolMissing,
 )
-from perfkit import redact
 from perfkit.fileio import private_file, private_tempdir
-from perfkit.procs.signals import StopRequest
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder, Recording
 from perfkit.procs import proc, supervisor
-from perfkit.tools.result import CaptureResult
+from perfkit.procs.signals import StopRequest
 from perfkit.target import PTRACE_HINT, Launched, Target, doctor_hint, failure, python_version, shown_cmdline
+from perfkit.tools.result import CaptureResult
 
 INSTALL_HINT = "install it with: pip install py-spy   (or set PERFKIT_PYSPY to its path)"
 _STOP_GRACE = 20.0  # seconds py-spy gets to write its file after being asked to stop

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 from perfkit import redact
-from perfkit.triage import findings as fnd
 from perfkit.errors import OutputError
 from perfkit.fileio import private_mkdir, sweep_partial, sweep_stale
+from perfkit.triage import findings as fnd
 from perfkit.triage import report as rep
 
 TAR_SUFFIXES = (".tar.gz", ".tgz")

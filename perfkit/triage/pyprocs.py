@@ -234,7 +234,7 @@ def _sockets(p, problems: Problems) -> dict | None:
     listen = []
     for c in conns:
         kind = {1: "tcp", 2: "udp"}.get(int(c.type), "other")
-        if c.family == getattr(__import__("socket"), "AF_UNIX"):
+        if c.family == __import__("socket").AF_UNIX:
             kind = "unix"
         key = f"{kind}:{c.status}" if c.status and c.status != "NONE" else kind
         by_state[key] = by_state.get(key, 0) + 1
@@ -320,8 +320,8 @@ def gil_holder(threads: list[dict]) -> dict | None:
 
 def profile(pid: int, duration: int, *, rate: int = 100):
     """A short non-blocking CPU profile (a ``RecordResult``)."""
-    from perfkit.tools import pyspy
     from perfkit.target import Target
+    from perfkit.tools import pyspy
 
     return pyspy.record(Target(pid=pid), pyspy.RecordOptions(duration=float(int(duration)), rate=rate,
                                                              nonblocking=True))

@@ -8,10 +8,11 @@ lands in: Markdown, HTML, or the terminal (rich ``Text``, never markup strings).
 
 from __future__ import annotations
 
+import time
+
 from perfkit.render import escape
 from perfkit.units import human_bytes as _size
 
-import time
 
 def visible(text: object) -> str:
     """Control, bidi and zero-width characters shown as escapes (``\\n``, ``\\u202e``), nothing else changed."""

@@ -1,5 +1,5 @@
-"""The fault matrix's harness (imported by every module here, fixtures included): targets, perfkit runs in a private TMPDIR, and the checks
-every case makes afterwards.
+"""The fault matrix's harness (imported by every module here, fixtures included): targets,
+perfkit runs in a private TMPDIR, and the checks every case makes afterwards.
 
 Every case asserts, as it applies:
 * perfkit's exit code and a one- or two-line error (``one_error``), never a traceback;

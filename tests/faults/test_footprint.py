@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import PY, ROOT, assert_no_helpers, assert_no_temp, assert_unharmed, pk, target, wait_until  # noqa: F401
+
 from perfkit.procs import proc
 
 pytestmark = pytest.mark.live

@@ -10,8 +10,8 @@ import subprocess
 import time
 
 import pytest
-
 from harness import PY, Runner, assert_no_helpers, assert_no_temp, assert_unharmed, pk, target, tracing, wait_until  # noqa: F401
+
 from perfkit.procs import proc
 
 pytestmark = pytest.mark.live

@@ -5,14 +5,12 @@ zero-width, C1, ANSI) never reach a terminal or a document raw."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import stat
 import tarfile
 from pathlib import Path
 
 import pytest
-
 from harness import PY, ROOT, assert_unharmed, pk, target  # noqa: F401
 
 pytestmark = pytest.mark.live

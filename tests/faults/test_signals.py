@@ -8,13 +8,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from harness import (  # noqa: F401
+    PY,
+    ROOT,
+    assert_no_helpers,
+    assert_no_temp,
+    assert_unharmed,
+    env_for,
+    pk,
+    target,
+    tracing,
+    wait_until,
+)
 
-from harness import (PY, ROOT, assert_no_helpers, assert_no_temp, assert_unharmed, env_for, pk, target,  # noqa: F401
-                     tracing, wait_until)
 from perfkit.procs import proc
 
 pytestmark = pytest.mark.live

@@ -11,9 +11,8 @@ import subprocess
 import time
 
 import pytest
+from harness import PY, ROOT, assert_no_helpers, assert_no_temp, assert_unharmed, free_pid, one_error, pk, target  # noqa: F401
 
-from harness import (PY, ROOT, assert_no_helpers, assert_no_temp, assert_unharmed, free_pid, one_error, pk,  # noqa: F401
-                     target)
 from perfkit.procs import proc
 
 pytestmark = pytest.mark.live
@@ -84,7 +83,7 @@ def test_affinity_show_leaves_a_stopped_target_stopped(pk, stopped):
 
 def test_heap_on_a_blocked_target_fails_fast_and_leaves_it_attachable(pk, target):
     t = target("blocked", "--sleep", 3600)
-    for attempt in range(2):  # the second attempt sees the same target, not a damaged one
+    for _attempt in range(2):  # the second attempt sees the same target, not a damaged one
         t0 = time.monotonic()
         res = pk.run("heap", "--pid", t.pid, "-d", "2")
         took = time.monotonic() - t0
