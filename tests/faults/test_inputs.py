@@ -147,3 +147,36 @@ def test_internal_error_exits_4_with_one_line(tmp_path):
             "c.COMMANDS['boom'] = ('perfkit_boom', 'x'); c.main(['boom'])" % str(tmp_path))
     res = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     one_error(res, 4, "internal error: ValueError: kaput", "--debug")
+
+
+def _gzip_zeros(size: int) -> bytes:
+    import zlib
+
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    chunk = b"\0" * (1 << 20)
+    return b"".join([c.compress(chunk) for _ in range(size >> 20)] + [c.flush()])
+
+
+BOMBS = {  # name -> (file name, bytes); the input limit is lowered so each fails in well under a second
+    "gzip-pprof": ("bomb.pb.gz", lambda: _gzip_zeros(256 << 20)),
+    "gzip-perfkit": ("bomb.perfkit", lambda: _gzip_zeros(256 << 20)),
+    "deep-json": ("bomb.speedscope.json", lambda: b"[" * 200_000 + b"]" * 200_000),
+    "long-line": ("bomb.collapsed", lambda: b"a;" * (3 << 20) + b"b 1\n"),
+}
+
+
+@pytest.mark.parametrize("bomb", BOMBS)
+@pytest.mark.parametrize("command", ["convert", "flame"])
+def test_bombs_fail_fast_and_leave_old_output(pk, command, bomb):
+    """Compressed and nested bombs (the interop readers' limits) through the CLI: exit 2,
+    one line, the old output untouched, no temp file left."""
+    name, make = BOMBS[bomb]
+    src = pk.out / name
+    src.write_bytes(make())
+    out = pk.out / "out.svg"
+    out.write_text("old output\n")
+    res = pk.run(command, src, "-o", out, env={"PERFKIT_MAX_INPUT": "32M", "PERFKIT_MAX_LINE": "1M"}, timeout=60)
+    one_error(res, 2)
+    assert out.read_text() == "old output\n"
+    assert [e for e in pk.out.iterdir() if e.name.endswith(".tmp")] == []
+    assert_no_temp(pk)
