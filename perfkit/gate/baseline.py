@@ -119,7 +119,9 @@ def read(path: str | os.PathLike) -> Baseline:
 MAX_BYTES = 64 << 20
 RECORD_HINT = "record it again: perfkit gate record"
 _TOP_KEYS = {"perfkit_gate_baseline", "perfkit_version", "created", "environment", "settings", "benchmarks"}
-_BENCH_KEYS = {"command", "metrics", "profiles"}
+_BENCH_KEYS = {"command", "metrics", "profiles",
+               # written by the pytest plugin (perfkit.gate.pytest_session)
+               "source", "sessions", "raw", "calls_per_round"}
 
 
 class _Constant(ValueError):
@@ -176,6 +178,19 @@ def validate(doc, p: Path) -> None:
         profiles = b.get("profiles")
         if profiles is not None and (not isinstance(profiles, list) or not all(isinstance(t, str) for t in profiles)):
             raise _bad(p, f"{where}: profiles must be a list of collapsed-stack texts")
+        if b.get("source") is not None and not isinstance(b["source"], str):
+            raise _bad(p, f"{where}: source must be a string")
+        cpr = b.get("calls_per_round")
+        if cpr is not None and (isinstance(cpr, bool) or not isinstance(cpr, int) or cpr < 1):
+            raise _bad(p, f"{where}: calls_per_round must be a whole number >= 1, not {cpr!r}")
+        for key in ("sessions", "raw"):
+            table = b.get(key)
+            if table is None:
+                continue
+            if not isinstance(table, dict) or not all(
+                    isinstance(v, list) and all(not isinstance(x, bool) and isinstance(x, (int, float))
+                                                and math.isfinite(x) and x >= 0 for x in v) for v in table.values()):
+                raise _bad(p, f"{where}: {key} must map metrics to lists of finite, non-negative numbers")
         metrics = b.get("metrics")
         if not isinstance(metrics, dict) or not metrics:
             raise _bad(p, f"{where} has no metric values")
