@@ -153,6 +153,10 @@ class Recording:
     comments: list[str] = field(default_factory=list)  # free text from another tool's file
     redacted: bool = False  # secrets were taken out of target/cmdline
     heap: HeapFacts | None = None
+    # per-thread CPU seconds from /proc over the sampling window (procs.ticks.TickWatch.to_json)
+    thread_cpu: dict | None = None
+    # what analysis.idle reclassified as idle (counts by reason, per thread)
+    idle_correction: dict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:

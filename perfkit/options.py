@@ -128,6 +128,15 @@ def set_redaction(value: bool) -> bool:
     return value
 
 
+def set_user_code(value: Optional[List[str]]) -> Optional[List[str]]:
+    """--user-code: globs of files that count as yours (``!GLOB``: not yours), after
+    ``[tool.perfkit] user-code`` in the nearest pyproject.toml."""
+    from perfkit import paths
+
+    paths.configure(list(value or []))
+    return value
+
+
 # ----------------------------------------------------------------------- the options
 
 NoRedact = Annotated[bool, typer.Option(
@@ -174,6 +183,14 @@ Ignore = Annotated[Optional[str], typer.Option("--ignore", metavar="REGEX", call
 Thread = Annotated[Optional[str], typer.Option("--thread", metavar="ID|REGEX", callback=check_regex("--thread"),
                                                help="Keep only threads with this id or name (regex).",
                                                show_default=False)]
+UserCode = Annotated[Optional[List[str]], typer.Option(
+    "--user-code", metavar="GLOB", callback=set_user_code,
+    help="Files that count as your code (repeatable; !GLOB: not yours), e.g. 'mypkg/*'. Default: everything "
+         "outside the standard library, site-packages and perfkit/py-spy/memray; also [tool.perfkit] user-code.",
+    show_default=False)]
+ShowImports = Annotated[bool, typer.Option("--show-imports",
+                                           help="Also list allocations made while importing modules (hidden by "
+                                                "default; the footer says how much).")]
 PidFilter = Annotated[Optional[List[int]], typer.Option("--pid", "-p", metavar="PID", callback=check_pids,
                                                         help="Keep only samples of this process (repeatable).",
                                                         show_default=False)]

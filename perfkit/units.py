@@ -72,6 +72,9 @@ def fmt_rate(v: float | None, unit: str) -> str:
         return "∞" if v > 0 else "-∞"
     if unit == "bytes":
         return f"{human_bytes(v)}/s"
+    if unit in ("nanoseconds", "seconds"):  # time per second of recording: cores busy
+        s = v / 1e9 if unit == "nanoseconds" else v
+        return "0 s/s" if s == 0 else f"{s:.3g} s/s"
     return f"{v:.3g}/s"
 
 

@@ -37,7 +37,7 @@ def test_diff_normalises_to_totals():
     rows = {x.function: x for x in r.rows}
     assert rows["a"].base_pct == pytest.approx(75) and rows["a"].new_pct == pytest.approx(20)
     assert rows["a"].delta_pp == pytest.approx(-55) and rows["b"].delta_pp == pytest.approx(35)
-    assert rows["c"].delta_pp == pytest.approx(20) and rows["c"].status == "new"
+    assert rows["c"].delta_pp == pytest.approx(20) and rows["c"].status == "appeared"
     assert rows["main"].delta_pp == 0 and rows["main"].base_total_pct == rows["main"].new_total_pct == 100
     assert [x.function for x in r.rows][:3] == ["a", "b", "c"]  # by |delta| desc
     doc = r.to_json()

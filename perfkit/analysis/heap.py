@@ -2,15 +2,22 @@
 
 Pure functions over a heap ``Profile`` (value types alloc_space, alloc_objects,
 inuse_space, inuse_objects, as the memray collector writes them).  An allocation
-*site* is the leaf frame of a stack (the line that asked for the memory); ``caller``
-is the nearest frame above it in a different file, shown so a site inside a library
-still points at the user's line.
+*site* is the leaf frame of a stack (the line that asked for the memory) together with
+the innermost frame of the user's own code on that stack (``user_*``, see
+:mod:`perfkit.analysis.yourcode`): a site inside the standard library or a package is
+listed under the user's line that led to it, so the table points at code a person can
+change.  ``caller`` is the nearest frame above the leaf in a different file.
+
+Import-time stacks (module code run by the import system) are left out of the tables
+unless ``show_imports``; ``hidden_*`` says how much that was.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from perfkit import paths
+from perfkit.analysis import yourcode
 from perfkit.model import HeapFacts, Profile
 from perfkit.units import human_bytes
 
@@ -24,16 +31,27 @@ class Site:
     line: int
     bytes: int
     count: int
-    pct: float  # of the total of the value ranked (allocated or alive)
+    pct: float  # of the total of the value ranked (allocated or alive), import-time stacks included
     caller: str = ""  # "function file:line" of the nearest caller in another file
+    user_function: str = ""  # the innermost frame of the user's own code on the stack ("" if none)
+    user_file: str = ""
+    user_line: int = 0
 
     @property
     def location(self) -> str:
         return f"{self.file}:{self.line}" if self.file else ""
 
+    @property
+    def in_user_code(self) -> bool:
+        """The allocating line is itself the user's."""
+        return bool(self.user_function) and (self.user_function, self.user_file, self.user_line) == \
+            (self.function, self.file, self.line)
+
     def to_json(self) -> dict:
-        return {"function": self.function, "file": self.file, "line": self.line, "bytes": self.bytes,
-                "count": self.count, "pct": round(self.pct, 3), "caller": self.caller}
+        your = ({"function": self.user_function, "file": self.user_file, "line": self.user_line}
+                if self.user_function else None)
+        return {"your_code": your, "function": self.function, "file": self.file, "line": self.line,
+                "bytes": self.bytes, "count": self.count, "pct": round(self.pct, 3), "caller": self.caller}
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,8 @@ class HeapSummary:
     peak_sites: list[Site]
     rss: RssExplanation
     notes: list[str] = field(default_factory=list)
+    hidden_allocated: yourcode.Hidden | None = None  # import-time stacks left out of the tables
+    hidden_alive: yourcode.Hidden | None = None
 
     def to_json(self) -> dict:
         return {"target": self.target, "pid": self.pid, "duration_s": self.duration_s,
@@ -83,7 +103,10 @@ class HeapSummary:
                 "top_allocated": [s.to_json() for s in self.top_allocated],
                 "top_alive": [s.to_json() for s in self.top_alive],
                 "peak_sites": [s.to_json() for s in self.peak_sites],
-                "rss_vs_heap": self.rss.to_json(), "notes": self.notes}
+                "rss_vs_heap": self.rss.to_json(), "notes": self.notes,
+                "import_time_hidden": None if self.hidden_alive is None else {
+                    "allocated": self.hidden_allocated.to_json() if self.hidden_allocated else None,
+                    "alive": self.hidden_alive.to_json()}}
 
 
 def _index(profile: Profile, name: str) -> int:
@@ -91,10 +114,12 @@ def _index(profile: Profile, name: str) -> int:
 
 
 def top_sites(profile: Profile, space: str = "alloc_space", objects: str = "alloc_objects",
-              limit: int | None = 10) -> list[Site]:
-    """Allocation sites (leaf lines) ranked by ``space`` bytes."""
+              limit: int | None = 10, *, hide_imports: bool = False) -> list[Site]:
+    """Allocation sites ranked by ``space`` bytes: one row per (leaf line, innermost user line)."""
     bi, ci = _index(profile, space), _index(profile, objects)
     frames = profile.frames
+    uflags = yourcode.user_flags(profile)
+    iflags = yourcode.import_flags(profile) if hide_imports else None
     acc: dict[tuple, list] = {}
     grand = 0
     for s in profile.samples:
@@ -102,8 +127,13 @@ def top_sites(profile: Profile, space: str = "alloc_space", objects: str = "allo
         if not v or not s.stack:
             continue
         grand += v
+        if iflags is not None and yourcode.is_import(s.stack, iflags):
+            continue
         leaf = frames[s.stack[-1]]
-        key = (leaf.function, leaf.file, leaf.line)
+        u = yourcode.innermost_user(s.stack, uflags)
+        user = frames[u] if u is not None else None
+        key = (leaf.function, leaf.file, leaf.line,
+               user.function if user else "", user.file if user else "", user.line if user else 0)
         slot = acc.get(key)
         if slot is None:
             slot = acc[key] = [0, 0, {}]
@@ -113,10 +143,11 @@ def top_sites(profile: Profile, space: str = "alloc_space", objects: str = "allo
         if caller:
             slot[2][caller] = slot[2].get(caller, 0) + v
     rows = []
-    for (fn, fl, ln), (b, c, callers) in acc.items():
+    for (fn, fl, ln, ufn, ufl, uln), (b, c, callers) in acc.items():
         caller = max(callers.items(), key=lambda kv: (kv[1], kv[0]))[0] if callers else ""
-        rows.append(Site(fn, fl, ln, b, c, 100.0 * b / grand if grand else 0.0, caller))
-    rows.sort(key=lambda r: (-r.bytes, -r.count, r.function, r.file, r.line))
+        rows.append(Site(fn, fl, ln, b, c, 100.0 * b / grand if grand else 0.0, caller, ufn, ufl, uln))
+    rows.sort(key=lambda r: (-r.bytes, -r.count, r.user_function, r.user_file, r.user_line, r.function, r.file,
+                             r.line))
     return rows[:limit] if limit else rows
 
 
@@ -134,13 +165,20 @@ def _caller(profile: Profile, stack: tuple[int, ...]) -> str:
     return ""
 
 
-def peak_sites(profile: Profile, limit: int = 10) -> list[Site]:
+def peak_sites(profile: Profile, limit: int = 10, *, hide_imports: bool = False) -> list[Site]:
     heap = profile.recording.heap or HeapFacts()
-    raw = heap.peak_top or []
+    raw = [r for r in (heap.peak_top or []) if not (hide_imports and r.get("import"))]
     total = sum(int(r.get("bytes", 0)) for r in raw) or 0
     peak = heap.peak_heap_bytes or total
-    rows = [Site(str(r.get("function", "")), str(r.get("file", "")), int(r.get("line", 0)), int(r.get("bytes", 0)),
-                 int(r.get("count", 0)), 100.0 * int(r.get("bytes", 0)) / peak if peak else 0.0) for r in raw]
+    rows = []
+    for r in raw:
+        fn, fl, ln = str(r.get("function", "")), str(r.get("file", "")), int(r.get("line", 0))
+        if "user_function" in r:
+            user = (str(r.get("user_function") or ""), str(r.get("user_file") or ""), int(r.get("user_line") or 0))
+        else:  # a file from before perfkit kept the user's frame at the peak: only the leaf is known
+            user = (fn, fl, ln) if paths.is_user(fl, fn) else ("", "", 0)
+        b = int(r.get("bytes", 0))
+        rows.append(Site(fn, fl, ln, b, int(r.get("count", 0)), 100.0 * b / peak if peak else 0.0, "", *user))
     return rows[:limit]
 
 
@@ -181,7 +219,9 @@ def _signed(v: int, hb) -> str:
     return ("+" if v >= 0 else "-") + hb(abs(v))
 
 
-def summarize(profile: Profile, limit: int = 10) -> HeapSummary:
+def summarize(profile: Profile, limit: int = 10, *, show_imports: bool = False) -> HeapSummary:
+    """The whole summary; import-time stacks are left out of the site tables (and counted
+    in ``hidden_*``) unless ``show_imports``."""
     rec = profile.recording
     facts = rec.heap or HeapFacts()
     totals = facts.totals or {}
@@ -202,11 +242,13 @@ def summarize(profile: Profile, limit: int = 10) -> HeapSummary:
         alloc_count=int(totals.get("alloc_count", profile.total(aoi))),
         inuse_bytes=int(inuse_b),
         inuse_count=int(totals.get("inuse_count", profile.total(ioi))),
-        top_allocated=top_sites(profile, "alloc_space", "alloc_objects", limit),
-        top_alive=top_sites(profile, "inuse_space", "inuse_objects", limit),
-        peak_sites=peak_sites(profile, limit),
+        top_allocated=top_sites(profile, "alloc_space", "alloc_objects", limit, hide_imports=not show_imports),
+        top_alive=top_sites(profile, "inuse_space", "inuse_objects", limit, hide_imports=not show_imports),
+        peak_sites=peak_sites(profile, limit, hide_imports=not show_imports),
         rss=explain_rss(profile),
         notes=notes,
+        hidden_allocated=None if show_imports else yourcode.import_noise(profile, ai, aoi),
+        hidden_alive=None if show_imports else yourcode.import_noise(profile, ii, ioi),
     )
 
 

@@ -21,7 +21,9 @@ def cpu(
     duration: o.Duration = None,
     rate: o.Rate = 100,
     idle: Annotated[bool, typer.Option("--idle", "-i",
-                                       help="Include idle (waiting) threads; values become wall time.")] = False,
+                                       help="Include idle (waiting) threads; values become wall time. Without it, "
+                                            "samples in blocking calls and beyond a thread's /proc CPU time are "
+                                            "reclassified as idle.")] = False,
     gil: Annotated[bool, typer.Option("--gil", "-g", help="Only sample the thread holding the GIL.")] = False,
     native: o.Native = False,
     subprocesses: Annotated[bool, typer.Option("--subprocesses", "-s",
@@ -30,6 +32,7 @@ def cpu(
     top_n: o.Top = 15,
     by_thread: Annotated[bool, typer.Option("--by-thread", help="Also show the split by thread and process.")] = False,
     by_line: Annotated[bool, typer.Option("--by-line", help="Rank lines instead of functions.")] = False,
+    user_code: o.UserCode = None,
     output: o.Output = None,
     fmt: o.Format = None,
     as_json: o.Json = False,
@@ -45,9 +48,14 @@ def cpu(
       perfkit cpu -o out.speedscope.json -- python app.py
       perfkit cpu --pid 4242 -o - -f raw | flamegraph.pl > cpu.svg
     """
+    from rich.text import Text
+
+    from perfkit.analysis import hints
     from perfkit.analysis.top import by_thread as thread_split
     from perfkit.analysis.top import top
-    from perfkit.console import err_console, live_status, print_json, warn
+    from perfkit.analysis.yourcode import dominant_user_frames
+    from perfkit.console import err_console, live_status, plain, print_json, warn
+    from perfkit.names import thread_label
     from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
     from perfkit.outputs import Outputs
     from perfkit.render.terminal import QualityLine, ThreadTable, TopTable
@@ -80,9 +88,14 @@ def cpu(
     with live_status(line):
         result = pyspy.record(target, opts, on_tick=tick)
 
-    profile = filters.apply(result.profile)
-    rec = result.profile.recording
+    from perfkit.analysis import idle as idle_fix
+
+    recorded, correction = idle_fix.correct(result.profile)
+    profile = filters.apply(recorded)
+    rec = recorded.recording
     notes = []
+    if correction.note():
+        notes.append(correction.note())
     if result.interrupted:
         notes.append("interrupted: partial profile")
     if result.notes:
@@ -98,7 +111,12 @@ def cpu(
     # callers with no self time are shown only when they carry a real share (>= 5 %
     # total); otherwise start-up import frames crowd out the functions that matter
     rows = [r for r in top(profile, vi, by_line=by_line) if r.self_value > 0 or r.total_pct >= 5][:top_n]
-    written = outputs.write_profile(profile, choose=lambda path, name: result.profile if name == "perfkit" else profile)
+    key_of = (lambda f: (f.function, f.file, f.line)) if by_line else (lambda f: (f.function, f.file))
+    yours = dominant_user_frames(profile, vi, key_of)
+    found_hints = hints.for_cpu(profile, rows, native=native, idle=idle, by_line=by_line)
+    os_names = _os_names(rec)
+    # the .perfkit file keeps every stack: the idle correction is repeatable from its /proc readings
+    written = outputs.write_profile(profile, choose=lambda path, name: recorded if name == "perfkit" else profile)
 
     if as_json:
         print_json({
@@ -108,8 +126,12 @@ def cpu(
             "quality": quality.to_json(),
             "value_type": str(profile.sample_types[vi]),
             "total": profile.total(vi),
-            "top": [r.to_json() for r in rows],
-            "threads": [r.to_json() for r in thread_split(profile, vi)],
+            "top": [{**r.to_json(), "your_code": _your_json(yours.get(key_of_row(r, by_line)), r)} for r in rows],
+            "threads": [{**r.to_json(), "name": thread_label(r.thread, os_names.get((r.pid, r.tid)), tid=r.tid,
+                                                             process_name=os_names.get((r.pid, None)))}
+                        for r in thread_split(profile, vi)],
+            "idle_correction": correction.to_json(),
+            "hints": found_hints,
             "outputs": written,
             "interrupted": result.interrupted,
             "target_exited": result.target_exited,
@@ -122,9 +144,11 @@ def cpu(
             warn("no samples: the target was idle the whole time (use --idle to see waiting threads)")
         con.print(TopTable(rows, unit=unit, title=f"Top {'lines' if by_line else 'functions'} by self "
                                                   f"{'wall' if idle else 'CPU'} time ({target.describe()})",
-                           value_label="self"))
+                           value_label="self", yours=yours, by_line=by_line))
         if by_thread:
-            con.print(ThreadTable(thread_split(profile, vi), unit=unit))
+            con.print(ThreadTable(thread_split(profile, vi), unit=unit, os_names=os_names))
+        for h in found_hints:
+            con.print(Text("hint: " + plain(h), style="dim"))
         err_console().print(quality)
         outputs.report()
         if rec.redacted:
@@ -134,6 +158,33 @@ def cpu(
     failed = failure(result.program, " ".join(target.command))
     if failed:  # the profile is written; the program's own failure is the result
         raise TargetError(failed, "its output is above; the profile covers its run until then")
+
+
+def key_of_row(r, by_line: bool) -> tuple:
+    return (r.function, r.file, r.line) if by_line else (r.function, r.file)
+
+
+def _your_json(found, r) -> dict | None:
+    """The user frame most of a row's self time comes through (the row itself if it is the user's)."""
+    from perfkit import paths
+
+    if paths.is_user(r.file, r.function):
+        return {"function": r.function, "file": r.file, "line": r.line, "share": 1.0}
+    if not found or found[0] is None:
+        return None
+    f, share = found
+    return {"function": f.function, "file": f.file, "line": f.line, "share": round(share, 3)}
+
+
+def _os_names(rec) -> dict:
+    """(pid, tid) -> OS thread name and (pid, None) -> process name, from the /proc readings."""
+    out: dict = {}
+    info = rec.thread_cpu or {}
+    for t in info.get("threads") or []:
+        out[(t["pid"], t["tid"])] = t.get("name") or ""
+    for pid, name in (info.get("process_names") or {}).items():
+        out[(int(pid), None)] = name
+    return out
 
 
 def _shorten(text: str, width: int) -> str:

@@ -14,6 +14,15 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
 _WRITERS = {"svg": "perfkit.render.flamegraph_svg", "html": "perfkit.render.html_report"}
 
 
+def _check_sort(value: str) -> str:
+    from perfkit.analysis.diff import SORTS
+    from perfkit.errors import UsageError
+
+    if value not in SORTS:
+        raise UsageError(f"unknown --sort {value!r}", f"use one of: {', '.join(SORTS)}")
+    return value
+
+
 @app.command()
 @o.filters("focus", "ignore", "thread", "pid")
 def diff(
@@ -32,13 +41,16 @@ def diff(
         "--value", metavar="TYPE", help="Value type to compare; both profiles must have it "
                                         "(e.g. cpu, samples, alloc_space).", show_default=False)] = None,
     top_n: Annotated[int, typer.Option("--top", metavar="N", min=1, help="Rows in the terminal table.")] = 20,
+    sort: Annotated[str, typer.Option("--sort", metavar="ORDER", callback=_check_sort,
+                                      help="change (the larger of |self Δ| and |total Δ|), self, total, abs "
+                                           "(per-second change) or name.")] = "change",
     title: Annotated[Optional[str], typer.Option("--title", metavar="TEXT", help="Title of the flame graph.",
                                                  show_default=False)] = None,
     as_json: o.Json = False,
     *,
     filters: o.Filters,
 ) -> None:
-    """Compare BASE and NEW, each normalised to its total: which functions' share grew or shrank.
+    """Compare BASE and NEW: what changed most (self or total), per second and as shares, beyond noise.
 
     \b
     Examples:
@@ -57,7 +69,7 @@ def diff(
     outputs = Outputs(output, fmt, allowed=_WRITERS, what="a diff", as_json=as_json)
     base, new = (filters.apply(read_profile(path, in_fmt)) for path in (base_path, new_path))
     check_comparable(base, new, value)
-    result = compare(base, new, value)
+    result = compare(base, new, value, sort=sort)
     result.limit = top_n
     outputs.write_bytes(lambda path, name: importlib.import_module(_WRITERS[name]).write_diff(
         base, new, value=value, title=title))

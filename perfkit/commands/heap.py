@@ -37,6 +37,8 @@ def heap(
     top_n: Annotated[int, typer.Option("--top", metavar="N", min=1, help="Rows in each table.")] = 10,
     output: o.Output = None,
     fmt: o.Format = None,
+    show_imports: o.ShowImports = False,
+    user_code: o.UserCode = None,
     as_json: o.Json = False,
     no_redact: o.NoRedact = False,
     *,
@@ -50,8 +52,11 @@ def heap(
       perfkit heap --leaks -o heap.svg -- python job.py
       perfkit heap --from capture.bin -o heap.html
     """
+    from rich.text import Text
+
+    from perfkit.analysis import hints
     from perfkit.analysis.heap import for_leaks, summarize
-    from perfkit.console import live_status, print_json, warn
+    from perfkit.console import live_status, plain, print_json, warn
     from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
     from perfkit.formats import memray_capture
     from perfkit.outputs import Outputs
@@ -93,7 +98,7 @@ def heap(
 
     view_profile = for_leaks(profile) if leaks else profile
     view_profile = filters.apply(view_profile)
-    summary = summarize(view_profile, limit=top_n)
+    summary = summarize(view_profile, limit=top_n, show_imports=show_imports)
     if filters.active:  # totals of the filtered view, not of the whole capture
         summary.alloc_bytes = view_profile.total(0)
         summary.alloc_count = view_profile.total(1)
@@ -116,9 +121,12 @@ def heap(
             "target_exited": result.target_exited,
             "program": profile.recording.program,
             "recording": doc,
+            "hints": hints.for_heap(summary, native=native, show_imports=show_imports),
         })
     else:
         outputs.console.print(HeapView(summary, leaks=leaks, series=profile.series))
+        for h in hints.for_heap(summary, native=native, show_imports=show_imports):
+            outputs.console.print(Text("hint: " + plain(h), style="dim"))
         if result.target_exited:
             warn(next((n for n in result.notes if "exec'd into" in n),
                       "the target exited during the capture: this is what was captured until then"))

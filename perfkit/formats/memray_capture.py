@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from perfkit import redact
+from perfkit import paths, redact
 from perfkit.errors import InputFormatError, ToolMissing, UsageError
 from perfkit.model import (
     ALLOC_OBJECTS,
@@ -103,7 +103,7 @@ def strip_launcher(frames: list[Frame]) -> list[Frame]:
     return frames[i:]
 
 
-def read_capture(path: str | os.PathLike, *, source: str | None = None, peak_sites: int = 20) -> Profile:
+def read_capture(path: str | os.PathLike, *, source: str | None = None, peak_sites: int = 40) -> Profile:
     """A memray capture file as a heap ``Profile`` (raises InputFormatError if unreadable)."""
     memray = _memray()
     src = source or str(path)
@@ -240,14 +240,18 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
         inuse_count += rec.n_allocations
 
     # What was alive at the high-water mark.
-    peak_acc: dict[tuple, list[int]] = {}
+    # What was alive at the high-water mark, per (leaf line, innermost line of the user's code).
+    peak_acc: dict[tuple, list] = {}
     for rec in reader.get_high_watermark_allocation_records(merge_threads=True):
         raw = rec.hybrid_stack_trace() if native else rec.stack_trace()
         leaf = raw[0] if raw else (NO_STACK.function, "", 0)
-        k = (str(leaf[0]), str(leaf[1]), int(leaf[2] or 0))
-        slot = peak_acc.setdefault(k, [0, 0])
+        user = next((f for f in raw if paths.is_user(str(f[1]), str(f[0]))), None)
+        k = (str(leaf[0]), str(leaf[1]), int(leaf[2] or 0),
+             *((str(user[0]), str(user[1]), int(user[2] or 0)) if user else ("", "", 0)))
+        slot = peak_acc.setdefault(k, [0, 0, False])
         slot[0] += rec.size
         slot[1] += rec.n_allocations
+        slot[2] = slot[2] or any(paths.is_import_machinery(str(f[1]), str(f[0])) for f in raw)
     peak_top = sorted(peak_acc.items(), key=lambda kv: (-kv[1][0], kv[0]))[:peak_sites]
 
     start = meta.start_time.timestamp()
@@ -275,7 +279,9 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
         python_allocator=str(meta.python_allocator),
         native=native,
         trace_python_allocators=bool(meta.trace_python_allocators),
-        peak_top=[{"function": f, "file": fl, "line": ln, "bytes": v[0], "count": v[1]} for (f, fl, ln), v in peak_top],
+        peak_top=[{"function": f, "file": fl, "line": ln, "bytes": v[0], "count": v[1], "user_function": uf,
+                   "user_file": ufl, "user_line": uln, "import": v[2]}
+                  for (f, fl, ln, uf, ufl, uln), v in peak_top],
     )
     duration = end - start if finished else ((snaps[-1].time / 1000.0 - start) if snaps else 0.0)
     profile.recording = Recording(kind="heap", tool="memray", tool_version=memray_version(),

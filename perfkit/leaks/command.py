@@ -56,6 +56,8 @@ def leaks(
     memray_seconds: float = typer.Option(10.0, "--memray-seconds", min=1.0,
                                          callback=finite("--memray-seconds", 1.0, 3600.0, " s"),
                                          help="Length of that capture."),
+    show_imports: o.ShowImports = False,
+    user_code: o.UserCode = None,
     fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit 1 when any resource leaks."),
     output: Optional[List[Path]] = typer.Option(None, "--output", "-o",
                                                 help="Write the report (repeatable): .html, .md or .json."),
@@ -156,7 +158,7 @@ def leaks(
         else:
             with live_status(lambda: f"memray capture of pid {pid} ({memray_seconds:g} s) …"):
                 prof, why = leakwatch.capture_memory(pid, memray_seconds)
-            mem.attribution = (leak_findings.memory_attribution(prof) if prof is not None
+            mem.attribution = (leak_findings.memory_attribution(prof, show_imports=show_imports) if prof is not None
                                else {"available": False, "why": why})
     if launched is not None:
         code = leakwatch.stop_launched(launched)

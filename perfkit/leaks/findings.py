@@ -156,16 +156,29 @@ def fd_attribution(new_fds: list[dict] | None, kinds: tuple[str, ...], limit: in
     return {"available": True, "new_fds": len(items), "groups": ordered[:limit]}
 
 
-def memory_attribution(profile, limit: int = 5) -> dict:
-    from perfkit.analysis.top import top
+def memory_attribution(profile, limit: int = 5, *, show_imports: bool = False) -> dict:
+    """The lines holding the memory that stayed alive during a short capture, your code first.
+
+    One entry per (allocating line, innermost line of the user's own code): ``your_code``
+    is the line a person can change, ``function``/``file``/``line`` where the bytes were
+    allocated (the same line when it is the user's).  Import-time allocations are left
+    out unless ``show_imports`` (``hidden`` says how much).
+    """
+    from perfkit.analysis.heap import top_sites
+    from perfkit.analysis.yourcode import import_noise
 
     vi = profile.value_index("inuse_space")
     total = profile.total(vi)
-    rows = top(profile, vi, by_line=True, limit=limit)
+    sites = top_sites(profile, "inuse_space", "inuse_objects", limit, hide_imports=not show_imports)
+    hidden = None if show_imports else import_noise(profile, vi, profile.value_index("inuse_objects"))
+    lines = []
+    for s in sites:
+        row = s.to_json()
+        lines.append({"your_code": row["your_code"], "function": s.function, "file": s.file, "line": s.line,
+                      "bytes": s.bytes, "pct": round(s.pct, 2)})
     return {"available": True, "tool": "memray", "inuse_bytes": total,
-            "seconds": profile.recording.duration_s,
-            "lines": [{"function": r.function, "file": r.file, "line": r.line, "bytes": r.self_value,
-                       "pct": round(r.self_pct, 2)} for r in rows]}
+            "seconds": profile.recording.duration_s, "lines": lines,
+            "import_time_hidden": hidden.to_json() if hidden else None}
 
 
 # ------------------------------------------------------------------ the report

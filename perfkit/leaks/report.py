@@ -83,11 +83,25 @@ def attribution_lines(f: Finding) -> list[str]:
         for g in a["groups"]:
             out.append(f"  {g['count']} × {g['pattern']}")
     elif f.resource == "memory":
+        from perfkit import paths
+
         secs = a.get("seconds")
-        out.append(f"memray ({secs:.0f} s): lines holding memory allocated during the capture:" if secs else
-                   "memray: lines holding memory allocated during the capture:")
+        out.append(f"memray ({secs:.0f} s): your lines holding memory allocated during the capture:" if secs else
+                   "memray: your lines holding memory allocated during the capture:")
         for ln in a["lines"]:
-            out.append(f"  {human_bytes(ln['bytes'])} ({ln['pct']:.0f}%)  {ln['function']}  {ln['file']}:{ln['line']}")
+            yours = ln.get("your_code")
+            where = paths.frame_text(ln["function"], ln["file"], ln["line"])
+            if yours is None:
+                text = f"{where} (no frame of your code on the stack)"
+            elif (yours["function"], yours["file"], yours["line"]) == (ln["function"], ln["file"], ln["line"]):
+                text = where
+            else:
+                text = f"{paths.frame_text(yours['function'], yours['file'], yours['line'])}  ← allocated in {where}"
+            out.append(f"  {human_bytes(ln['bytes'])} ({ln['pct']:.0f}%)  {text}")
+        hidden = a.get("import_time_hidden")
+        if hidden and hidden.get("value"):
+            out.append(f"  (hidden: {human_bytes(hidden['value'])} ({hidden['pct']:.0f}%) allocated by imports "
+                       f"during the capture)")
     return out
 
 

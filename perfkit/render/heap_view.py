@@ -12,30 +12,25 @@ from dataclasses import dataclass
 
 from perfkit.analysis.heap import HeapSummary, Site
 from perfkit.console import plain
-from perfkit.paths import short_path as _short_path
-from perfkit import units
+from perfkit import paths, units
+from perfkit.render.fit import Col, FitTable, FrameCell
 from perfkit.units import human_bytes
-
 
 
 def _hb(v: int | None) -> str:
     return "?" if v is None else human_bytes(v)
 
 
-def _display_path(path: str) -> str:
-    """Paths under the current directory relative to it, library paths trimmed."""
-    import os
-
-    try:
-        cwd = os.getcwd()
-    except OSError:
-        cwd = ""
-    if cwd and path.startswith(cwd + os.sep):
-        return path[len(cwd) + 1:]
-    return _short_path(path)
-
-
 sparkline = units.sparkline
+NO_USER = "— (library only)"
+SAME = "(same line)"
+
+
+def site_cells(s: Site) -> tuple:
+    """(your code, allocated in) for one site, in the one path style."""
+    yours = FrameCell(s.user_function, paths.location(s.user_file, s.user_line)) if s.user_function else NO_USER
+    where = SAME if s.in_user_code else FrameCell(s.function, paths.location(s.file, s.line))
+    return yours, where
 
 
 @dataclass
@@ -45,28 +40,31 @@ class SitesTable:
     bytes_label: str = "bytes"
     count_label: str = "allocs"
 
-    def __rich_console__(self, console, options):
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(title=self.title, title_justify="left", show_edge=False, pad_edge=False)
-        table.add_column("%", justify="right")
-        table.add_column(self.bytes_label, justify="right")
-        table.add_column(self.count_label, justify="right")
-        table.add_column("function", overflow="fold")
-        table.add_column("file:line", overflow="fold")
-        table.add_column("called from", overflow="fold", style="dim")
+    def table(self) -> FitTable:
+        t = FitTable([Col("%", "right"), Col(self.bytes_label, "right"), Col(self.count_label, "right"),
+                      Col("your code", flex=True, min_width=16, weight=3),
+                      Col("allocated in", flex=True, min_width=16, style="dim", weight=2)],
+                     title=self.title, empty="(nothing)")
         for s in self.sites:
-            loc = _display_path(s.file) + (f":{s.line}" if s.file else "")
-            caller = ""
-            if s.caller:
-                fn, _, where = s.caller.rpartition(" ")
-                caller = f"{fn} {_display_path(where)}" if fn else _display_path(where)
-            table.add_row(f"{s.pct:5.1f}", _hb(s.bytes), f"{s.count:,}", Text(plain(s.function)), Text(plain(loc)),
-                          Text(plain(caller)))
-        if not self.sites:
-            table.add_row("", "", "", Text("(nothing)"), Text(""), Text(""))
-        yield table
+            yours, where = site_cells(s)
+            t.add_row(f"{s.pct:5.1f}", _hb(s.bytes), f"{s.count:,}", yours, where)
+        return t
+
+    def __rich_console__(self, console, options):
+        yield from self.table().lines(options.max_width)
+
+
+def hidden_line(summary: HeapSummary, leaks: bool = False) -> str | None:
+    """The footer saying how much import-time memory the tables leave out."""
+    h = summary.hidden_alive
+    a = summary.hidden_allocated
+    if h is None or (not h.value and not (a and a.value)):
+        return None
+    parts = [f"{_hb(h.value)} still alive ({h.pct:.0f}% of it, {h.count:,} objects)"]
+    if a is not None and not leaks:
+        parts.append(f"{_hb(a.value)} allocated ({a.pct:.0f}%)")
+    return ("hidden: import-time allocations (module code run by imports): " + ", ".join(parts) +
+            " — --show-imports lists them")
 
 
 @dataclass
@@ -84,12 +82,13 @@ class HeapView:
                          f"allocated {_hb(s.alloc_bytes)} in {s.alloc_count:,} allocations · "
                          f"still alive {_hb(s.inuse_bytes)} in {s.inuse_count:,}"))
         if self.series:
+            spark = max(8, min(60, options.max_width - 48))
             for label, key in (("RSS ", "rss_bytes"), ("heap", "heap_bytes")):
                 pts = self.series.get(key) or []
                 if pts:
                     vals = [p[1] for p in pts]
-                    yield Text(f"  {label} {sparkline(pts)}  {_hb(int(min(vals)))} .. {_hb(int(max(vals)))}, "
-                               f"{_hb(int(vals[-1]))} at end")
+                    yield Text(f"  {label} {sparkline(pts, width=spark)}  {_hb(int(min(vals)))} .. "
+                               f"{_hb(int(max(vals)))}, {_hb(int(vals[-1]))} at end")
         yield Text("")
         yield SitesTable(s.top_alive, "Still alive at the end, by line (likely leaks)", "alive", "objects")
         if not self.leaks:
@@ -99,6 +98,10 @@ class HeapView:
         if s.peak_sites:
             yield Text("")
             yield SitesTable(s.peak_sites[:5], f"Alive at the peak ({_hb(s.peak_heap)})", "bytes", "objects")
+        hidden = hidden_line(s, self.leaks)
+        if hidden:
+            yield Text("")
+            yield Text(hidden, style="dim")
         yield Text("")
         for line in s.rss.lines:
             yield Text(plain(line), style="dim")

@@ -38,6 +38,7 @@ from perfkit.procs import proc, supervisor
 from perfkit.procs.signals import StopRequest
 from perfkit.target import PTRACE_HINT, Launched, Target, doctor_hint, failure, python_version, shown_cmdline
 from perfkit.tools.result import CaptureResult
+from perfkit.procs.ticks import TickWatch
 
 INSTALL_HINT = "install it with: pip install py-spy   (or set PERFKIT_PYSPY to its path)"
 _STOP_GRACE = 20.0  # seconds py-spy gets to write its file after being asked to stop
@@ -137,7 +138,8 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
                 child = supervisor.spawn(cmd, env=_env(), stdout=supervisor.PIPE, stderr=errf)
             except supervisor.SpawnError as exc:
                 raise ToolError(f"cannot run py-spy ({exe}): {exc.strerror}", INSTALL_HINT) from None
-            lines = _PyspyLines()
+            ticks = TickWatch(pid, children=opts.subprocesses)  # per-thread /proc CPU over the sampling window
+            lines = _PyspyLines(on_sampling=ticks.start)
             relay = supervisor.Relay(child.stdout, consume=lines.take)
             deadline = start + opts.duration if opts.duration is not None else None
             asked_stop = None
@@ -177,8 +179,11 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
                 if asked_stop is not None and now - asked_stop > _STOP_GRACE:
                     child.kill()
                     break
+                if asked_stop is None:
+                    ticks.refresh()
                 if on_tick:
                     on_tick({"elapsed": now - start, "duration": opts.duration, "pid": pid})
+            ticks.stop()
             child.close()
             relay.join(5.0)
             if program is not None:
@@ -211,6 +216,7 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
         raw = speedscope.read(Path(out).read_bytes(), "py-spy output")
         profile = _to_cpu_profile(raw, target, opts, elapsed, started_wall, stderr, exe, pid)
         profile.recording.python = profile.recording.python or seen_python or None
+        profile.recording.thread_cpu = ticks.to_json()
         profile.recording.interrupted = interrupted
         profile.recording.target_exited = target_exited or bool(program_outcome and program_outcome.stopped_by is None)
         profile.recording.notes.extend(notes)
@@ -228,14 +234,17 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
 class _PyspyLines:
     """py-spy's own ``py-spy>`` status lines (kept, not forwarded) and when sampling began."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_sampling: Callable[[], None] | None = None) -> None:
         self.lines: list[str] = []
         self.sampling_started: float | None = None  # monotonic time of "Sampling process ..."
+        self.on_sampling = on_sampling
 
     def take(self, line: str) -> bool:
         if line.startswith("py-spy> "):
             if self.sampling_started is None and line[8:].startswith("Sampling process"):
                 self.sampling_started = time.monotonic()
+                if self.on_sampling:
+                    self.on_sampling()
             self.lines.append(line[8:].rstrip("\n"))
             return True
         return not line.strip()  # py-spy pads its messages with blank lines
