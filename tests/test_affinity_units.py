@@ -148,7 +148,8 @@ def test_ranking_table_says_within_noise_and_best():
     r = rank({"2 workers, spread": [103.0, 97.0, 108.0, 99.0, 104.0], "2 workers, unpinned": [100.0, 105.0, 95.0, 102.0, 98.0],
               "1 workers, unpinned": [50.0, 51.0, 49.0, 50.0, 50.5]}, unpinned={"2 workers, unpinned", "1 workers, unpinned"})
     text = render(ranking_table(r.to_json()))
-    lines = {ln.split("│")[1].strip(): ln for ln in text.splitlines() if "│" in ln}
+    names = ("2 workers, spread", "2 workers, unpinned", "1 workers, unpinned")
+    lines = {n: ln for ln in text.splitlines() for n in names if f"  {n}  " in ln}
     assert "best" in lines["2 workers, spread"]
     assert "within noise" in lines["2 workers, unpinned"]
     assert "worse" in lines["1 workers, unpinned"] and "-51.0 %" in lines["1 workers, unpinned"]

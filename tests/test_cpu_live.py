@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -78,30 +79,78 @@ def test_cpu_split_launch_until_exit_reversed_ratio():
     _assert_split(doc, 25, 75, tol=6.0)
 
 
-def test_per_thread_split():
-    with scenario("cpu_threads", "--ratio", "75:25", "--duration", "30") as sc:
-        doc = perfkit_json("cpu", "--pid", sc.pid, "-d", "5", "--by-thread")
-    threads = {t["thread"]: t["pct"] for t in doc["threads"]}
-    assert abs(threads["worker-a"] - 75) <= 5, threads
-    assert abs(threads["worker-b"] - 25) <= 5, threads
-    assert all(t["pid"] == sc.pid and t["tid"] for t in doc["threads"])
+def _pooled_by(docs: list[dict], key) -> dict:
+    """Shares (%) over several recordings, pooled by each recording's total value."""
+    acc: dict = {}
+    grand = 0.0
+    for d in docs:
+        for t in d["threads"]:
+            acc[key(t)] = acc.get(key(t), 0.0) + t["value"]
+            grand += t["value"]
+    return {k: 100.0 * v / grand for k, v in acc.items()} if grand else {}
+
+
+def test_per_thread_split_with_a_sleeping_main_thread():
+    """Truth (scenarios/cpu_threads.py): worker-a and worker-b take strict turns of 15 and
+    5 ms of their own CPU time (75:25 of the process's CPU); MainThread sleeps in
+    time.sleep (0 %).  py-spy counts the sleeping main thread as running in a few % of
+    its samples; perfkit reclassifies those as idle (its leaf line sleeps, and its /proc
+    CPU time is ~0) and takes each thread's CPU time from /proc.  Three pooled 5 s
+    recordings, within 3 pp."""
+    with scenario("cpu_threads", "--ratio", "75:25", "--duration", "40") as sc:
+        docs = [perfkit_json("cpu", "--pid", sc.pid, "-d", "5", "--by-thread") for _ in range(3)]
+    shares = _pooled_by(docs, lambda t: t["thread"])
+    assert abs(shares.get("worker-a", 0) - 75) <= 3, shares
+    assert abs(shares.get("worker-b", 0) - 25) <= 3, shares
+    assert shares.get("MainThread", 0.0) <= 1.0, shares
+    for doc in docs:
+        assert all(t["pid"] == sc.pid and t["tid"] for t in doc["threads"])
+        corr = doc["idle_correction"]
+        assert corr["threads_cpu_from_proc"] >= 2, corr
+        assert any("thread" in n and "/proc" in n for n in doc["quality"]["notes"]), doc["quality"]
 
 
 def test_per_process_split_with_subprocesses():
-    # parent idle; worker 0 always busy, worker 1 half the time → 2/3 : 1/3
-    with scenario("cpu_workers", "--duty", "1.0,0.5", "--duration", "40") as sc:
+    """Truth (scenarios/cpu_workers.py): the parent sleeps; worker 0 spins all the time,
+    worker 1 half the time (2/3 : 1/3 of the CPU) — while the machine has a core for each.
+    Three pooled 5 s recordings within 3 pp; the sleeping parent within 1 pp of 0."""
+    import psutil
+
+    with scenario("cpu_workers", "--duty", "1.0,0.5", "--duration", "60") as sc:
         workers = [int(p) for p in sc.ready_line.split()[1:]]
-        # 10 s (~1000 samples): the standard error at p = 1/3 is 1.5 pp, so 5 pp is > 3 sigma
-        doc = perfkit_json("cpu", "--pid", sc.pid, "-d", "10", "--subprocesses")
-    by_pid: dict[int, float] = {}
-    for t in doc["threads"]:
-        by_pid[t["pid"]] = by_pid.get(t["pid"], 0.0) + t["pct"]
-    assert abs(by_pid.get(workers[0], 0) - 200 / 3) <= 5, by_pid
-    assert abs(by_pid.get(workers[1], 0) - 100 / 3) <= 5, by_pid
-    # truth 0 for the sleeping parent; py-spy's idle detection has a noise floor of a
-    # few % (a sleeping thread is sometimes sampled as active), measured up to ~5 %
-    assert by_pid.get(sc.pid, 0.0) <= 8, by_pid
-    assert doc["quality"]["processes"] >= 2
+        procs = [psutil.Process(p) for p in workers]
+        cpu0 = [sum(p.cpu_times()[:2]) for p in procs]
+        t0 = time.monotonic()
+        docs = [perfkit_json("cpu", "--pid", sc.pid, "-d", "5", "--subprocesses") for _ in range(3)]
+        got = [(sum(p.cpu_times()[:2]) - c) / (time.monotonic() - t0) for p, c in zip(procs, cpu0)]
+    shares = _pooled_by(docs, lambda t: t["pid"])
+    assert shares.get(sc.pid, 0.0) <= 1.0, shares
+    assert all(d["quality"]["processes"] >= 2 for d in docs)
+    if got[0] < 0.9 or abs(got[1] - 0.5) > 0.07:
+        # the scenario's truth needs a core per worker: on an oversubscribed box its workers
+        # get less than their duty and the split moves (the /proc CPU said so)
+        pytest.skip(f"truth check skipped: workers got {got[0]:.2f} and {got[1]:.2f} CPUs (want 1.0 and 0.5); "
+                    f"measured {shares}")
+    assert abs(shares.get(workers[0], 0) - 200 / 3) <= 3, shares
+    assert abs(shares.get(workers[1], 0) - 100 / 3) <= 3, shares
+
+
+def test_epoll_idle_server_samples_are_reclassified():
+    """Truth (scenarios/epoll_server.py): the event loop waits in selector.select (epoll)
+    with a 2 ms timeout and uses a few % of a core; the worker spins.  Samples of the
+    loop in select are idle: reclassified, and the loop keeps only its /proc CPU time."""
+    with scenario("epoll_server", "--duration", "30") as sc:
+        loop_tid = int(sc.ready_line.split("loop_tid=")[1].split()[0])
+        doc = perfkit_json("cpu", "--pid", sc.pid, "-d", "5", "--by-thread")
+    corr = doc["idle_correction"]
+    assert corr["blocking_calls"] > 0, corr
+    assert any("reclassified as idle" in n for n in doc["quality"]["notes"]), doc["quality"]
+    loop = next((t for t in corr["threads"] if t["tid"] == loop_tid), None)
+    share = sum(t["pct"] for t in doc["threads"] if t["tid"] == loop_tid)
+    cpu = {t["tid"]: t["cpu_s"] for t in corr["threads"]}
+    truth = 100.0 * cpu.get(loop_tid, 0.0) / max(1e-9, sum(cpu.values()))
+    assert abs(share - truth) <= 1.0, (share, truth, loop)
+    assert all(r["function"] != "select" for r in doc["top"] if r["self_pct"] > 1), doc["top"]
 
 
 def test_idle_excluded_unless_idle_flag():
@@ -138,9 +187,11 @@ def test_outputs_all_formats_and_roundtrip(tmp_path, speedscope_schema):
     speedscope = read_profile(paths[2])
     n = doc["quality"]["samples"]
     assert native.total(0) == n and collapsed.total(0) == n
-    # perfkit's own speedscope file carries its value types: samples and cpu come back as written
+    # perfkit's own speedscope file carries its value types: samples come back as written, cpu is
+    # per thread /proc's CPU time spread over its samples (the idle correction)
     assert [str(t) for t in speedscope.sample_types] == ["samples/count", "cpu/nanoseconds"]
-    assert speedscope.total(0) == n and speedscope.total(1) == n * 10_000_000
+    assert speedscope.total(0) == n and speedscope.total(1) == native.total(1)
+    assert native.recording.thread_cpu and native.recording.thread_cpu["threads"]
     # the collapsed file round-trips: same stacks (as frame tuples) and weights
     def stacks(prof, vi=0):
         acc = {}

@@ -33,7 +33,8 @@ def test_identical_stacks_form_one_group_largest_first():
     cpu[99] = {"cpu_pct": 97.5, "name": "x", "new": True}
     groups = group(build_threads(_stacks(), cpu))
     assert [g.count for g in groups] == [12, 1]
-    assert groups[0].summary() == "12 threads in Condition.wait (threading.py:327) from idle_worker (pool.py:40)"
+    assert groups[0].summary() == ("12 threads in Condition.wait (<stdlib>/threading.py:327) from idle_worker "
+                                   "(/srv/app/pool.py:40)")
     assert groups[1].cpu_pct == 97.5 and groups[1].running == 1
     assert groups[1].threads[0].new and groups[1].threads[0].owns_gil
 

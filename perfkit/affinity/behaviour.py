@@ -1,9 +1,12 @@
 """Measured behaviour of a process (tree) for worker-count advice.
 
-Three short py-spy recordings, one after the other (py-spy attaches one at a time):
-``--gil`` (only the thread holding the GIL is sampled), plain (only threads that are
-running), ``--idle`` (every thread, every tick); plus the CPU time psutil sees over
-the whole window.  From them, per process:
+Three short py-spy recordings, one after the other (py-spy attaches one at a time),
+all ``--nonblocking`` so the target is never paused (a blocking sampler stops every
+thread ~100 times a second, which slows a busy worker and lowers the very CPU use being
+measured): ``--gil`` (only the thread holding the GIL is sampled), plain (only threads
+that are running), ``--idle`` (every thread, every tick).  CPU use comes from /proc
+ticks over exactly those three sampling windows (``workers.CpuMeter``, the same meter
+``affinity show`` uses).  From them, per process:
 
 * ``gil_share``: fraction of sampling ticks in which some thread held the GIL
   (gil samples / (tick rate × duration), the tick rate being what py-spy achieved in
@@ -11,7 +14,7 @@ the whole window.  From them, per process:
 * ``idle_share``: fraction of thread-time spent waiting (1 − running / all samples,
   each per second of its own recording);
 * ``active_threads``: running threads per tick (>1 with gil_share≈1 → GIL contention);
-* ``cpu``: CPUs used (CPU seconds / wall seconds).
+* ``cpu``: CPUs used (CPU seconds / seconds of the sampling windows, from /proc).
 """
 
 from __future__ import annotations
@@ -41,10 +44,12 @@ class Behaviour:
     duration_s: float
     rate: int
     notes: list[str] = field(default_factory=list)
+    cpu_window_s: float = 0.0  # seconds over which CPU was measured (the sampling windows)
 
     def to_json(self) -> dict:
         return {"processes": [p.to_json() for p in self.processes], "duration_s": self.duration_s,
-                "rate": self.rate, "notes": self.notes}
+                "rate": self.rate, "notes": self.notes, "cpu_window_s": self.cpu_window_s,
+                "cpu_source": "/proc ticks over the sampling windows", "sampling": "nonblocking"}
 
 
 def _per_pid(profile, default_pid: int) -> tuple[dict[int, int], dict[int, dict[int, int]]]:
@@ -58,36 +63,30 @@ def _per_pid(profile, default_pid: int) -> tuple[dict[int, int], dict[int, dict[
     return totals, threads
 
 
-def _cpu_times(pids: list[int]) -> dict[int, float]:
-    import psutil
-
-    out = {}
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            out[pid] = t.user + t.system
-        except psutil.Error:
-            pass
-    return out
-
-
 def measure(pid: int, duration: float = 5.0, rate: int = 100, subprocesses: bool = True,
             on_phase=None) -> Behaviour:
     from perfkit.tools import pyspy
     from perfkit.affinity.workers import tree
     from perfkit.target import Target
 
+    from perfkit.affinity.workers import CpuMeter
+
     pids = [p.pid for p in tree(pid)] if subprocesses else [pid]
-    cpu0 = _cpu_times(pids)
+    meter = CpuMeter(pids)
     t0 = time.monotonic()
     runs = {}
     notes = []
-    for name, opts in (("gil", pyspy.RecordOptions(duration=duration, rate=rate, gil=True, subprocesses=subprocesses)),
-                       ("running", pyspy.RecordOptions(duration=duration, rate=rate, subprocesses=subprocesses)),
-                       ("all", pyspy.RecordOptions(duration=duration, rate=rate, idle=True, subprocesses=subprocesses))):
+    common = dict(duration=duration, rate=rate, subprocesses=subprocesses, nonblocking=True)
+    for name, opts in (("gil", pyspy.RecordOptions(gil=True, **common)),
+                       ("running", pyspy.RecordOptions(**common)),
+                       ("all", pyspy.RecordOptions(idle=True, **common))):
         if on_phase:
             on_phase(name)
-        res = pyspy.record(Target(pid=pid), opts)
+        meter.start()
+        try:
+            res = pyspy.record(Target(pid=pid), opts)
+        finally:
+            meter.stop()
         if res.interrupted:
             from perfkit.errors import Interrupted
 
@@ -97,14 +96,14 @@ def measure(pid: int, duration: float = 5.0, rate: int = 100, subprocesses: bool
             notes.append(f"the target exited during the {name} recording")
             break
     wall = max(1e-3, time.monotonic() - t0)
-    cpu1 = _cpu_times(pids)
+    used = meter.cpus()
     per = {name: _per_pid(prof, pid) for name, (prof, _) in runs.items()}
     out = []
     seen = set(pids)
     for name in per:
         seen |= set(per[name][0])
     for p in sorted(seen):
-        if p not in cpu0 and not any(p in per[n][0] for n in per):
+        if p not in used and not any(p in per[n][0] for n in per):
             continue
         gil_n = per.get("gil", ({}, {}))[0].get(p, 0)
         run_n = per.get("running", ({}, {}))[0].get(p, 0)
@@ -123,7 +122,8 @@ def measure(pid: int, duration: float = 5.0, rate: int = 100, subprocesses: bool
         else:
             idle_share = 1.0 if run_n == 0 else 0.0
         active = min(float(threads), (run_n / d_run) / ticks_all) if ticks_all else 0.0
-        cpu = (cpu1.get(p, 0.0) - cpu0.get(p, 0.0)) / wall if p in cpu0 and p in cpu1 else 0.0
+        cpu = used.get(p, 0.0)
         out.append(ProcessBehaviour(pid=p, threads=threads, gil_share=gil_share, idle_share=idle_share,
                                     active_threads=active, cpu=max(0.0, cpu)))
-    return Behaviour(processes=out, duration_s=round(wall, 2), rate=rate, notes=notes)
+    return Behaviour(processes=out, duration_s=round(wall, 2), rate=rate, notes=notes,
+                     cpu_window_s=round(meter.seconds, 2))

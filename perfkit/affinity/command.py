@@ -348,7 +348,8 @@ def tune(
                                           help="Worker counts to try [default: 1, budget/2, budget, budget+1]."),
     layouts: str = typer.Option("unpinned,spread", "--layouts",
                                 help="Comma list of unpinned, spread, compact (unpinned is always included)."),
-    repeat: int = typer.Option(5, "--repeat", min=2, max=100, help="Measured runs per candidate (interleaved)."),
+    repeat: int = typer.Option(5, "--repeat", min=1, max=100,
+                               help="Measured runs per candidate (interleaved; at least 3 for a 95 % interval)."),
     warmup: int = typer.Option(1, "--warmup", min=0, max=10, help="Unmeasured rounds first."),
     env_var: str = typer.Option("PERFKIT_WORKERS", "--env-var", help="Also pass the worker count in this variable."),
     timeout: float = typer.Option(300.0, "--timeout", min=1, callback=finite("--timeout", 1.0, MAX_DURATION, " s"),
@@ -367,6 +368,12 @@ def tune(
     from perfkit.errors import TargetError, UsageError
     from perfkit.target import resolve
 
+    from perfkit.affinity.tune_stats import MIN_RUNS
+
+    if repeat < MIN_RUNS:
+        raise UsageError(f"--repeat {repeat} is too few: a 95 % interval needs at least {MIN_RUNS} runs per "
+                         f"candidate (with 2, t = 12.7 and the interval can reach below zero)",
+                         f"use --repeat {MIN_RUNS} or more (default 5)")
     target = resolve(None, command)
     topo = topology.read_topology()
     bud = topology.budget("self", "/", topo)

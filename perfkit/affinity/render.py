@@ -6,12 +6,11 @@ from perfkit.console import plain
 
 
 def _table(title: str, *cols: str, right: tuple[str, ...] = ()):
-    from rich.table import Table
+    """A table that fits the terminal: numbers keep their width, text is ellipsized, never split."""
+    from perfkit.render.fit import Col, FitTable
 
-    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    for c in cols:
-        t.add_column(c, justify="right" if c in right else "left", overflow="fold")
-    return t
+    return FitTable([Col(c, "right") if c in right else Col(c, flex=True, min_width=max(4, len(c)))
+                     for c in cols], title=title)
 
 
 def topology_lines(topo_json: dict, budget_json: dict):
@@ -96,7 +95,11 @@ def recommendation_text(rec: dict, behaviour: dict):
     t.append(rec["summary"] + "\n", style="bold")
     for r in rec["reasons"]:
         t.append(f"  · {r}\n")
-    tbl = _table("measured", "pid", "threads", "GIL held", "idle", "running thr.", "CPUs",
+    if rec.get("decided_text"):
+        t.append(f"  {rec['decided_text']}\n", style="dim")
+    window = behaviour.get("cpu_window_s")
+    title = "measured (py-spy --nonblocking; CPUs from /proc" + (f" over {window:g} s)" if window else ")")
+    tbl = _table(title, "pid", "threads", "GIL held", "idle", "running thr.", "CPUs",
                  right=("pid", "threads", "GIL held", "idle", "running thr.", "CPUs"))
     for p in behaviour["processes"]:
         tbl.add_row(str(p["pid"]), str(p["threads"]), f"{p['gil_share']:.0%}", f"{p['idle_share']:.0%}",
@@ -116,9 +119,11 @@ def ranking_table(ranking: dict):
             verdict = "within noise" if s["within_noise"] else "worse"
             vs = f"{s['diff_vs_best_pct']:+.1f} %"
             lo, hi = s["diff_ci95_pct"]
-            dci = "n/a" if lo is None or hi is None else f"{lo:+.1f} … {hi:+.1f} %"
+            dci = f"n/a ({s.get('diff_ci_note') or 'too few runs'})" if lo is None or hi is None else \
+                f"{lo:+.1f} … {hi:+.1f} %"
             p = f"{s['p_value']:.3f}"
-        ci = "n/a" if None in s["ci95"] else f"{s['ci95'][0]:.4g} … {s['ci95'][1]:.4g}"
+        ci = f"n/a ({s.get('ci_note') or 'too few runs'})" if None in s["ci95"] else \
+            f"{s['ci95'][0]:.4g} … {s['ci95'][1]:.4g}"
         t.add_row(str(s["rank"]), s["name"], f"{s['mean']:.4g}", ci,
                   vs, dci, p, verdict)
     return t

@@ -8,6 +8,12 @@ includes 0 (p ≥ alpha) or that is smaller than ``min_effect`` is *within noise
 
 The recommendation is the best candidate, except that an unpinned candidate within
 noise of the best wins: pinning must earn its keep.
+
+Throughput and wall time are positive: an interval that reaches 0 or below (a run
+count too small for the spread, e.g. two runs, where t(0.975, 1) = 12.7) is not
+printed as numbers — it is flagged ``too few runs`` / ``too noisy`` (``ci95``
+``null``), and so is a difference interval beyond −100 %.  ``tune`` refuses fewer than
+``MIN_RUNS`` measured runs per candidate.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import math
 
 from perfkit import stats
 from dataclasses import dataclass, field
+
+MIN_RUNS = 3  # per candidate: fewer cannot give a useful 95 % interval
 
 
 @dataclass
@@ -33,12 +41,30 @@ class Stat:
     within_noise: bool = True
     rank: int = 0
 
+    @property
+    def ci_problem(self) -> str | None:
+        """Why the interval is not shown as numbers (None: it is sound)."""
+        if len(self.values) < MIN_RUNS:
+            return f"too few runs ({len(self.values)})"
+        if not math.isfinite(self.ci_low) or self.ci_low <= 0 < self.mean:
+            return "too noisy for this many runs"
+        return None
+
+    @property
+    def diff_problem(self) -> str | None:
+        lo, hi = self.diff_ci_pct
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < -100.0:
+            return "too noisy"
+        return None
+
     def to_json(self) -> dict:
+        ci = [None, None] if self.ci_problem else [_r(self.ci_low, 6), _r(self.ci_high, 6)]
+        dci = [None, None] if self.diff_problem else [_r(self.diff_ci_pct[0], 2), _r(self.diff_ci_pct[1], 2)]
         return {"name": self.name, "rank": self.rank, "n": len(self.values), "values": [_r(v, 6) for v in self.values],
                 "mean": _r(self.mean, 6), "sd": _r(self.sd, 6),
-                "ci95": [_r(self.ci_low, 6), _r(self.ci_high, 6)],
+                "ci95": ci, "ci_note": self.ci_problem,
                 "diff_vs_best_pct": _r(self.diff_pct, 2),
-                "diff_ci95_pct": [_r(self.diff_ci_pct[0], 2), _r(self.diff_ci_pct[1], 2)],
+                "diff_ci95_pct": dci, "diff_ci_note": self.diff_problem,
                 "p_value": _r(self.p_value, 4), "within_noise": self.within_noise, **self.meta}
 
 

@@ -97,6 +97,47 @@ def worker_pids(pid: int) -> list[int]:
     return [p.pid for p in tree(pid)[1:] if not _is_helper(p)]
 
 
+class CpuMeter:
+    """CPUs used by each process over a window, from /proc ticks (utime + stime of
+    /proc/PID/stat, read through ``procs.proc``): the one way ``affinity show`` and
+    ``affinity recommend`` measure CPU.  ``start()`` / ``stop()`` may bracket several
+    windows (recommend's three recordings); ``cpus()`` is CPU seconds over the summed
+    window seconds, per pid."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = list(pids)
+        self.cpu: dict[int, float] = {}
+        self.seconds = 0.0
+        self._t0: float | None = None
+        self._c0: dict[int, float] = {}
+
+    @staticmethod
+    def _read(pid: int) -> float | None:
+        from perfkit.procs import proc
+
+        try:
+            return proc.stat(pid).cpu_s
+        except (proc.Gone, OSError):
+            return None
+
+    def start(self) -> None:
+        self._c0 = {p: c for p in self.pids if (c := self._read(p)) is not None}
+        self._t0 = time.monotonic()
+
+    def stop(self) -> None:
+        if self._t0 is None:
+            return
+        self.seconds += max(1e-6, time.monotonic() - self._t0)
+        for p, c0 in self._c0.items():
+            c1 = self._read(p)
+            if c1 is not None:
+                self.cpu[p] = self.cpu.get(p, 0.0) + max(0.0, c1 - c0)
+        self._t0 = None
+
+    def cpus(self) -> dict[int, float]:
+        return {p: c / self.seconds for p, c in self.cpu.items()} if self.seconds else {}
+
+
 def snapshot(pid: int, interval: float = 1.0) -> list[WorkerInfo]:
     import psutil
 
@@ -104,14 +145,17 @@ def snapshot(pid: int, interval: float = 1.0) -> list[WorkerInfo]:
     first: dict[int, tuple] = {}
     for p in procs:
         try:
-            t = p.cpu_times()
             c = p.num_ctx_switches()
-            first[p.pid] = (t.user + t.system, c.voluntary + c.involuntary)
+            first[p.pid] = (0.0, c.voluntary + c.involuntary)
         except psutil.Error:
             pass
     waits = {p.pid: _runq_wait_ns(p.pid) for p in procs}
+    meter = CpuMeter([p.pid for p in procs])
+    meter.start()
     t0 = time.monotonic()
     time.sleep(max(0.0, interval))
+    meter.stop()
+    used = meter.cpus()
     dt = max(1e-6, time.monotonic() - t0)
     out = []
     for p in procs:
@@ -119,14 +163,13 @@ def snapshot(pid: int, interval: float = 1.0) -> list[WorkerInfo]:
             continue
         try:
             with p.oneshot():
-                t = p.cpu_times()
                 c = p.num_ctx_switches()
-                cpu0, ctx0 = first[p.pid]
+                _, ctx0 = first[p.pid]
                 info = WorkerInfo(
                     pid=p.pid, ppid=p.ppid(), name=p.name(), cmdline=read_cmdline(p.pid),
                     role="master" if p.pid == pid else "worker",
                     allowed=allowed_cpus(p.pid) or sorted(p.cpu_affinity()),
-                    last_cpu=p.cpu_num(), cpu_percent=100.0 * (t.user + t.system - cpu0) / dt,
+                    last_cpu=p.cpu_num(), cpu_percent=100.0 * used.get(p.pid, 0.0),
                     ctx_voluntary=c.voluntary, ctx_involuntary=c.involuntary,
                     ctx_rate=(c.voluntary + c.involuntary - ctx0) / dt, threads=p.num_threads(),
                     create_time=p.create_time(),

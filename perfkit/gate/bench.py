@@ -218,38 +218,55 @@ def _in_context(spec: RunSpec):
         os.environ.update(old_env)
 
 
-def profile_runs(spec: RunSpec, rate: int = 500, *, min_runs: int = 4, min_samples: int = 800,
-                 max_runs: int = 8, budget_s: float = 20.0) -> list:
+MAX_PROFILE_RATE = 1000  # py-spy keeps up with this on one busy thread
+RUN_SAMPLES = 150  # aim for at least this many samples per profiled run
+
+
+def profile_runs(spec: RunSpec, rate: int = 500, *, min_runs: int = 6, min_samples: int = 1200,
+                 max_runs: int = 12, budget_s: float = 30.0) -> list:
     """py-spy CPU profiles (``Profile`` each) of several launched runs of the benchmark.
 
     Several runs, because one short run gives few samples and because what a run
     spends outside the benchmark proper (imports, py-spy's attach delay) varies from
-    run to run: the explanation compares shares across runs, not one run against one.
-    At least ``min_runs`` runs, then more until ``min_samples`` samples in all,
-    ``max_runs`` runs or ``budget_s`` seconds.
+    run to run: the explanation compares shares across runs, not one run against one
+    (and needs enough runs a side for that test to have power).  At least ``min_runs``
+    runs, then more until ``min_samples`` samples in all, ``max_runs`` runs or
+    ``budget_s`` seconds.  A run that yields fewer than ``RUN_SAMPLES`` samples (a
+    benchmark of a few tenths of a second) raises the rate of the next ones, up to
+    ``MAX_PROFILE_RATE``.
     """
-    from perfkit.errors import TargetExited
+    from perfkit.errors import NotPython, TargetExited
     from perfkit.target import Target
     from perfkit.tools import pyspy
 
     start = time.monotonic()
     runs = []
     samples = 0
+    failed: Exception | None = None
     with _in_context(spec):
         for i in range(max_runs):
             try:
                 result = pyspy.record(Target(command=list(spec.command)), pyspy.RecordOptions(duration=None, rate=rate))
-            except TargetExited:  # over before py-spy attached (a very short benchmark): no samples this run
+            except (NotPython, TargetExited) as exc:
+                # py-spy can lose the race with a run that is still starting or already done: that run
+                # gives no profile, the others still explain
+                failed = exc
+                if i + 1 >= min_runs and len(runs) >= 2 and time.monotonic() - start > budget_s:
+                    break
                 continue
             prof = result.profile
             n = prof.total(prof.value_index("samples"))
             if n:
                 runs.append(prof)
                 samples += n
+            if n < RUN_SAMPLES and rate < MAX_PROFILE_RATE:
+                rate = int(min(MAX_PROFILE_RATE, rate * RUN_SAMPLES / max(n, 10)))
             if result.interrupted:
                 break
             if i + 1 >= min_runs and (samples >= min_samples or time.monotonic() - start > budget_s):
                 break
     if not runs:
+        if failed is not None:
+            raise failed
         raise ToolError(f"{spec.describe()}: py-spy took no samples (the benchmark is too short to profile)")
     return runs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 
 from perfkit.console import plain
-from perfkit import stats, units
+from perfkit import paths, stats, units
 from perfkit.gate.metrics import METRICS, TIME_METRICS
 from perfkit.gate.results import GateResult, MetricResult
 
@@ -23,7 +23,14 @@ def fmt_value(v: float | None, unit: str) -> str:
 
 
 def change_text(r: MetricResult) -> str:
-    return "-" if r.change is None else f"{r.change * 100:+.1f}%"
+    """The change of the medians shown beside it: head median / base median − 1.
+
+    (The decision uses the metric's own estimate and interval — Hodges–Lehmann or t,
+    in ``--json`` as ``change`` and ``interval`` — which the interval column shows.)"""
+    if not r.base or not r.head:
+        return "-"
+    b, h = stats.median(r.base), stats.median(r.head)
+    return "-" if not b else f"{(h / b - 1) * 100:+.1f}%"
 
 
 def n_text(r: MetricResult) -> str:
@@ -41,12 +48,18 @@ def summary_line(res: GateResult) -> str:
 
 
 def grew_line(row: dict) -> str:
-    return (f"{row['function']} ({_short(row['file'])}:{row['line']}) "
+    what = " total" if row.get("measure") == "total" else ""
+    return (f"{row['function']} ({paths.location(row['file'], row['line']) or '?'}){what} "
             f"{row['base_pct']:.1f}% → {row['new_pct']:.1f}% ({row['delta_pp']:+.1f} pp)")
 
 
+def explained_rows(explanation: dict | None) -> list[dict]:
+    """What the explanation names: your code first (total share), then other functions (self share)."""
+    return list((explanation or {}).get("grew") or [])
+
+
 def _short(path: str) -> str:
-    return path.rsplit("/", 1)[-1] if path else "?"
+    return paths.location(path) or "?"
 
 
 class TerminalView:
@@ -87,15 +100,17 @@ class TerminalView:
                 table.add_row(*row)
         yield table
         if conf is not None:
-            yield Text(f"base/head: medians; interval: of the change, {conf * 100:.2f}% confidence each (false-alarm "
+            yield Text(f"base/head: medians; change: head median / base median; interval: of the change by the "
+                       f"metric's test, {conf * 100:.2f}% confidence each (false-alarm "
                        f"budget {res.alpha:g} split over all metrics, benchmarks and looks); min: smallest change "
                        f"that counts; runs: {'pairs' if res.mode == 'compare' else 'baseline/head'}", style="dim")
         for b in res.benchmarks:
             for note in b.notes:
                 yield Text(f"{plain(b.name)}: {plain(note)}", style="yellow")
-            if b.explanation and b.explanation.get("grew"):
-                yield Text(f"{plain(b.name)}: CPU share grew in:", style="bold")
-                for row in b.explanation["grew"]:
+            if explained_rows(b.explanation):
+                yield Text(f"{plain(b.name)}: CPU share grew in (your code first, consistent across runs):",
+                           style="bold")
+                for row in explained_rows(b.explanation):
                     yield Text("  " + plain(grew_line(row)))
         for w in res.warnings:
             yield Text("warning: ", style="yellow") + Text(plain(w))
@@ -162,11 +177,12 @@ def markdown(res: GateResult) -> str:
     for b in res.benchmarks:
         for note in b.notes:
             lines += ["", f"*{md_escape(b.name)}*: {md_escape(note)}"]
-        if b.explanation and b.explanation.get("grew"):
-            lines += ["", f"**{md_escape(b.name)}: functions whose CPU share grew**", ""]
-            lines += [f"- `{_code(r['function'])}` ({md_escape(_short(r['file']))}:{r['line']}): "
+        if explained_rows(b.explanation):
+            lines += ["", f"**{md_escape(b.name)}: functions whose CPU share grew** (your code first)", ""]
+            lines += [f"- `{_code(r['function'])}` ({md_escape(paths.location(r['file'], r['line']))})"
+                      f"{' total' if r.get('measure') == 'total' else ''}: "
                       f"{r['base_pct']:.1f}% → {r['new_pct']:.1f}% ({r['delta_pp']:+.1f} pp)"
-                      for r in b.explanation["grew"]]
+                      for r in explained_rows(b.explanation)]
             if b.explanation.get("svg"):
                 lines += ["", f"Differential flame graph: `{_code(b.explanation['svg'])}`"]
     lines += ["", "<sub>Inconclusive means too noisy to tell at this number of runs: it passes unless "

@@ -118,6 +118,8 @@ def widths(columns: Sequence[Col], rows: Sequence[Sequence[str]], width: int) ->
 
 
 def _cell(value: Cell):
+    if hasattr(value, "plain") and hasattr(value, "style"):  # a rich Text
+        return plain(value.plain), str(value.style or "")
     if isinstance(value, FrameCell):
         return FrameCell(plain(value.function), plain(value.where), value.style), value.style
     if isinstance(value, tuple):

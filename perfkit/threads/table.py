@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perfkit import units
-from perfkit.threads.view import StackGroup, ThreadInfo, frame_label, is_library
+from perfkit import paths, units
 from perfkit.console import plain
+from perfkit.render.fit import Col, FitTable, FrameCell
+from perfkit.threads.view import StackGroup, ThreadInfo, frame_label, is_library
 
 
 
@@ -29,7 +30,6 @@ class ThreadsView:
     max_rows: int | None = None
 
     def __rich_console__(self, console, options):
-        from rich.table import Table
         from rich.text import Text
 
         n = len(self.threads)
@@ -40,7 +40,9 @@ class ThreadsView:
         if len(pids) > 1:
             head.append(f" in {len(pids)} processes")
         head.append(f" · {running} running · {n - running} idle")
-        head.append(" · GIL held by " + (", ".join(plain(t.name) for t in gil) if gil else "nobody"))
+        several = len(pids) > 1
+        head.append(" · GIL held by " + (", ".join(plain(t.name) + (f" (pid {t.pid})" if several else "")
+                                                   for t in gil) if gil else "nobody"))
         if self.trend:
             head.append(f" · count {sparkline(self.trend)} {self.trend[0]}→{self.trend[-1]}")
         yield head
@@ -58,19 +60,22 @@ class ThreadsView:
             yield line
             shown = g.frames[:self.depth]
             for f in shown:
-                fl = Text("    ")
-                fl.append(plain(f.get("name") or "?"), style="green")
-                fl.append(f"  {plain(f.get('filename') or '')}:{f.get('line') or '?'}", style="dim")
+                cell = FrameCell(plain(f.get("name") or "?"),
+                                 plain(paths.location(f.get("filename") or "", f.get("line") or 0)))
+                text = cell.fit(max(20, options.max_width - 6))
+                name, _, where = text.partition(" ")
+                fl = Text("    ", no_wrap=True, overflow="ellipsis")
+                fl.append(name, style="green")
+                fl.append(f"  {where}", style="dim")
                 yield fl
                 if self.show_locals and g.count == 1 and f.get("locals"):
                     for var in f["locals"]:
                         yield Text(f"        {plain(var.get('name'))} = {plain(var.get('repr'))[:200]}")
             if len(g.frames) > self.depth:
                 yield Text(f"    … {len(g.frames) - self.depth} outer frames", style="dim")
-        table = Table(title="Threads", title_justify="left", show_edge=False, pad_edge=False)
-        for col, just in (("pid", "right"), ("tid", "right"), ("name", "left"), ("state", "left"),
-                          ("GIL", "left"), ("CPU %", "right"), ("where", "left")):
-            table.add_column(col, justify=just, no_wrap=col != "where")
+        table = FitTable([Col("pid", "right"), Col("tid", "right"), Col("name", flex=True, min_width=10, weight=1),
+                          Col("state"), Col("GIL"), Col("CPU %", "right"),
+                          Col("where", flex=True, min_width=16, weight=3)], title="Threads")
         rows = sorted(self.threads, key=lambda t: (-(t.cpu_pct or 0.0), t.pid, t.tid or 0))
         if self.max_rows:
             rows = rows[:self.max_rows]
@@ -79,11 +84,10 @@ class ThreadsView:
             app = next((f for f in t.frames if not is_library(f.get("filename") or "")), None)
             if app is not None and app is not t.frames[0]:
                 where += f" ← {frame_label(app)}"
-            table.add_row(Text(str(t.pid)), Text(str(t.tid or "?")), Text(plain(t.name)),
-                          Text(t.state, style="green" if t.active else "dim"), Text("yes" if t.owns_gil else ""),
-                          Text("-" if t.cpu_pct is None else f"{t.cpu_pct:.1f}"), Text(plain(where)))
+            table.add_row(str(t.pid), str(t.tid or "?"), t.name, (t.state, "green" if t.active else "dim"),
+                          "yes" if t.owns_gil else "", "-" if t.cpu_pct is None else f"{t.cpu_pct:.1f}", where)
         yield Text("")
-        yield table
+        yield from table.lines(options.max_width)
         if self.max_rows and len(self.threads) > self.max_rows:
             yield Text(f"… {len(self.threads) - self.max_rows} more threads", style="dim")
         for e in self.errors:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from perfkit.names import thread_label
+
 
 @dataclass
 class ThreadInfo:
@@ -47,6 +49,7 @@ def _frame_json(f: dict) -> dict:
 class StackGroup:
     frames: list[dict]  # leaf first
     threads: list[ThreadInfo] = field(default_factory=list)
+    several_processes: bool = False  # the snapshot spans several processes: name the pids
 
     @property
     def count(self) -> int:
@@ -75,10 +78,13 @@ class StackGroup:
 
     def summary(self) -> str:
         n = self.count
+        pids = sorted({t.pid for t in self.threads})
         text = f"{n} thread{'s' if n != 1 else ''} in {self.where()}"
         app = self.app_frame()
         if app is not None and self.frames and app is not self.frames[0]:
             text += f" from {frame_label(app)}"
+        if self.several_processes:
+            text += f" (pid {', '.join(map(str, pids[:4]))}{', …' if len(pids) > 4 else ''})"
         return text
 
     def to_json(self) -> dict:
@@ -91,32 +97,35 @@ class StackGroup:
 
 
 def is_library(path: str) -> bool:
-    """Standard library or installed package (by path shape: /lib/pythonX.Y/, site-packages)."""
-    import re
+    """Not the user's own code (standard library, installed package, perfkit/py-spy/memray,
+    native or unknown) — ``perfkit.paths`` decides, the same everywhere."""
+    from perfkit import paths
 
     if not path or path.startswith("<"):
         return True
-    return "site-packages" in path or "dist-packages" in path or bool(re.search(r"/lib/python\d+\.\d+/", path))
+    return paths.classify(path) != paths.USER
 
 
 def frame_label(f: dict) -> str:
-    fn = f.get("filename") or ""
-    base = f.get("short_filename") or fn.rsplit("/", 1)[-1]
-    line = f.get("line")
+    """``function (path:line)`` in the one path style of ``perfkit.paths``."""
+    from perfkit import paths
+
+    where = paths.location(f.get("filename") or "", f.get("line") or 0)
     name = f.get("name") or "?"
-    if base:
-        return f"{name} ({base}:{line})" if line else f"{name} ({base})"
-    return name
+    return f"{name} ({where})" if where else name
 
 
-def build_threads(stacks, cpu: dict[int, dict] | None = None, *, names: dict[int, str] | None = None) -> list[ThreadInfo]:
+def build_threads(stacks, cpu: dict[int, dict] | None = None, *, names: dict[int, str] | None = None,
+                  process_names: dict[int, str] | None = None) -> list[ThreadInfo]:
     """ThreadInfo per py-spy ThreadStack, joined with per-thread CPU on the OS thread id."""
     cpu = cpu or {}
     out = []
     for s in stacks:
         tid = s.os_thread_id
         c = cpu.get(tid) if tid is not None else None
-        name = s.name or (c or {}).get("name") or (names or {}).get(tid) or (f"thread {tid}" if tid else "?")
+        os_name = (c or {}).get("name") or (names or {}).get(tid)
+        proc_name = (process_names or {}).get(s.pid) or (cpu.get(s.pid) or {}).get("name")
+        name = thread_label(s.name, os_name, tid=tid, process_name=proc_name)
         out.append(ThreadInfo(pid=s.pid, tid=tid, name=name, active=s.active, owns_gil=s.owns_gil,
                               cpu_pct=c["cpu_pct"] if c else None, frames=list(s.frames),
                               new=bool(c and c.get("new"))))
@@ -134,6 +143,8 @@ def group(threads: list[ThreadInfo]) -> list[StackGroup]:
         if g is None:
             g = groups[t.key()] = StackGroup(frames=t.frames)
         g.threads.append(t)
+    several = len({t.pid for t in threads}) > 1
     for g in groups.values():
         g.threads.sort(key=lambda t: (t.pid, t.tid or 0))
+        g.several_processes = several
     return sorted(groups.values(), key=lambda g: (-g.count, -g.cpu_pct, g.where()))
