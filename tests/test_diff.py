@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,48 @@ def test_diff_filters_apply_to_both(tmp_path):
     doc = json.loads(run_perfkit("diff", a, b, "--ignore", "spin_b", "--json", check=True).stdout)
     rows = {r["function"]: r for r in doc["rows"]}
     assert "spin_b" not in rows and rows["spin_a"]["new_pct"] > 90
+
+
+@pytest.mark.live
+def test_live_vanished_wrapper_without_self_time_is_listed_near_the_top(tmp_path):
+    """Truth (scenarios/diff_pair.py): `validate` (no self time, 40 % total) vanishes;
+    `new_feature` appears at 33.3 %; parse/render/check_rows do the same work per second
+    while their shares shrink.  Shares hold whatever the load; per-second values only
+    while the box gives the service the CPU it asks for."""
+    import psutil
+
+    paths = {}
+    busy = {}
+    for version in ("base", "head"):
+        out = tmp_path / f"{version}.perfkit"
+        with scenario("diff_pair", "--version", version, "--duration", "30") as sc:
+            proc = psutil.Process(sc.pid)
+            cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
+            run_perfkit("cpu", "--pid", sc.pid, "-d", "6", "-o", out, check=True, timeout=60)
+            busy[version] = (sum(proc.cpu_times()[:2]) - cpu0) / (time.monotonic() - t0)
+        paths[version] = out
+    doc = json.loads(run_perfkit("diff", paths["base"], paths["head"], "--json", check=True).stdout)
+    rows = {r["function"]: r for r in doc["rows"]}
+    names = [r["function"] for r in doc["rows"]]
+    v = rows["validate"]
+    # ~300 base samples: a 40 % share has a 2.8 pp standard error; 10 pp is > 3 sigma
+    assert v["status"] == "vanished" and v["delta_pp"] == 0 and v["total_delta_pp"] == pytest.approx(-40, abs=10)
+    assert names.index("validate") < 3, names[:5]
+    assert "validate" in [r["function"] for r in doc["vanished"]]
+    assert rows["new_feature"]["status"] == "appeared"
+    assert rows["new_feature"]["new_total_pct"] == pytest.approx(100 / 3, abs=10)
+    assert names.index("new_feature") < 3, names[:5]
+    assert rows["parse"]["total_delta_pp"] < -5  # its share shrank ...
+    res = run_perfkit("diff", paths["base"], paths["head"], "--top", "5", env={"COLUMNS": "80"}, check=True)
+    table = res.stdout.split("─" * 20, 1)[1]
+    assert "vanished" in table and "validate" in table and "appeared" in table, res.stdout
+    assert max(len(ln) for ln in res.stdout.splitlines()) <= 80
+    if not (0.45 <= busy["base"] <= 0.55 and 0.68 <= busy["head"] <= 0.82):
+        pytest.skip(f"per-second check skipped: the service got {busy['base']:.2f} / {busy['head']:.2f} CPUs "
+                    f"(designed 0.5 / 0.75): the machine is oversubscribed")
+    assert doc["absolute"] is True
+    for fn, truth in (("parse", 0.2), ("check_rows", 0.2), ("render", 0.1)):
+        r = rows[fn]
+        assert r["status"] == "same", r  # ... but its work per second did not change
+        assert r["base_total_per_s"] / 1e9 == pytest.approx(truth, abs=0.04), r
+        assert r["new_total_per_s"] / 1e9 == pytest.approx(truth, abs=0.04), r

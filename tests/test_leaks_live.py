@@ -151,3 +151,23 @@ def test_memory_leak_is_attributed_to_its_line():
     assert top["file"].endswith("scenarios/leak_memory.py")
     assert top["pct"] > 80
     assert "uss" in doc["series"] and "pss" in doc["series"]
+
+
+@pytest.mark.parametrize("via, lib", [("json", "json/encoder.py"), ("tabulate", "site-packages/tabulate/")])
+def test_memory_leak_through_a_library_is_attributed_to_your_line(via, lib):
+    """Truth (scenarios/leak_cache.py): the CACHE LINE in handle_request keeps 2 MiB/s
+    alive, allocated inside json (stdlib) or tabulate (a package in the test venv)."""
+    res = watch_all({"mem": ("leak_cache", ["--via", via, "--rate", str(2 * 1024 * 1024)])},
+                    extra=("--attribute-memory", "--memray-seconds", "3"))
+    ready, rc, doc, err = res["mem"]
+    assert rc == 0, err
+    assert doc["leaks"] == ["memory"], doc["verdicts"]
+    line = int(ready.split("cache_line=")[1].split()[0])
+    att = resource(doc, "memory")["attribution"]
+    assert att["available"], att
+    first = att["lines"][0]
+    assert first["your_code"]["function"] == "handle_request" and first["your_code"]["line"] == line, att
+    assert first["your_code"]["file"].endswith("scenarios/leak_cache.py")
+    assert lib in first["file"], first  # where the bytes were allocated: the library
+    held = sum(x["pct"] for x in att["lines"] if x["your_code"] and x["your_code"]["line"] == line)
+    assert held > 80, att["lines"]

@@ -93,6 +93,8 @@ class HeapSummary:
     notes: list[str] = field(default_factory=list)
     hidden_allocated: yourcode.Hidden | None = None  # import-time stacks left out of the tables
     hidden_alive: yourcode.Hidden | None = None
+    your_code_alive: list[dict] = field(default_factory=list)  # the user's lines holding the most alive
+    your_code_allocated: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"target": self.target, "pid": self.pid, "duration_s": self.duration_s,
@@ -104,6 +106,7 @@ class HeapSummary:
                 "top_alive": [s.to_json() for s in self.top_alive],
                 "peak_sites": [s.to_json() for s in self.peak_sites],
                 "rss_vs_heap": self.rss.to_json(), "notes": self.notes,
+                "your_code_alive": self.your_code_alive, "your_code_allocated": self.your_code_allocated,
                 "import_time_hidden": None if self.hidden_alive is None else {
                     "allocated": self.hidden_allocated.to_json() if self.hidden_allocated else None,
                     "alive": self.hidden_alive.to_json()}}
@@ -149,6 +152,25 @@ def top_sites(profile: Profile, space: str = "alloc_space", objects: str = "allo
     rows.sort(key=lambda r: (-r.bytes, -r.count, r.user_function, r.user_file, r.user_line, r.function, r.file,
                              r.line))
     return rows[:limit] if limit else rows
+
+
+def by_your_code(sites: list[Site], limit: int = 3) -> list[dict]:
+    """The user's lines holding the most, over every site (a line that reaches several
+    library sites counts once, with all of them)."""
+    acc: dict[tuple, list] = {}
+    for s in sites:
+        if not s.user_function:
+            continue
+        k = (s.user_function, s.user_file, s.user_line)
+        slot = acc.setdefault(k, [0, 0, 0.0, 0])
+        slot[0] += s.bytes
+        slot[1] += s.count
+        slot[2] += s.pct
+        slot[3] += 1
+    rows = [{"function": k[0], "file": k[1], "line": k[2], "bytes": v[0], "count": v[1], "pct": round(v[2], 3),
+             "sites": v[3]} for k, v in acc.items()]
+    rows.sort(key=lambda r: (-r["bytes"], r["function"], r["file"], r["line"]))
+    return rows[:limit]
 
 
 def _caller(profile: Profile, stack: tuple[int, ...]) -> str:
@@ -230,6 +252,8 @@ def summarize(profile: Profile, limit: int = 10, *, show_imports: bool = False) 
     alloc_b = totals.get("alloc_bytes", profile.total(ai))
     inuse_b = totals.get("inuse_bytes", profile.total(ii))
     notes = list(rec.notes)
+    every_alive = top_sites(profile, "inuse_space", "inuse_objects", None, hide_imports=not show_imports)
+    every_alloc = top_sites(profile, "alloc_space", "alloc_objects", None, hide_imports=not show_imports)
     return HeapSummary(
         target=str(rec.target or rec.source or "?"),
         pid=rec.pid,
@@ -242,13 +266,15 @@ def summarize(profile: Profile, limit: int = 10, *, show_imports: bool = False) 
         alloc_count=int(totals.get("alloc_count", profile.total(aoi))),
         inuse_bytes=int(inuse_b),
         inuse_count=int(totals.get("inuse_count", profile.total(ioi))),
-        top_allocated=top_sites(profile, "alloc_space", "alloc_objects", limit, hide_imports=not show_imports),
-        top_alive=top_sites(profile, "inuse_space", "inuse_objects", limit, hide_imports=not show_imports),
+        top_allocated=every_alloc[:limit] if limit else every_alloc,
+        top_alive=every_alive[:limit] if limit else every_alive,
         peak_sites=peak_sites(profile, limit, hide_imports=not show_imports),
         rss=explain_rss(profile),
         notes=notes,
         hidden_allocated=None if show_imports else yourcode.import_noise(profile, ai, aoi),
         hidden_alive=None if show_imports else yourcode.import_noise(profile, ii, ioi),
+        your_code_alive=by_your_code(every_alive),
+        your_code_allocated=by_your_code(every_alloc),
     )
 
 

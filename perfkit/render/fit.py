@@ -63,6 +63,8 @@ class Col:
     min_width: int = 10
     style: str = ""
     weight: int = 1  # share of the room left for flexible columns
+    below: str | None = None  # when the row is too wide: shown on its own line under it, after this prefix
+    below_skip: str | None = None  # a value not worth its own line (e.g. "(same line)")
 
 
 def cells(text: str) -> int:
@@ -138,18 +140,54 @@ class FitTable:
         self.rows.append(list(values))
 
     def lines(self, width: int) -> list:
+        texts = [[_cell(v) for v in row] for row in self.rows]
+        nat = sum(max([cells(c.header)] + [cells(str(r[i][0])) for r in texts]) for i, c in enumerate(self.columns))
+        nat += GAP * (len(self.columns) - 1)
+        below = [i for i, c in enumerate(self.columns) if c.below is not None]
+        if below and nat > width:
+            return self._lines_below(texts, width, below)
+        return self._lines(texts, self.columns, width)
+
+    def _lines_below(self, texts, width: int, below: list[int]) -> list:
+        """Too wide: the ``below`` columns move to a line of their own under each row."""
         from rich.text import Text
 
-        texts = [[_cell(v) for v in row] for row in self.rows]
-        ws = widths(self.columns, [[str(t) for t, _ in row] for row in texts], width)
+        keep = [i for i in range(len(self.columns)) if i not in below]
+        cols = [self.columns[i] for i in keep]
+        ws = widths(cols, [[str(row[i][0]) for i in keep] for row in texts], width)
+        under = max((k for k, c in enumerate(cols) if c.flex), default=0)  # the last text column it belongs to
+        indent = sum(ws[:under]) + GAP * under
+        out = self._lines([[row[i] for i in keep] for row in texts], cols, width, ws=ws, head_only=True)
+        for row in texts:
+            out.extend(self._lines([[row[i] for i in keep]], cols, width, ws=ws, rows_only=True))
+            for i in below:
+                text, style = row[i]
+                if not str(text) or str(text) == self.columns[i].below_skip:
+                    continue
+                prefix = " " * indent + (self.columns[i].below or "")
+                room = max(8, width - cells(prefix))
+                shown = text.fit(room) if isinstance(text, FrameCell) else ellipsize(str(text), room)
+                line = Text(prefix, no_wrap=True, overflow="crop", style="dim")
+                line.append(shown, style=style or self.columns[i].style)
+                out.append(line)
+        if not self.rows and self.empty:
+            out.append(Text(plain(self.empty), style="dim"))
+        return out
+
+    def _lines(self, texts, columns, width: int, *, ws: list[int] | None = None, head_only: bool = False,
+               rows_only: bool = False) -> list:
+        from rich.text import Text
+
+        if ws is None:
+            ws = widths(columns, [[str(t) for t, _ in row] for row in texts], width)
         out = []
-        if self.title:
+        if self.title and not rows_only:
             out.append(Text(plain(self.title), style="bold"))
 
         def line(values: list[tuple[str, str]], header: bool = False):
             t = Text(no_wrap=True, overflow="crop")
             last = len(values) - 1
-            for i, ((text, style), col, w) in enumerate(zip(values, self.columns, ws)):
+            for i, ((text, style), col, w) in enumerate(zip(values, columns, ws)):
                 shown = text.fit(w) if isinstance(text, FrameCell) else ellipsize(text, w)
                 pad = " " * (w - cells(shown))
                 if col.justify == "right":
@@ -162,11 +200,14 @@ class FitTable:
             t.rstrip()
             return t
 
-        out.append(line([(c.header, "") for c in self.columns], header=True))
-        out.append(Text("─" * min(width, sum(ws) + GAP * (len(ws) - 1)), style="dim"))
+        if not rows_only:
+            out.append(line([(c.header, "") for c in columns], header=True))
+            out.append(Text("─" * min(width, sum(ws) + GAP * (len(ws) - 1)), style="dim"))
+        if head_only:
+            return out
         for row in texts:
             out.append(line(row))
-        if not self.rows and self.empty:
+        if not self.rows and self.empty and not rows_only:
             out.append(Text(plain(self.empty), style="dim"))
         return out
 

@@ -26,11 +26,13 @@ NO_USER = "— (library only)"
 SAME = "(same line)"
 
 
+
 def site_cells(s: Site) -> tuple:
     """(your code, allocated in) for one site, in the one path style."""
     yours = FrameCell(s.user_function, paths.location(s.user_file, s.user_line)) if s.user_function else NO_USER
     where = SAME if s.in_user_code else FrameCell(s.function, paths.location(s.file, s.line))
     return yours, where
+
 
 
 @dataclass
@@ -43,7 +45,8 @@ class SitesTable:
     def table(self) -> FitTable:
         t = FitTable([Col("%", "right"), Col(self.bytes_label, "right"), Col(self.count_label, "right"),
                       Col("your code", flex=True, min_width=16, weight=3),
-                      Col("allocated in", flex=True, min_width=16, style="dim", weight=2)],
+                      Col("allocated in", flex=True, min_width=16, style="dim", weight=2, below="↳ allocated in ",
+                          below_skip=SAME)],
                      title=self.title, empty="(nothing)")
         for s in self.sites:
             yours, where = site_cells(s)
@@ -54,15 +57,20 @@ class SitesTable:
         yield from self.table().lines(options.max_width)
 
 
+def _your_line(r: dict) -> str:
+    via = f" through {r['sites']} lines" if r["sites"] > 1 else ""
+    return f"{paths.frame_text(r['function'], r['file'], r['line'])} {_hb(r['bytes'])} ({r['pct']:.0f}%){via}"
+
+
 def hidden_line(summary: HeapSummary, leaks: bool = False) -> str | None:
     """The footer saying how much import-time memory the tables leave out."""
     h = summary.hidden_alive
     a = summary.hidden_allocated
     if h is None or (not h.value and not (a and a.value)):
         return None
-    parts = [f"{_hb(h.value)} still alive ({h.pct:.0f}% of it, {h.count:,} objects)"]
+    parts = [f"{_hb(h.value)} still alive ({h.pct:.0f}% of all alive, {h.count:,} objects)"]
     if a is not None and not leaks:
-        parts.append(f"{_hb(a.value)} allocated ({a.pct:.0f}%)")
+        parts.append(f"{_hb(a.value)} allocated ({a.pct:.0f}% of all allocated)")
     return ("hidden: import-time allocations (module code run by imports): " + ", ".join(parts) +
             " — --show-imports lists them")
 
@@ -90,6 +98,10 @@ class HeapView:
                     yield Text(f"  {label} {sparkline(pts, width=spark)}  {_hb(int(min(vals)))} .. "
                                f"{_hb(int(max(vals)))}, {_hb(int(vals[-1]))} at end")
         yield Text("")
+        if s.your_code_alive:
+            t = Text("Your code holding the most still alive: ", style="bold")
+            t.append(plain("; ".join(_your_line(r) for r in s.your_code_alive[:2])))
+            yield t
         yield SitesTable(s.top_alive, "Still alive at the end, by line (likely leaks)", "alive", "objects")
         if not self.leaks:
             yield Text("")

@@ -45,7 +45,8 @@ class TopTable:
         cols = [Col("self %", "right"), Col("total %", "right"), Col(self.value_label, "right"),
                 Col("function" if not self.by_line else "line", flex=True, min_width=16, weight=3)]
         if self.yours is not None:
-            cols.append(Col("your code", flex=True, min_width=16, weight=2, style="dim"))
+            cols.append(Col("your code", flex=True, min_width=16, weight=2, style="dim", below="↳ your code ",
+                            below_skip=SAME))
         t = FitTable(cols, title=self.title, empty="(no samples)")
         for r in self.rows:
             cells = [f"{r.self_pct:5.1f}", f"{r.total_pct:5.1f}", _fmt_value(r.self_value, self.unit),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from perfkit import paths, units
 from perfkit.console import plain
 from perfkit.render.fit import Col, FitTable, FrameCell
-from perfkit.threads.view import StackGroup, ThreadInfo, frame_label, is_library
+from perfkit.threads.view import StackGroup, ThreadInfo, is_library
 
 
 
@@ -75,17 +75,23 @@ class ThreadsView:
                 yield Text(f"    … {len(g.frames) - self.depth} outer frames", style="dim")
         table = FitTable([Col("pid", "right"), Col("tid", "right"), Col("name", flex=True, min_width=10, weight=1),
                           Col("state"), Col("GIL"), Col("CPU %", "right"),
-                          Col("where", flex=True, min_width=16, weight=3)], title="Threads")
+                          Col("where", flex=True, min_width=16, weight=3),
+                          Col("your code", flex=True, min_width=16, weight=2, style="dim", below="↳ your code ")],
+                         title="Threads")
         rows = sorted(self.threads, key=lambda t: (-(t.cpu_pct or 0.0), t.pid, t.tid or 0))
         if self.max_rows:
             rows = rows[:self.max_rows]
+
+        def cell(f: dict) -> FrameCell:
+            return FrameCell(f.get("name") or "?", paths.location(f.get("filename") or "", f.get("line") or 0))
+
         for t in rows:
-            where = frame_label(t.frames[0]) if t.frames else "(no Python frames)"
+            where = cell(t.frames[0]) if t.frames else "(no Python frames)"
             app = next((f for f in t.frames if not is_library(f.get("filename") or "")), None)
-            if app is not None and app is not t.frames[0]:
-                where += f" ← {frame_label(app)}"
+            yours = cell(app) if app is not None and app is not t.frames[0] else ""
             table.add_row(str(t.pid), str(t.tid or "?"), t.name, (t.state, "green" if t.active else "dim"),
-                          "yes" if t.owns_gil else "", "-" if t.cpu_pct is None else f"{t.cpu_pct:.1f}", where)
+                          "yes" if t.owns_gil else "", "-" if t.cpu_pct is None else f"{t.cpu_pct:.1f}", where,
+                          yours)
         yield Text("")
         yield from table.lines(options.max_width)
         if self.max_rows and len(self.threads) > self.max_rows:
