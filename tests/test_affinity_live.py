@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import PY, ROOT, run_perfkit, scenario, scenario_cmd, require_nobody
+from conftest import one_error, PY, ROOT, run_perfkit, scenario, scenario_cmd, require_nobody
 
 pytestmark = pytest.mark.live
 
@@ -223,13 +223,21 @@ def test_tune_ranks_pool_candidates_and_judges_noise():
 
 
 def test_tune_wall_time_when_no_throughput_line_and_failing_workload():
-    doc = json.loads(run_perfkit("affinity", "tune", "--workers", "1", "--repeat", "2", "--warmup", "0", "--json",
+    doc = json.loads(run_perfkit("affinity", "tune", "--workers", "1", "--repeat", "3", "--warmup", "0", "--json",
                                  "--", PY, "-c", "import time; time.sleep(0.05)", check=True).stdout)
     assert doc["metric"] == "wall_s" and not doc["higher_is_better"]
     assert all(0.04 < v < 5 for s in doc["ranking"] for v in s["values"])
-    res = run_perfkit("affinity", "tune", "--workers", "1", "--repeat", "2", "--warmup", "0", "--",
+    # an interval is either sound (positive wall time) or flagged, never impossible
+    for s in doc["ranking"]:
+        assert (s["ci95"][0] is None and s["ci_note"]) or s["ci95"][0] > 0, s
+    res = run_perfkit("affinity", "tune", "--workers", "1", "--repeat", "3", "--warmup", "0", "--",
                       PY, "-c", "import sys; sys.exit('boom')")
     assert res.returncode == 3 and "every run of the workload failed" in res.stderr and "boom" in res.stderr
+
+
+def test_tune_refuses_fewer_repeats_than_an_interval_needs():
+    res = run_perfkit("affinity", "tune", "--workers", "1", "--repeat", "2", "--", PY, "-c", "pass")
+    one_error(res, 2, "--repeat 2 is too few", "--repeat 3")
 
 
 MARKUP_CHILD = r"""

@@ -42,10 +42,10 @@ def test_deadlocked_threads_show_their_lock_lines_and_idle_workers_are_one_group
 def test_human_view_groups_like_a_goroutine_dump(deadlock):
     res = run_perfkit("threads", "--pid", str(deadlock.pid), "--interval", "0.2", check=True)
     out = res.stdout
-    assert "6 threads in Condition.wait (threading.py:" in out
-    assert "from idle_worker (deadlock.py:" in out
+    assert "6 threads in Condition.wait (<stdlib>/threading.py:" in out  # the one path style
+    assert "from idle_worker (scenarios/deadlock.py:" in out
     line1 = deadlock.truth["locker-1"][1]
-    assert f"1 thread in take_a_then_b (deadlock.py:{line1})" in out
+    assert f"1 thread in take_a_then_b (scenarios/deadlock.py:{line1})" in out
     assert "9 threads" in out and "GIL held by nobody" in out
 
 

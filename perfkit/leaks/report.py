@@ -105,6 +105,20 @@ def attribution_lines(f: Finding) -> list[str]:
     return out
 
 
+def hints(report: LeakReport) -> list[str]:
+    """What to do next, where a reader would ask."""
+    out = []
+    for f in report.leaks:
+        if f.resource == "memory" and not f.attribution:
+            out.append(f"memory leaks: rerun with --attribute-memory to name your lines holding it (a short memray "
+                       f"capture), or perfkit heap --pid {report.pid} --leaks")
+        elif f.resource == "threads" and f.attribution and not f.attribution.get("groups"):
+            out.append(f"perfkit threads --pid {report.pid} shows what the new threads are doing")
+    if not report.leaks and any(f.verdict.verdict == trend.INCONCLUSIVE for f in report.findings if f.measured):
+        out.append("inconclusive: watch longer (-d) so a trend can be told from warm-up or a cache filling up")
+    return out[:3]
+
+
 # ------------------------------------------------------------------ terminal
 
 
@@ -138,6 +152,8 @@ class LeakSummary:
             yield Text(f"{len(r.leaks)} leak(s): {', '.join(f.resource for f in r.leaks)}", style="bold red")
         else:
             yield Text("no leak found", style="green")
+        for h in hints(r):
+            yield Text("hint: " + plain(h), style="dim")
 
 
 # ------------------------------------------------------------------ markdown

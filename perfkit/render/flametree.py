@@ -11,26 +11,22 @@ Categories colour frames by where the code lives: ``own`` (your code), ``stdlib`
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from perfkit.model import Frame, Profile
 
 OWN, STDLIB, THIRD, NATIVE = "own", "stdlib", "third", "native"
 CATEGORY_NAMES = {OWN: "your code", STDLIB: "stdlib", THIRD: "third-party", NATIVE: "native"}
-_STDLIB_RE = re.compile(r"/lib/python\d(?:\.\d+)?t?/")
-_NATIVE_SUFFIXES = (".so", ".c", ".cc", ".cpp", ".cxx", ".h", ".hpp", ".rs", ".S")
+
+
+_KIND = {"user": OWN, "stdlib": STDLIB, "site": THIRD, "tool": THIRD, "native": NATIVE}
 
 
 def category(frame_file: str, function: str = "") -> str:
-    f = frame_file
-    if not f or f.endswith(_NATIVE_SUFFIXES) or ".so." in f or function.startswith("0x"):
-        return NATIVE
-    if "/site-packages/" in f or "/dist-packages/" in f:
-        return THIRD
-    if f.startswith("<frozen") or _STDLIB_RE.search(f):
-        return STDLIB
-    return OWN
+    """Where the code lives, as ``perfkit.paths`` classifies it (one classification everywhere)."""
+    from perfkit import paths
+
+    return _KIND[paths.classify(frame_file, function)]
 
 
 @dataclass(frozen=True)
