@@ -59,7 +59,7 @@ def load_patterns(start: str | None = None) -> list[str]:
                 try:
                     import tomllib
                 except ImportError:  # Python 3.10
-                    import tomli as tomllib  # type: ignore[no-redef]
+                    import tomli as tomllib
                 with open(candidate, "rb") as f:
                     doc = tomllib.load(f)
             except Exception:

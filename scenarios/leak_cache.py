@@ -6,7 +6,8 @@ module-level ``CACHE`` dict under a request id that never repeats — the line m
 ``# CACHE LINE``.  Nothing is ever evicted, so the bytes kept alive through that line
 grow at ``--rate`` bytes per second of wall time (± one record, ~2-4 KiB; paced by the
 size of what is cached, so a tracker slowing the process does not change the rate) and
-nothing else grows (the dict holding the cache grows by ~1 % of that).  The bytes themselves are allocated inside the library that encodes:
+nothing else grows (the dict holding the cache grows by ~1 % of that).  The bytes
+themselves are allocated inside the library that encodes:
 
 * ``--via json`` (default): ``json.dumps`` — the string is made in the standard
   library's ``json/encoder.py``;
@@ -28,11 +29,12 @@ import time
 CACHE = {}
 RECORD_BYTES = 2048
 tabulate = None  # imported by main() with --via tabulate
+HEADERS = ["field", "value"]
 
 
 def handle_request(via, request_id, payload):
     record = {"id": request_id, "user": f"user-{request_id % 997}", "payload": payload}
-    CACHE[request_id] = json.dumps(record) if via == "json" else tabulate(record.items(), ["field", "value"])  # CACHE LINE
+    CACHE[request_id] = json.dumps(record) if via == "json" else tabulate(record.items(), HEADERS)  # CACHE LINE
 
 
 def serve(via, rate, duration, tick):

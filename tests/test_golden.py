@@ -15,8 +15,18 @@ from pathlib import Path
 import pytest
 
 from perfkit import paths
-from perfkit.model import (ALLOC_OBJECTS, ALLOC_SPACE, CPU_NS, INUSE_OBJECTS, INUSE_SPACE, SAMPLES, Frame, Labels,
-                           ProfileBuilder, Recording)
+from perfkit.model import (
+    ALLOC_OBJECTS,
+    ALLOC_SPACE,
+    CPU_NS,
+    INUSE_OBJECTS,
+    INUSE_SPACE,
+    SAMPLES,
+    Frame,
+    Labels,
+    ProfileBuilder,
+    Recording,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 WIDTHS = (80, 200)
@@ -145,7 +155,8 @@ def test_diff_view_golden():
                                                        200), ([("render", "views/render_templates.py", 45)], 100)],
                 10.0)
     head = prof([([("parse", "parse.py", 20)], 205), ([("check_rows", "checks.py", 49)], 195),
-                 ([("render", "views/render_templates.py", 45)], 98), ([("new_feature", "features.py", 57)], 250)], 10.0)
+                 ([("render", "views/render_templates.py", 45)], 98), ([("new_feature", "features.py", 57)], 250)],
+                10.0)
     _check("diff", DiffView(diff(base, head)))
 
 

@@ -65,21 +65,19 @@ def _per_pid(profile, default_pid: int) -> tuple[dict[int, int], dict[int, dict[
 
 def measure(pid: int, duration: float = 5.0, rate: int = 100, subprocesses: bool = True,
             on_phase=None) -> Behaviour:
-    from perfkit.tools import pyspy
-    from perfkit.affinity.workers import tree
+    from perfkit.affinity.workers import CpuMeter, tree
     from perfkit.target import Target
-
-    from perfkit.affinity.workers import CpuMeter
+    from perfkit.tools import pyspy
 
     pids = [p.pid for p in tree(pid)] if subprocesses else [pid]
     meter = CpuMeter(pids)
     t0 = time.monotonic()
     runs = {}
     notes = []
-    common = dict(duration=duration, rate=rate, subprocesses=subprocesses, nonblocking=True)
-    for name, opts in (("gil", pyspy.RecordOptions(gil=True, **common)),
-                       ("running", pyspy.RecordOptions(**common)),
-                       ("all", pyspy.RecordOptions(idle=True, **common))):
+    def options(**mode: bool) -> pyspy.RecordOptions:
+        return pyspy.RecordOptions(duration=duration, rate=rate, subprocesses=subprocesses, nonblocking=True, **mode)
+
+    for name, opts in (("gil", options(gil=True)), ("running", options()), ("all", options(idle=True))):
         if on_phase:
             on_phase(name)
         meter.start()

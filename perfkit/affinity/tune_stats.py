@@ -19,9 +19,9 @@ printed as numbers — it is flagged ``too few runs`` / ``too noisy`` (``ci95``
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from perfkit import stats
-from dataclasses import dataclass, field
 
 MIN_RUNS = 3  # per candidate: fewer cannot give a useful 95 % interval
 

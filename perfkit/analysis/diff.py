@@ -231,21 +231,21 @@ def diff(base: Profile, new: Profile, value: str | None = None, *, sort: str = "
     rows = []
     for key in brows.keys() | nrows.keys():
         b, n = brows.get(key), nrows.get(key)
-        line = n.line if n is not None else b.line
+        line = n.line if n is not None else (b.line if b is not None else 0)
         bp, np_ = (b.self_pct if b else 0.0), (n.self_pct if n else 0.0)
         row = DiffRow(key[0], key[1], line, bp, np_, np_ - bp,
                       b.total_pct if b else 0.0, n.total_pct if n else 0.0,
                       b.self_value if b else 0, n.self_value if n else 0,
                       b.total_value if b else 0, n.total_value if n else 0)
-        if absolute:
+        if tb and tn:
             row = _with(row, base_per_s=row.base_value / tb, new_per_s=row.new_value / tn,
                         base_total_per_s=row.base_total_value / tb, new_total_per_s=row.new_total_value / tn)
-        if bcounts is not None and bt and nt:
+        if bcounts is not None and ncounts is not None and bt and nt:
             bc, nc = bcounts.get(key), ncounts.get(key)
             bx = (bc.total_value if bc else 0) if row.by_total else (bc.self_value if bc else 0)
             nx = (nc.total_value if nc else 0) if row.by_total else (nc.self_value if nc else 0)
             ipp = _prop_interval(bx, bt, nx, nt, z)
-            if absolute:
+            if tb and tn:
                 lo, hi = _rate_interval(bx, tb, nx, tn, z)
                 scale = _per_count(row, bx, nx)
                 ips = (lo * scale, hi * scale)
@@ -266,7 +266,7 @@ def diff(base: Profile, new: Profile, value: str | None = None, *, sort: str = "
     if not absolute:
         notes.append("recording durations unknown: absolute changes are raw value differences (pprof -diff_base); "
                      "shares are normalised to each profile's total")
-    elif abs(tb - tn) > 0.05 * max(tb, tn):
+    elif tb and tn and abs(tb - tn) > 0.05 * max(tb, tn):
         notes.append(f"durations differ ({tb:.1f} s vs {tn:.1f} s): absolute values are per second of each "
                      f"recording")
     return DiffResult(rows, base.total(bi), new.total(ni), nvt.type, nvt.unit, notes=notes, base_duration_s=tb,

@@ -255,7 +255,7 @@ def _shrink(samples: list[Sample], idx: list[int], si: int, keep_total: int, dro
     shares = [(samples[i].values[si] * keep_total / n, i) for i in idx]
     base = {i: int(math.floor(x)) for x, i in shares}
     left = keep_total - sum(base.values())
-    for x, i in sorted(shares, key=lambda xi: (-(xi[0] - math.floor(xi[0])), xi[1]))[:max(0, left)]:
+    for _x, i in sorted(shares, key=lambda xi: (-(xi[0] - math.floor(xi[0])), xi[1]))[:max(0, left)]:
         base[i] += 1
     for i in idx:
         if base[i] <= 0:

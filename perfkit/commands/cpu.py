@@ -57,6 +57,7 @@ def cpu(
     from perfkit.console import err_console, live_status, plain, print_json, warn
     from perfkit.names import thread_label
     from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
+    from perfkit.names import thread_label
     from perfkit.outputs import Outputs
     from perfkit.render.terminal import QualityLine, ThreadTable, TopTable
     from perfkit.target import failure, resolve

@@ -25,6 +25,7 @@ fewer than two runs a side, the consistency test cannot be made and nothing is n
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from perfkit import paths, stats
 from perfkit.model import Profile
@@ -119,7 +120,7 @@ def explain(base_runs: list[Profile], head_runs: list[Profile], limit: int = 5) 
     base, head = merge([to_collapsed(p) for p in base_runs]), merge([to_collapsed(p) for p in head_runs])
     (bpool, bn), (hpool, hn) = _shares(base), _shares(head)
     runs = f"{len(base_runs)} base / {len(head_runs)} head runs"
-    out = {"base_samples": bn, "head_samples": hn, "base_runs": len(base_runs), "head_runs": len(head_runs),
+    out: dict[str, Any] = {"base_samples": bn, "head_samples": hn, "base_runs": len(base_runs), "head_runs": len(head_runs),
            "grew": [], "your_code": []}
     if len(b_runs) < 2 or len(h_runs) < 2:
         out["method"] = (f"not enough profiles to tell a consistent change from run-to-run noise ({runs}; "
@@ -137,7 +138,7 @@ def explain(base_runs: list[Profile], head_runs: list[Profile], limit: int = 5) 
             continue
         tests.append((k, measure, idx, bshare, hshare))
     alpha = ALPHA / max(1, len(tests))
-    considered = []
+    considered: list[dict[str, Any]] = []
     for k, measure, idx, bshare, hshare in tests:
         xb = [(d.get(k, (0.0, 0.0, 0))[idx], n) for d, n in b_runs]
         xh = [(d.get(k, (0.0, 0.0, 0))[idx], n) for d, n in h_runs]
@@ -148,7 +149,7 @@ def explain(base_runs: list[Profile], head_runs: list[Profile], limit: int = 5) 
                            "interval_pp": [round(lo, 2), round(hi, 2)]})
         if not (p < alpha and lo > 0 and hshare - bshare >= MIN_PP):
             continue
-        line = (hpool.get(k) or bpool.get(k))[2]
+        line = (hpool.get(k) or bpool.get(k) or (0.0, 0.0, 0))[2]
         row = {"function": k[0], "file": k[1], "line": int(line or 0), "measure": measure,
                "base_pct": round(bshare, 3), "new_pct": round(hshare, 3), "delta_pp": round(hshare - bshare, 3),
                "interval_pp": [round(lo, 3), round(hi, 3)], "p_runs": float(f"{p:.3g}"),

@@ -53,7 +53,7 @@ class TickWatch:
             snap = self._read()
             self.pids_at_start = set(snap)
             for p, threads in snap.items():
-                for tid, (cpu, name) in threads.items():
+                for tid, (cpu, _name) in threads.items():
                     self.first[(p, tid)] = cpu
             self._take(snap, now)
             self.started = now

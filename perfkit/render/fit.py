@@ -187,7 +187,7 @@ class FitTable:
         def line(values: list[tuple[str, str]], header: bool = False):
             t = Text(no_wrap=True, overflow="crop")
             last = len(values) - 1
-            for i, ((text, style), col, w) in enumerate(zip(values, columns, ws)):
+            for i, ((text, style), col, w) in enumerate(zip(values, columns, ws, strict=False)):
                 shown = text.fit(w) if isinstance(text, FrameCell) else ellipsize(text, w)
                 pad = " " * (w - cells(shown))
                 if col.justify == "right":

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from perfkit import paths, units
 from perfkit.analysis.heap import HeapSummary, Site
 from perfkit.console import plain
-from perfkit import paths, units
 from perfkit.render.fit import Col, FitTable, FrameCell
 from perfkit.units import human_bytes
 

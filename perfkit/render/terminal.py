@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from perfkit import paths
 from perfkit.analysis.top import ThreadRow, TopRow
 from perfkit.console import plain
-from perfkit import paths
 from perfkit.names import thread_label
-from perfkit.render.fit import Col, FitTable, FrameCell
+from perfkit.render.fit import Cell, Col, FitTable, FrameCell
 from perfkit.units import fmt_value
-
 
 _fmt_value = fmt_value
 SAME = "(same)"
@@ -49,8 +48,8 @@ class TopTable:
                             below_skip=SAME))
         t = FitTable(cols, title=self.title, empty="(no samples)")
         for r in self.rows:
-            cells = [f"{r.self_pct:5.1f}", f"{r.total_pct:5.1f}", _fmt_value(r.self_value, self.unit),
-                     frame_cell(r.function, r.file, r.line)]
+            cells: list[Cell] = [f"{r.self_pct:5.1f}", f"{r.total_pct:5.1f}", _fmt_value(r.self_value, self.unit),
+                                 frame_cell(r.function, r.file, r.line)]
             if self.yours is not None:
                 cells.append(your_cell(self.yours.get(self.key(r)), r.function, r.file, r.line, self.by_line))
             t.add_row(*cells)

@@ -13,8 +13,6 @@ from perfkit.console import plain
 from perfkit.render.fit import Col, FitTable, FrameCell
 from perfkit.threads.view import StackGroup, ThreadInfo, is_library
 
-
-
 sparkline = units.sparkline
 
 
