@@ -58,9 +58,13 @@ def for_cpu(profile, rows, *, native: bool, idle: bool, by_line: bool) -> list[s
                            f"its lines")
     corr = (profile.recording.idle_correction or {})
     total = (profile.recording.samples or 0) + int(corr.get("reclassified") or 0)
-    if not idle and total and corr.get("reclassified", 0) >= 0.25 * total:
-        out.append("most samples were of waiting threads: the target mostly waits — --idle shows where (wall "
-                   "time), perfkit threads --pid N shows what each thread waits on")
+    if not idle and total and corr.get("blocking_calls", 0) >= 0.25 * total:
+        out.append("many samples were of threads waiting in blocking calls: --idle shows where they wait (wall "
+                   "time), perfkit threads --pid N what each one waits on")
+    if not idle and total and corr.get("by_cpu_ticks", 0) >= 0.25 * total:
+        out.append("many samples were of threads py-spy saw as running but the kernel did not give a CPU "
+                   "(runnable, waiting for a core): is the machine oversubscribed? perfkit affinity show --pid N "
+                   "shows run-queue wait")
     if rows and not any(paths.is_user(r.file, r.function) for r in rows):
         out.append("no row is your code: if your code is an installed package, say so with --user-code 'pkg/*'")
     return out[:3]
