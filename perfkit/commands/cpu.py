@@ -55,7 +55,6 @@ def cpu(
     from perfkit.analysis.top import top
     from perfkit.analysis.yourcode import dominant_user_frames
     from perfkit.console import err_console, live_status, plain, print_json, warn
-    from perfkit.names import thread_label
     from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
     from perfkit.names import thread_label
     from perfkit.outputs import Outputs

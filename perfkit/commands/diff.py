@@ -46,6 +46,7 @@ def diff(
                                            "(per-second change) or name.")] = "change",
     title: Annotated[Optional[str], typer.Option("--title", metavar="TEXT", help="Title of the flame graph.",
                                                  show_default=False)] = None,
+    user_code: o.UserCode = None,
     as_json: o.Json = False,
     *,
     filters: o.Filters,

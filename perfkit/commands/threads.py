@@ -30,6 +30,7 @@ def threads(
     timeout: float = typer.Option(10.0, "--timeout", metavar="SECONDS", min=1.0,
                                   callback=finite("--timeout", 1.0, 600.0, " s"),
                                   help="Seconds allowed for each py-spy dump."),
+    user_code: o.UserCode = None,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     no_redact: o.NoRedact = False,
 ) -> None:
