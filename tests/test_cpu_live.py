@@ -50,7 +50,9 @@ def test_cpu_split_attach_mode_75_25():
     _assert_rate(docs)
     for doc in docs:
         q = doc["quality"]
-        assert q["samples"] >= 400
+        # samples py-spy took (reclassified idle ones included: on a loaded box a runnable
+        # spinner without a core is not on CPU, and those samples are set aside)
+        assert q["samples"] + doc["idle_correction"]["reclassified"] >= 400
         assert q["processes"] == 1 and q["threads"] == 1
         assert abs(_self_share(doc, "spin_a") - 75) <= 8, "each single run is within 4 sigma"
     a, b = _pooled_split(docs)

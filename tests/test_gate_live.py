@@ -44,14 +44,14 @@ def test_identical_code_is_not_a_regression():
 
 def test_large_slowdown_and_memory_increase_are_caught_and_explained(tmp_path):
     md, junit, summary = tmp_path / "gate.md", tmp_path / "gate.xml", tmp_path / "summary.md"
-    # --work 3000 (~0.4 s): py-spy attaches to a launched run ~0.1 s after it starts and
-    # misses a varying part of its beginning; on a 0.15 s run that alone moves a
-    # function's share by 10-20 pp from run to run, which the consistency test rightly
-    # refuses to call a change
-    res = run_perfkit("gate", "compare", "--base-cmd", bench(work=3000), "--head-cmd",
-                      bench("--slowdown", "0.5", "--mem-increase", "0.5", work=3000), "--json",
+    # --work 5000 (~0.6 s): py-spy attaches to a launched run ~0.1 s (more on a loaded
+    # box) after it starts and misses a varying part of its beginning; on a 0.15 s run
+    # that alone moves a function's share by 10-20 pp from run to run, which the
+    # consistency test rightly refuses to call a change
+    res = run_perfkit("gate", "compare", "--base-cmd", bench(work=5000), "--head-cmd",
+                      bench("--slowdown", "0.5", "--mem-increase", "0.5", work=5000), "--json",
                       "-m", "cpu,rss,threads,heap_peak", "--markdown", md, "--junit", junit, "--diff-dir", tmp_path / "d",
-                      env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"})
+                      env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"}, timeout=400)
     assert res.returncode == 1, res.stderr
     doc = json.loads(res.stdout)
     d = decisions(doc)
@@ -113,7 +113,7 @@ def test_null_change_names_no_function():
     from perfkit.gate import bench as gate_bench
     from perfkit.gate import explain
 
-    spec = gate_bench.RunSpec(name="same", command=shlex.split(bench_cmd := bench(work=3000)))
+    spec = gate_bench.RunSpec(name="same", command=shlex.split(bench_cmd := bench(work=5000)))
     base = gate_bench.profile_runs(spec, rate=500)
     head = gate_bench.profile_runs(spec, rate=500)
     out = explain.explain(base, head)
@@ -132,10 +132,10 @@ deterministic_repetitions = 2
 warmups = 0
 
 [tool.perfkit.gate.benchmarks.slow]
-command = {json.dumps(shlex.split(bench(work=3000)))}
+command = {json.dumps(shlex.split(bench(work=5000)))}
 """)
     cfg = tmp_path / "pyproject.toml"
-    rec = run_perfkit("gate", "record", "--config", cfg, "--json")
+    rec = run_perfkit("gate", "record", "--config", cfg, "--json", timeout=400)
     assert rec.returncode == 0, rec.stderr
     stored = json.loads((tmp_path / "perf" / "baseline.json").read_text())
     assert len(stored["benchmarks"]["slow"]["metrics"]["cpu"]) == 10
@@ -150,7 +150,7 @@ command = {json.dumps(shlex.split(bench(work=3000)))}
     assert same.returncode == 0, same.stderr
     assert "regression" not in decisions(json.loads(same.stdout)).values()
     worse = run_perfkit("gate", "check", "--config", cfg, "--json", "--name", "slow", "--",
-                        *shlex.split(bench("--slowdown", "0.5", work=3000)))
+                        *shlex.split(bench("--slowdown", "0.5", work=5000)), timeout=400)
     assert worse.returncode == 1, worse.stderr
     doc = json.loads(worse.stdout)
     assert decisions(doc)["cpu"] == "regression"

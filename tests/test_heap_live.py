@@ -297,7 +297,10 @@ def test_leak_through_a_library_names_your_line_first_attach(via):
     assert LIB_FILE[via] in top["file"], top  # the allocating frame is the library's
     truth = rate * doc["duration_s"]
     held = _through_line(doc["top_alive"], line)
-    assert 0.75 * truth <= held <= 1.25 * truth, (held, truth)  # paced by size; memray adds allocator overhead
+    # paced by the cached strings' size; without --trace-python-allocators memray counts
+    # small objects as whole pymalloc arenas (1 MiB in 3.11) charged to the line that
+    # needed a new one: up to two of them on top
+    assert 0.75 * truth <= held <= 1.25 * truth + 2 * MiB, (held, truth)
     flat = " ".join(text.split())  # sentences wrap at spaces, never inside a path
     assert f"Your code holding the most still alive: handle_request scenarios/leak_cache.py:{line}" in flat, text
     rows = text.split("Still alive at the end")[1].splitlines()

@@ -222,8 +222,8 @@ MAX_PROFILE_RATE = 1000  # py-spy keeps up with this on one busy thread
 RUN_SAMPLES = 150  # aim for at least this many samples per profiled run
 
 
-def profile_runs(spec: RunSpec, rate: int = 500, *, min_runs: int = 6, min_samples: int = 1200,
-                 max_runs: int = 12, budget_s: float = 30.0) -> list:
+def profile_runs(spec: RunSpec, rate: int = 500, *, min_runs: int = 8, min_samples: int = 2000,
+                 max_runs: int = 16, budget_s: float = 45.0) -> list:
     """py-spy CPU profiles (``Profile`` each) of several launched runs of the benchmark.
 
     Several runs, because one short run gives few samples and because what a run
