@@ -184,6 +184,9 @@ def _project_defaults(ctx: click.Context) -> None:
             return
         raise
     ctx.default_map = config.default_map(defaults) or None
+    from perfkit import paths
+
+    paths.configure(list(defaults.user_code))  # every command: which code is yours (--user-code adds to it)
 
 
 def _print_error(message: str, hint: str | None) -> None:

@@ -129,11 +129,11 @@ def set_redaction(value: bool) -> bool:
 
 
 def set_user_code(value: Optional[List[str]]) -> Optional[List[str]]:
-    """--user-code: globs of files that count as yours (``!GLOB``: not yours), after
-    ``[tool.perfkit] user-code`` in the nearest pyproject.toml."""
+    """--user-code: globs of files that count as yours (``!GLOB``: not yours), after the
+    project's ``[tool.perfkit] user_code``."""
     from perfkit import paths
 
-    paths.configure(list(value or []))
+    paths.configure(list(project().user_code) + list(value or []))
     return value
 
 
@@ -186,7 +186,7 @@ Thread = Annotated[Optional[str], typer.Option("--thread", metavar="ID|REGEX", c
 UserCode = Annotated[Optional[List[str]], typer.Option(
     "--user-code", metavar="GLOB", callback=set_user_code,
     help="Files that count as your code (repeatable; !GLOB: not yours), e.g. 'mypkg/*'. Default: everything "
-         "outside the standard library, site-packages and perfkit/py-spy/memray; also [tool.perfkit] user-code.",
+         "outside the standard library, site-packages and perfkit/py-spy/memray; also [tool.perfkit] user_code.",
     show_default=False)]
 ShowImports = Annotated[bool, typer.Option("--show-imports",
                                            help="Also list allocations made while importing modules (hidden by "

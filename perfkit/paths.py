@@ -11,7 +11,7 @@ Every frame's file is one of:
 * ``native`` — no Python source (C/C++/Rust frames, shared libraries, unknown files).
 
 Which code counts as yours is adjustable: ``--user-code PATTERN`` (repeatable) and
-``user-code = ["PATTERN", …]`` under ``[tool.perfkit]`` in the nearest pyproject.toml.
+``user_code = ["PATTERN", …]`` under ``[tool.perfkit]`` (read by ``perfkit.config``).
 A pattern is a shell glob matched against the absolute path, the path relative to the
 working directory and the package-relative path (``pkg/module.py``); ``mypkg/*`` makes
 an installed package yours, ``!vendor/*`` makes files that would be yours a library.
@@ -44,49 +44,20 @@ _state: dict = {"patterns": None, "cwd": None}
 
 
 # ----------------------------------------------------------------------- config
+# The patterns come from the command line and [tool.perfkit] user_code; perfkit.config
+# is the one reader of pyproject.toml, and the CLI hands its value here (configure).
 
-def load_patterns(start: str | None = None) -> list[str]:
-    """``[tool.perfkit] user-code`` of the nearest pyproject.toml at or above ``start``.
-
-    The one place perfkit reads its project defaults for paths; a file that cannot be
-    read or parsed gives no patterns (the flag still works).
-    """
-    here = os.path.abspath(start or _cwd() or ".")
-    while True:
-        candidate = os.path.join(here, "pyproject.toml")
-        if os.path.isfile(candidate):
-            try:
-                try:
-                    import tomllib
-                except ImportError:  # Python 3.10
-                    import tomli as tomllib
-                with open(candidate, "rb") as f:
-                    doc = tomllib.load(f)
-            except Exception:
-                return []
-            value = doc.get("tool", {}).get("perfkit", {}).get("user-code", [])
-            if isinstance(value, str):
-                value = [value]
-            return [str(v) for v in value if isinstance(v, str) and v]
-        parent = os.path.dirname(here)
-        if parent == here:
-            return []
-        here = parent
-
-
-def configure(patterns: list[str] | None = None, *, cwd: str | None = None, read_config: bool = True) -> None:
-    """Set the user-code patterns: the project's (pyproject.toml) then the flag's."""
+def configure(patterns: list[str] | None = None, *, cwd: str | None = None) -> None:
+    """Set the user-code patterns (the project's ``user_code``, then the flag's) and,
+    for tests, the working directory paths are shown relative to."""
     _state["cwd"] = cwd
-    found = load_patterns(cwd) if read_config else []
-    _state["patterns"] = found + list(patterns or [])
+    _state["patterns"] = list(patterns or [])
     classify.cache_clear()
     display.cache_clear()
 
 
 def patterns() -> list[str]:
-    if _state["patterns"] is None:
-        configure(None, cwd=_state["cwd"])
-    return list(_state["patterns"])
+    return list(_state["patterns"] or [])
 
 
 def _cwd() -> str:

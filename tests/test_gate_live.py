@@ -114,8 +114,7 @@ def test_null_change_names_no_function():
     from perfkit.gate import explain
 
     spec = gate_bench.RunSpec(name="same", command=shlex.split(bench_cmd := bench(work=5000)))
-    base = gate_bench.profile_runs(spec, rate=500)
-    head = gate_bench.profile_runs(spec, rate=500)
+    base, head = gate_bench.profile_pairs(spec, spec, rate=500)  # interleaved, as compare profiles them
     out = explain.explain(base, head)
     assert out["grew"] == [] and out["your_code"] == [], (bench_cmd, json.dumps(out))
     assert out["tested"] > 0 and "no function" in out["method"]

@@ -38,7 +38,7 @@ SITE = "/srv/venv/lib/python3.11/site-packages"
 
 @pytest.fixture(autouse=True)
 def _fixed_paths():
-    paths.configure([], cwd=APP, read_config=False)
+    paths.configure([], cwd=APP)
     yield
     paths.configure(None, cwd=None)
 

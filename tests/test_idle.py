@@ -13,7 +13,7 @@ P = 10_000_000  # 100 Hz
 
 @pytest.fixture(autouse=True)
 def _cwd(tmp_path):
-    paths.configure([], cwd=str(tmp_path), read_config=False)
+    paths.configure([], cwd=str(tmp_path))
     yield
     paths.configure(None, cwd=None)
 

@@ -12,7 +12,7 @@ SITE = "/srv/venv/lib/python3.11/site-packages"
 
 @pytest.fixture(autouse=True)
 def _cwd():
-    paths.configure([], cwd="/srv/app", read_config=False)
+    paths.configure([], cwd="/srv/app")
     yield
     paths.configure(None, cwd=None)
 
@@ -38,27 +38,39 @@ def test_perfkit_itself_is_a_tool_even_under_the_working_directory():
     import perfkit
 
     here = perfkit.__file__
-    paths.configure([], cwd=here.rsplit("/perfkit/", 1)[0], read_config=False)
+    paths.configure([], cwd=here.rsplit("/perfkit/", 1)[0])
     assert paths.classify(here) == "tool"
 
 
 def test_user_code_patterns_flag_and_negation():
-    paths.configure(["tabulate/*", "!service/vendor/*"], cwd="/srv/app", read_config=False)
+    paths.configure(["tabulate/*", "!service/vendor/*"], cwd="/srv/app")
     assert paths.classify(f"{SITE}/tabulate/__init__.py") == "user"  # an installed package made yours
     assert paths.classify("/srv/app/service/vendor/six.py") == "site"  # vendored code is not yours
     assert paths.classify("/srv/app/service/handlers.py") == "user"
     assert paths.classify(f"{STD}/json/encoder.py") == "stdlib"
 
 
-def test_user_code_from_pyproject(tmp_path):
-    (tmp_path / "pyproject.toml").write_text('[tool.perfkit]\nuser-code = ["mylib/*"]\n')
-    (tmp_path / "sub").mkdir()
-    assert paths.load_patterns(str(tmp_path / "sub")) == ["mylib/*"]  # found upward from the working directory
-    paths.configure(["!mylib/_vendored/*"], cwd=str(tmp_path / "sub"))
-    assert paths.patterns() == ["mylib/*", "!mylib/_vendored/*"]  # the project's first, then the flag's
-    assert paths.classify(f"{SITE}/mylib/core.py") == "user"
-    (tmp_path / "pyproject.toml").write_text("not toml [")
-    assert paths.load_patterns(str(tmp_path)) == []  # unreadable config: no patterns, no crash
+def test_user_code_from_pyproject_then_the_flag(tmp_path):
+    """[tool.perfkit] user_code (read by perfkit.config, the one pyproject reader) comes
+    first and --user-code adds to it; the real CLI wires both."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "pyproject.toml").write_text('[tool.perfkit]\nuser_code = ["mylib/*"]\n')
+    from perfkit import config
+
+    assert config.load(tmp_path / "pyproject.toml").user_code == ("mylib/*",)
+    from conftest import ROOT
+
+    fixture = str(ROOT / "tests" / "fixtures" / "cpu_split_75_25.perfkit")
+    check = ("import sys; from perfkit import paths; import perfkit.cli as c; "
+             "sys.argv=['perfkit','diff',sys.argv[1],sys.argv[1],'--user-code','!mylib/_vendored/*','--json']\n"
+             "try:\n    c.main()\nexcept SystemExit:\n    pass\nprint('PATTERNS', paths.patterns(), file=sys.stderr)")
+    res = subprocess.run([sys.executable, "-c", check, fixture], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=60)
+    assert "PATTERNS ['mylib/*', '!mylib/_vendored/*']" in res.stderr, res.stderr
+    assert json.loads(res.stdout)["command"] == "diff"
 
 
 def test_import_machinery_and_frame_text():

@@ -3,7 +3,7 @@ which stacks are import-time noise.
 
 "User code" is what :mod:`perfkit.paths` classifies as ``user`` (not the standard
 library, not site-packages, not perfkit / py-spy / memray; adjustable with
-``--user-code`` and ``[tool.perfkit] user-code``).  A stack is *import-time* when any
+``--user-code`` and ``[tool.perfkit] user_code``).  A stack is *import-time* when any
 of its frames is the import machinery (``<frozen importlib._bootstrap>`` …): module
 code running because something was imported.  Pure functions over a ``Profile``.
 """

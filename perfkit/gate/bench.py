@@ -235,38 +235,72 @@ def profile_runs(spec: RunSpec, rate: int = 500, *, min_runs: int = 8, min_sampl
     benchmark of a few tenths of a second) raises the rate of the next ones, up to
     ``MAX_PROFILE_RATE``.
     """
+    return profile_sides([spec], rate, min_runs=min_runs, min_samples=min_samples, max_runs=max_runs,
+                         budget_s=budget_s)[0]
+
+
+def profile_pairs(base: RunSpec, head: RunSpec, rate: int = 500, **limits) -> tuple[list, list]:
+    """Profiles of both sides, interleaved A B B A A B …: py-spy's attach delay (how much
+    of a run's start it misses) follows the machine's load, and profiling one side after
+    the other would turn a change of load into a change of share."""
+    base_runs, head_runs = profile_sides([base, head], rate, **limits)
+    return base_runs, head_runs
+
+
+def profile_sides(specs: list[RunSpec], rate: int = 500, *, min_runs: int = 8, min_samples: int = 2000,
+                  max_runs: int = 16, budget_s: float = 45.0) -> list[list]:
+    """Profiles of each spec's runs, the specs taking turns (order rotated every round).
+
+    The limits apply per spec: ``min_runs`` runs each, then more until each has
+    ``min_samples`` samples, ``max_runs`` runs, or ``budget_s`` seconds per spec pass.
+    """
+    start = time.monotonic()
+    runs: list[list] = [[] for _ in specs]
+    samples = [0] * len(specs)
+    rates = [rate] * len(specs)
+    failed: Exception | None = None
+    budget = budget_s * len(specs)
+    for i in range(max_runs):
+        order = list(range(len(specs)))
+        if i % 2:
+            order.reverse()
+        for k in order:
+            prof, exc, interrupted = _profile_once(specs[k], rates[k])
+            if exc is not None:
+                failed = exc
+                continue
+            n = prof.total(prof.value_index("samples")) if prof is not None else 0
+            if n:
+                runs[k].append(prof)
+                samples[k] += n
+            if n < RUN_SAMPLES and rates[k] < MAX_PROFILE_RATE:
+                rates[k] = int(min(MAX_PROFILE_RATE, rates[k] * RUN_SAMPLES / max(n, 10)))
+            if interrupted:
+                return _checked(specs, runs, failed)
+        if i + 1 >= min_runs and (min(samples) >= min_samples or time.monotonic() - start > budget):
+            break
+    return _checked(specs, runs, failed)
+
+
+def _profile_once(spec: RunSpec, rate: int):
+    """(profile, None, interrupted) of one launched run, or (None, error, False) when py-spy
+    lost the race with a run still starting or already done (that run gives no profile)."""
     from perfkit.errors import NotPython, TargetExited
     from perfkit.target import Target
     from perfkit.tools import pyspy
 
-    start = time.monotonic()
-    runs = []
-    samples = 0
-    failed: Exception | None = None
     with _in_context(spec):
-        for i in range(max_runs):
-            try:
-                result = pyspy.record(Target(command=list(spec.command)), pyspy.RecordOptions(duration=None, rate=rate))
-            except (NotPython, TargetExited) as exc:
-                # py-spy can lose the race with a run that is still starting or already done: that run
-                # gives no profile, the others still explain
-                failed = exc
-                if i + 1 >= min_runs and len(runs) >= 2 and time.monotonic() - start > budget_s:
-                    break
-                continue
-            prof = result.profile
-            n = prof.total(prof.value_index("samples"))
-            if n:
-                runs.append(prof)
-                samples += n
-            if n < RUN_SAMPLES and rate < MAX_PROFILE_RATE:
-                rate = int(min(MAX_PROFILE_RATE, rate * RUN_SAMPLES / max(n, 10)))
-            if result.interrupted:
-                break
-            if i + 1 >= min_runs and (samples >= min_samples or time.monotonic() - start > budget_s):
-                break
-    if not runs:
-        if failed is not None:
-            raise failed
-        raise ToolError(f"{spec.describe()}: py-spy took no samples (the benchmark is too short to profile)")
+        try:
+            result = pyspy.record(Target(command=list(spec.command)), pyspy.RecordOptions(duration=None, rate=rate))
+        except (NotPython, TargetExited) as exc:
+            return None, exc, False
+    return result.profile, None, result.interrupted
+
+
+def _checked(specs: list[RunSpec], runs: list[list], failed: Exception | None) -> list[list]:
+    for spec, got in zip(specs, runs, strict=True):
+        if not got:
+            if failed is not None:
+                raise failed
+            raise ToolError(f"{spec.describe()}: py-spy took no samples (the benchmark is too short to profile)")
     return runs

@@ -114,30 +114,31 @@ def compare(cfg: GateConfig, base: Side, head: Side, *, progress: Progress | Non
         br = runner.measure(cfg, b, hspec, base=bspec, alpha_per_test=alpha_per_test, progress=progress)
         if cfg.profile and runner.cpu_regressed(br):
             if progress:
-                progress(f"{b.name}: CPU profile of base (py-spy)")
+                progress(f"{b.name}: CPU profiles of base and head, interleaved (py-spy)")
             t0 = time.monotonic()
-            base_runs = bench.profile_runs(bspec, rate=runner.profile_rate(br))
+            base_runs, head_runs = bench.profile_pairs(bspec, hspec, rate=runner.profile_rate(br))
             br.elapsed_s += time.monotonic() - t0
-            _explain(br, base_runs, hspec, diff_dir, progress)
+            _explain(br, base_runs, hspec, diff_dir, progress, head_runs=head_runs)
         res.benchmarks.append(br)
     res.elapsed_s = time.monotonic() - start
     return res
 
 
 def _explain(br: BenchResult, base_runs: list, hspec: bench.RunSpec, diff_dir: str | None,
-             progress: Progress | None) -> None:
+             progress: Progress | None, head_runs: list | None = None) -> None:
     started = time.monotonic()
     try:
-        _explain_runs(br, base_runs, hspec, diff_dir, progress)
+        _explain_runs(br, base_runs, hspec, diff_dir, progress, head_runs)
     finally:
         br.elapsed_s += time.monotonic() - started
 
 
 def _explain_runs(br: BenchResult, base_runs: list, hspec: bench.RunSpec, diff_dir: str | None,
-                  progress: Progress | None) -> None:
-    if progress:
-        progress(f"{br.name}: CPU profiles of head (py-spy)")
-    head_runs = bench.profile_runs(hspec, rate=runner.profile_rate(br))
+                  progress: Progress | None, head_runs: list | None = None) -> None:
+    if head_runs is None:  # check mode: the base profiles are the baseline's
+        if progress:
+            progress(f"{br.name}: CPU profiles of head (py-spy)")
+        head_runs = bench.profile_runs(hspec, rate=runner.profile_rate(br))
     br.explanation = explain.explain(base_runs, head_runs)
     if diff_dir:
         svg = explain.diff_svg(base_runs, head_runs)
