@@ -97,7 +97,7 @@ def test_cpu_estimate_recovers_injected_cpu(extra_ms):
     and 15 ms is over 3 sigma.  The "change" column (ratio of the medians) recovers it too."""
     res = run_perfkit("gate", "compare", "--base-cmd", bench(work=1000),
                       "--head-cmd", bench("--slowdown-ms", str(extra_ms), work=1000), "-m", "cpu", "--json",
-                      "--no-profile", "-n", "12", "--max-repetitions", "24", timeout=240)
+                      "--no-profile", "--repetitions", "12", "--max-repetitions", "24", timeout=240)
     assert res.returncode in (0, 1), res.stderr
     m = json.loads(res.stdout)["benchmarks"][0]["metrics"][0]
     base_ms = m["base"]["median"] * 1000
