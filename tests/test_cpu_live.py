@@ -128,11 +128,12 @@ def test_per_process_split_with_subprocesses():
     shares = _pooled_by(docs, lambda t: t["pid"])
     assert shares.get(sc.pid, 0.0) <= 1.0, shares
     assert all(d["quality"]["processes"] >= 2 for d in docs)
-    if got[0] < 0.9 or abs(got[1] - 0.5) > 0.07:
-        # the scenario's truth needs a core per worker: on an oversubscribed box its workers
-        # get less than their duty and the split moves (the /proc CPU said so)
-        pytest.skip(f"truth check skipped: workers got {got[0]:.2f} and {got[1]:.2f} CPUs (want 1.0 and 0.5); "
-                    f"measured {shares}")
+    if not got[1] or not 1.7 <= got[0] / got[1] <= 2.3:
+        # the truth is the ratio of the duties: it holds while both workers get (or lose)
+        # CPU alike — py-spy pausing them to sample slows both; an oversubscribed box that
+        # starves one more than the other moves the split (psutil says by how much)
+        pytest.skip(f"truth check skipped: workers got {got[0]:.2f} and {got[1]:.2f} CPUs (duty ratio 2, got "
+                    f"{got[0] / max(got[1], 1e-9):.2f}); measured {shares}")
     assert abs(shares.get(workers[0], 0) - 200 / 3) <= 3, shares
     assert abs(shares.get(workers[1], 0) - 100 / 3) <= 3, shares
 
