@@ -131,7 +131,7 @@ deterministic_repetitions = 2
 warmups = 0
 
 [tool.perfkit.gate.benchmarks.slow]
-command = {json.dumps(shlex.split(bench(work=5000)))}
+command = {json.dumps(shlex.split(bench(work=3000)))}
 """)
     cfg = tmp_path / "pyproject.toml"
     rec = run_perfkit("gate", "record", "--config", cfg, "--json", timeout=400)
@@ -149,7 +149,7 @@ command = {json.dumps(shlex.split(bench(work=5000)))}
     assert same.returncode == 0, same.stderr
     assert "regression" not in decisions(json.loads(same.stdout)).values()
     worse = run_perfkit("gate", "check", "--config", cfg, "--json", "--name", "slow", "--",
-                        *shlex.split(bench("--slowdown", "0.5", work=5000)), timeout=400)
+                        *shlex.split(bench("--slowdown", "0.5", work=3000)), timeout=400)
     assert worse.returncode == 1, worse.stderr
     doc = json.loads(worse.stdout)
     assert decisions(doc)["cpu"] == "regression"

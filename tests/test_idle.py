@@ -84,3 +84,23 @@ def test_within_noise_nothing_is_removed_and_idle_profiles_are_untouched(tmp_pat
     assert corr.ticks == 0 and sum(s.values[0] for s in out.samples) == 104
     q = _profile(tmp_path, [(busy, 104, 1)], {1: 0.0}, idle=True)
     assert correct(q)[0] is q and correct(q)[1].skipped
+
+
+def test_the_timeline_follows_the_corrected_samples(tmp_path):
+    from perfkit.model import Timeline
+
+    src = tmp_path / "app.py"
+    src.write_text("def main():\n    time.sleep(30)\n\ndef loop():\n    handle()\n")
+    sleep = [Frame("main", str(src), 2)]
+    busy = [Frame("loop", str(src), 5)]
+    p = _profile(tmp_path, [(sleep, 3, 1), (busy, 100, 2)], {1: 0.0, 2: 0.5})  # thread 2: CPU for 50 samples
+    order = [1] * 103
+    for k in (0, 3, 8):
+        order[k] = 0  # the three sleep events, interleaved with the 100 busy ones
+    p.with_timeline(Timeline([k * P for k in range(len(order))], order, None, "ticks"))
+    out, corr = correct(p)
+    t = out.live_timeline()
+    assert corr.blocking == 3 and corr.ticks == 50
+    assert t is not None and len(t) == sum(s.values[0] for s in out.samples) == 50  # one event per sample left
+    busy_events = [k * P for k, i in enumerate(order) if i == 1]
+    assert list(t.start_ns) == busy_events[:50]  # the earliest events of the busy sample

@@ -166,29 +166,62 @@ def correct(profile: Profile) -> tuple[Profile, Correction]:
     frames = profile.frames
     blocking_leaf = [is_blocking(f.function, f.file) or blocking_line(f.file, f.line) for f in frames]
     kept: list[Sample] = []
-    for s in profile.samples:
+    origin: list[int] = []  # kept position -> index in profile.samples
+    for i, s in enumerate(profile.samples):
         if s.stack and blocking_leaf[s.stack[-1]]:
             corr.blocking += s.values[si]
         else:
             kept.append(s)
-    kept = _tick_check(kept, rec, si, ti, corr)
+            origin.append(i)
+    kept, positions = _tick_check(kept, rec, si, ti, corr)
     if not corr.total and not corr.calibrated:
         return profile, corr
     new_rec = rec.copy()
     new_rec.idle_correction = corr.to_json()
     if new_rec.samples is not None:
         new_rec.samples = max(0, new_rec.samples - corr.total)
-    return replace(profile, samples=kept, recording=new_rec), corr
+    out = replace(profile, samples=kept, recording=new_rec, timeline=None)
+    timeline = profile.live_timeline()
+    if timeline is not None:
+        out.with_timeline(_timeline_for(timeline, [origin[p] for p in positions], kept, si,
+                                        len(profile.samples)))
+    return out, corr
 
 
-def _tick_check(samples: list[Sample], rec, si: int, ti: int | None, corr: Correction) -> list[Sample]:
+def _timeline_for(timeline, sources: list[int], kept: list[Sample], si: int, n_old: int):
+    """The recording's timeline for the corrected samples: events of removed samples go,
+    and a sample whose count was lowered keeps its earliest events, one per sample left."""
+    from perfkit.model import Timeline
+
+    new_index: list[int | None] = [None] * n_old
+    for new, old in enumerate(sources):
+        new_index[old] = new
+    left = [s.values[si] for s in kept]
+    start, index, dur = [], [], []
+    for k, old in enumerate(timeline.index):
+        new = new_index[old]
+        if new is None or left[new] <= 0:
+            continue
+        left[new] -= 1
+        start.append(timeline.start_ns[k])
+        index.append(new)
+        if timeline.dur_ns is not None:
+            dur.append(timeline.dur_ns[k])
+    if not index:
+        return None
+    return Timeline(start, index, dur if timeline.dur_ns is not None else None, timeline.clock)
+
+
+def _tick_check(samples: list[Sample], rec, si: int, ti: int | None, corr: Correction
+                ) -> tuple[list[Sample], list[int]]:
+    """(the samples left, their positions in ``samples``) after the /proc cross-check."""
     info = rec.thread_cpu or {}
     threads = info.get("threads") or []
     window = float(info.get("window_s") or 0.0)
     requested = float(rec.requested_rate or 0.0)
     if not threads or window <= 0 or requested <= 0:
         corr.skipped = "no /proc CPU readings for the sampling window"
-        return samples
+        return samples, list(range(len(samples)))
     hz = float(info.get("hz") or 100)
     cpu = {}
     for t in threads:
@@ -197,7 +230,7 @@ def _tick_check(samples: list[Sample], rec, si: int, ti: int | None, corr: Corre
         cpu[(t["pid"], t["tid"])] = max(0.0, float(t["cpu_end_s"]) - float(t["cpu_start_s"]))
     if not cpu:
         corr.skipped = "the /proc readings do not cover the window (the target exited early)"
-        return samples
+        return samples, list(range(len(samples)))
     by_thread: dict[tuple, list[int]] = {}
     for i, s in enumerate(samples):
         key = (s.labels.pid, s.labels.tid)
@@ -227,7 +260,8 @@ def _tick_check(samples: list[Sample], rec, si: int, ti: int | None, corr: Corre
             if _calibrate(out, [i for i in by_thread[key] if i not in drop], ti, int(round(cpu[key] * 1e9))):
                 corr.calibrated += 1
         corr.threads.append(entry)
-    return [s for i, s in enumerate(out) if i not in drop]
+    keep = [i for i in range(len(out)) if i not in drop]
+    return [out[i] for i in keep], keep
 
 
 def _calibrate(samples: list[Sample], idx: list[int], ti: int, target_ns: int) -> bool:
