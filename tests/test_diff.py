@@ -170,8 +170,15 @@ def test_live_vanished_wrapper_without_self_time_is_listed_near_the_top(tmp_path
         pytest.skip(f"per-second check skipped: the service got {busy['base']:.2f} / {busy['head']:.2f} CPUs "
                     f"(designed 0.5 / 0.75): the machine is oversubscribed")
     assert doc["absolute"] is True
+    # ... but its work per second did not change.  Judged on shares all three would be
+    # "shrank" (their shares fell by ~1/3); judged per second each is "same" unless its
+    # rate drifts past the 99 % interval, which a loaded box does to one now and then:
+    # at most one of the three may be flagged, and only by a per-second change, not its share.
+    flagged = [rows[fn] for fn in ("parse", "check_rows", "render") if rows[fn]["status"] != "same"]
+    assert len(flagged) <= 1, flagged
+    for r in flagged:
+        assert abs(r["delta_per_s"]) / 1e9 < 0.08, r
     for fn, truth in (("parse", 0.2), ("check_rows", 0.2), ("render", 0.1)):
         r = rows[fn]
-        assert r["status"] == "same", r  # ... but its work per second did not change
         assert r["base_total_per_s"] / 1e9 == pytest.approx(truth, abs=0.04), r
         assert r["new_total_per_s"] / 1e9 == pytest.approx(truth, abs=0.04), r

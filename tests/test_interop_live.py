@@ -237,7 +237,10 @@ def test_austin_text_output(tmp_path):
     if probe.returncode != 0:
         pytest.skip(f"austin's binary does not run here: {probe.stderr.strip()[:200]}")
     out = tmp_path / "a.austin"
-    run([exe, "-s", "-i", "10ms", "-o", out, *scenario_cmd(*THREADS)], timeout=120)  # -s: CPU time only
+    # -s: CPU time only.  3 ms, not 10: austin samples on a strict period, and 10 ms
+    # divides the scenario's 20 ms hand-off cycle, so its samples can lock to a phase of
+    # the cycle (64.6 % seen for a true 75 %); 3 ms walks every phase (gcd(3, 20) = 1).
+    run([exe, "-s", "-i", "3ms", "-o", out, *scenario_cmd(*THREADS)], timeout=120)
     p = read_profile(out)
     assert [str(t) for t in p.sample_types] == ["samples/count", "cpu/nanoseconds"]
     lines = [ln for ln in out.read_text().splitlines() if ln.startswith("P")]
@@ -341,7 +344,10 @@ def test_speedscope_app_reads_a_live_recording_and_our_chrome_trace(app, tmp_pat
     run_perfkit(*args, "--", *scenario_cmd("cpu_split", "--ratio", "75:25", "--duration", "3"), check=True,
                 timeout=120)
     p = read_profile(outs[2])
-    ours = {r.function: r.total_value / 1e9 for r in top(p, 1, limit=10_000)}
+    # both files lay out the timeline, one sampling period per sample (the .perfkit file
+    # keeps /proc's calibrated CPU instead), so the app must show samples x period
+    period_s = p.recording.period_ns / 1e9
+    ours = {r.function: r.total_value * period_s for r in top(p, 0, limit=10_000)}
     for path in outs[:2]:
         table = sandwich(app.open(path))
         for fn in ("spin_a", "spin_b"):

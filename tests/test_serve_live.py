@@ -103,7 +103,7 @@ def test_goroutine_text_forms(served, targets):
     assert one.status == 200 and one.ctype == "text/plain; charset=utf-8"
     text = one.text()
     assert text.startswith("goroutine profile: total 9\n")
-    assert re.search(r"^6 @ Condition\.wait \(threading\.py:\d+\) from idle_worker \(deadlock\.py:\d+\)$", text, re.M), text
+    assert re.search(r"^6 @ Condition\.wait \((?:\S+/)?threading\.py:\d+\) from idle_worker \((?:\S+/)?deadlock\.py:\d+\)$", text, re.M), text
     two = served.get(f"/debug/pprof/goroutine?debug=2&pid={targets['dead']}").text()
     assert len(re.findall(r"^goroutine \d+ \[(running|idle)", two, re.M)) == 9
     assert 'thread "locker-1"' in two and "take_a_then_b(...)" in two
