@@ -37,6 +37,21 @@ def test_command_help_imports_only_its_module():
         assert heavy not in mods
 
 
+def test_gate_help_and_a_gate_run_import_no_scipy_or_numpy():
+    """The gate's statistics are the standard library's (perfkit.stats): a CI job pays
+    no scipy/numpy import (4.5 s was seen on a busy box) for its normal and t quantiles."""
+    mods = _modules_after("gate", "compare", "--help")
+    assert "perfkit.gate.command" in mods
+    for heavy in ("scipy", "numpy", "memray", "google.protobuf"):
+        assert heavy not in mods, f"gate --help imported {heavy}"
+    run = ["gate", "compare", "--base-cmd", f"{sys.executable} -c pass", "--head-cmd", f"{sys.executable} -c pass",
+           "--repetitions", "3", "--max-repetitions", "3", "--warmups", "0", "--no-profile", "-m", "cpu,wall", "--json"]
+    mods = _modules_after(*run)
+    assert "perfkit.stats" in mods and "perfkit.gate.runner" in mods  # the run did run
+    for heavy in ("scipy", "numpy"):
+        assert heavy not in mods, f"a gate run imported {heavy}"
+
+
 def test_help_lists_commands_and_exit_codes():
     res = run_perfkit("--help")
     assert res.returncode == 0
