@@ -74,9 +74,11 @@ def bench_cost():
     print("## CPU cost per resource sample (ms of perfkit CPU; ratio = perfkit / psutil anchor)")
     cases = [
         ("idle target (3 fds, 1 thread)", ("idle", "--duration", "120")),
+        ("~100 threads", ("leak_threads", "--rate", "0", "--prefill", "97", "--duration", "120")),
+        ("~1000 threads", ("leak_threads", "--rate", "0", "--prefill", "997", "--duration", "120")),
+        ("100 open files", ("fd_leak", "--rate", "0", "--prefill", "100", "--duration", "120")),
         ("1000 open files", ("fd_leak", "--rate", "0", "--prefill", "1000", "--duration", "120")),
         ("~400 tcp sockets", ("socket_leak", "--rate", "100", "--duration", "120")),
-        ("~200 threads", ("leak_threads", "--rate", "100", "--duration", "120")),
     ]
     print(f"{'target':34} {'perfkit':>9} {'+pss':>9} {'psutil':>9} {'ratio':>7}")
     for label, (name, *args) in cases:
