@@ -46,7 +46,7 @@ class _Interrupted(Exception):
     """Ctrl-C / SIGTERM / SIGHUP inside a command, carried past typer's own handling."""
 
 
-def _interrupted_chain(exc: BaseException) -> bool:
+def _interrupted_chain(exc: BaseException | None) -> bool:
     """An error that is really an interrupt (KeyboardInterrupt raised inside an import's
     dataclass or descriptor set-up comes back wrapped in a RuntimeError)."""
     seen = 0

@@ -193,7 +193,7 @@ def sweep_stale(tmp: str | None = None, *, min_age: float = 0.0, prefix: str = T
     import tempfile
     import time
 
-    removed = []
+    removed: list[str] = []
     base = tmp or tempfile.gettempdir()
     try:
         names = os.listdir(base)

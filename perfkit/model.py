@@ -252,7 +252,7 @@ class Timeline:
         if clock not in ("wall", "ticks"):
             raise ValueError(f"unknown timeline clock {clock!r}")
         self.clock = clock
-        self._owner = None
+        self._owner: list | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -288,7 +288,7 @@ class Timeline:
         keep = [k for k, i in enumerate(self.index) if new_index[i] is not None]
         if not keep:
             return None
-        return Timeline([self.start_ns[k] for k in keep], [new_index[self.index[k]] for k in keep],
+        return Timeline([self.start_ns[k] for k in keep], [int(new_index[self.index[k]] or 0) for k in keep],
                         [self.dur_ns[k] for k in keep] if self.dur_ns is not None else None, self.clock)
 
 

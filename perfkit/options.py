@@ -249,7 +249,7 @@ def filters(*names: str):
             return func(*args, filters=Filters(values.get("focus"), values.get("ignore"), values.get("thread"),
                                                values.get("pid")), **kwargs)
 
-        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__signature__ = sig.replace(parameters=params)
         command.__annotations__ = {p.name: p.annotation for p in params}
         return command
 

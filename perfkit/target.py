@@ -140,14 +140,14 @@ def python_version(pid: int) -> str | None:
     exe = proc.exe(pid)
     candidates = [os.path.basename(exe)] if exe else []
     try:
-        for m in re.finditer(rb"libpython(\d\.\d+)", proc.maps(pid)):
-            return m.group(1).decode()
+        for mb in re.finditer(rb"libpython(\d\.\d+)", proc.maps(pid)):
+            return mb.group(1).decode()
     except (OSError, proc.Gone):
         pass
     for c in candidates:
         m = re.search(r"python(\d\.\d+)", c)
         if m:
-            return m.group(1)
+            return str(m.group(1))
     return None
 
 

@@ -28,7 +28,8 @@ def human_seconds(s: float | None, digits: int = 2) -> str:
     """Short spans: ``"1.23 s"``, ``"45.0 ms"``, ``"12 µs"``."""
     if _missing(s):
         return "-"
-    a = abs(float(s))  # type: ignore[arg-type]
+    assert s is not None
+    a = abs(float(s))
     if a >= 1 or a == 0:
         return f"{s:,.{digits}f} s"
     if a >= 1e-3:
@@ -40,6 +41,7 @@ def human_duration(s: float | None) -> str:
     """Long spans: ``"90 s"``, ``"12 min"``, ``"3.5 h"``, ``"2.1 days"``."""
     if _missing(s):
         return "-"
+    assert s is not None
     if s < 120:
         return f"{s:.0f} s"
     if s < 7200:

@@ -74,7 +74,7 @@ def test_each_failure_names_its_own_metric_and_only_cpu_carries_the_cpu_explanat
     assert "24.0 MiB" in rss.get("message")
     assert "CPU" not in rss.text and "checksum" not in rss.text, rss.text  # the bug: rss repeated the CPU story
     # annotations follow the same rule
-    ann = report.annotations(_result())
+    ann = report.github_annotations(_result())
     rss_line = next(a for a in ann if "rss" in a.split("::")[1])
     assert "checksum" not in rss_line and "checksum" in next(a for a in ann if " cpu::" in a)
 

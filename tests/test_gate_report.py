@@ -59,7 +59,7 @@ def test_junit_is_valid_xml_with_one_failure_and_one_skip():
 
 
 def test_github_annotations_are_percent_encoded():
-    lines = report.annotations(_result())
+    lines = report.github_annotations(_result())
     errors = [ln for ln in lines if ln.startswith("::error ")]
     assert len(errors) == 1
     assert "\n" not in errors[0] and "%0A" in errors[0]

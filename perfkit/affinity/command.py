@@ -405,7 +405,7 @@ def tune(
         raise TargetError(f"every run of the workload failed ({failures[0] if failures else 'no runs'})",
                           "run the command by hand to check it")
     use_tp = all(x.throughput is not None for x in runs)
-    samples = {k: [(x.throughput if use_tp else x.wall_s) for x in v] for k, v in results.items()}
+    samples = {k: [float((x.throughput if use_tp else x.wall_s) or 0.0) for x in v] for k, v in results.items()}
     meta = {candidate_name(n, lay): {"workers": n, "layout": lay,
                                      "pinned_processes": max((x.pinned for x in results[candidate_name(n, lay)]),
                                                              default=0)} for n in counts for lay in lays}

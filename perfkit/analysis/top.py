@@ -37,7 +37,7 @@ def top(profile: Profile, value_index: int | None = None, *, by_line: bool = Fal
     vi = profile.default_index if value_index is None else value_index
     grand = profile.total(vi)
     frames = profile.frames
-    key_of = [((f.function, f.file, f.line) if by_line else (f.function, f.file)) for f in frames]
+    key_of: list[tuple] = [((f.function, f.file, f.line) if by_line else (f.function, f.file)) for f in frames]
     self_v: dict[tuple, int] = {}
     total_v: dict[tuple, int] = {}
     line_v: dict[tuple, dict[int, int]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -70,7 +70,7 @@ def cpu(
     opts = pyspy.RecordOptions(duration=duration, rate=rate, idle=idle, gil=gil, native=native,
                                subprocesses=subprocesses, nonblocking=nonblocking)
 
-    state = {"elapsed": 0.0, "pid": target.pid, "cpu": None}
+    state: dict[str, Any] = {"elapsed": 0.0, "pid": target.pid, "cpu": None}
     cpu_probe = _CpuProbe()
 
     def tick(info: dict) -> None:
@@ -79,11 +79,13 @@ def cpu(
 
     who = f"pid {target.pid}" if target.pid is not None else _shorten(" ".join(target.command), 32)
 
+    ticks_per_s = rate or 0
+
     def line() -> str:
         total = f"/{duration:g}" if duration else ""
         cpu_txt = f" · CPU {state['cpu']:.0f}%" if state.get("cpu") is not None else ""
         return (f"py-spy recording {who} · {state['elapsed']:.1f}{total} s · "
-                f"~{int(state['elapsed'] * rate):,} ticks{cpu_txt} · Ctrl-C stops, keeps the profile")
+                f"~{int(state['elapsed'] * ticks_per_s):,} ticks{cpu_txt} · Ctrl-C stops, keeps the profile")
 
     with live_status(line):
         result = pyspy.record(target, opts, on_tick=tick)
@@ -104,8 +106,9 @@ def cpu(
         notes.append("target exited during recording")
     if rec.sampling_lag:
         notes.append(f"py-spy: {rec.sampling_lag}")
-    quality = QualityLine(rec.samples or 0, rec.duration_s or 0.0, rec.requested_rate or 0, rec.achieved_rate or 0.0,
-                          rec.sampling_errors, rec.threads or 0, rec.processes or 0, notes)
+    quality = QualityLine(rec.samples or 0, rec.duration_s or 0.0, int(rec.requested_rate or 0),
+                          rec.achieved_rate or 0.0, rec.sampling_errors, rec.threads or 0, rec.processes or 0,
+                          [n for n in notes if n])
     vi = profile.default_index
     unit = profile.sample_types[vi].unit
     # callers with no self time are shown only when they carry a real share (>= 5 %
@@ -195,8 +198,8 @@ class _CpuProbe:
     """Target CPU% for the live progress line (psutil, imported only when drawing)."""
 
     def __init__(self) -> None:
-        self._proc = None
-        self._pid = None
+        self._proc: Any = None
+        self._pid: int | None = None
 
     def sample(self, pid: int | None) -> float | None:
         if pid is None:

@@ -171,7 +171,7 @@ def read_profile(path: str | os.PathLike, fmt: str | None = None):
 
 
 def _sniff_order() -> list[Format]:
-    return sorted((f for f in TABLE if f.reads and f.sniff_order is not None), key=lambda f: f.sniff_order)
+    return sorted((f for f in TABLE if f.reads and f.sniff_order is not None), key=lambda f: f.sniff_order or 0)
 
 
 def _read_profile(path: str | os.PathLike, fmt: str | None):

@@ -117,7 +117,7 @@ def read(data: bytes, source: str = "<austin>") -> Profile:
             if len(metrics) != 3:
                 raise InputFormatError(f"{source}:{lineno}: full mode needs time,idle,memory", f"expected {EXPECTED}")
             t_us, idle, mem = metrics
-            values = (1, t_us * 1000, 0 if idle else t_us * 1000, max(0, mem))
+            values: tuple[int, ...] = (1, t_us * 1000, 0 if idle else t_us * 1000, max(0, mem))
             dur = t_us * 1000
         elif mode == "memory":
             values = (1, max(0, metrics[0]))

@@ -100,8 +100,8 @@ def write(profile: Profile, value: str | None = None) -> bytes:
 
     cats = [f.location or "python" for f in frames]
 
-    def ev(ph: str, fi: int, ts: int, pid: int, tid: int) -> dict:
-        e = {"ph": ph, "name": frames[fi].function, "cat": cats[fi], "pid": pid, "tid": tid, "ts": _us(ts)}
+    def ev(ph: str, fi: int, ts: int | None, pid: int, tid: int) -> dict:
+        e = {"ph": ph, "name": frames[fi].function, "cat": cats[fi], "pid": pid, "tid": tid, "ts": _us(ts or 0)}
         if ph == "B":
             e["frame"] = fi  # perfkit's reader: the exact frame (viewers ignore the member)
         return e

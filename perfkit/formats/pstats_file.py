@@ -60,8 +60,8 @@ def write(profile: Profile, value: str | None = None) -> bytes:
             continue
         keys = [key_of[i] for i in s.stack]
         leaf = keys[-1]
-        for k in set(keys):
-            st = stats.setdefault(k, [0, 0.0, 0.0])
+        for key in set(keys):
+            st = stats.setdefault(key, [0, 0.0, 0.0])
             st[0] += n
             st[2] += w
         stats[leaf][1] += w

@@ -129,7 +129,7 @@ def _emit(res, as_json: bool, markdown: Optional[Path], junit: Optional[Path]) -
                 f.write(md + "\n")
         except OSError as exc:
             warn(f"cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}")
-    lines = report.annotations(res) if os.environ.get("GITHUB_ACTIONS") == "true" else []
+    lines = report.github_annotations(res) if os.environ.get("GITHUB_ACTIONS") == "true" else []
     if as_json:
         for w in res.warnings:
             warn(w)

@@ -95,7 +95,7 @@ class GateConfig:
 def load(path: str | os.PathLike | None = None, *, required: bool = False) -> GateConfig:
     """The gate config from ``path`` (or the nearest pyproject.toml); defaults if absent."""
     explicit = path is not None
-    p = Path(path) if explicit else find_pyproject()
+    p = Path(path) if path is not None else find_pyproject()
     if p is None:
         if required:
             raise UsageError("no pyproject.toml found", "give --config FILE or the benchmark command as flags")

@@ -428,7 +428,7 @@ class GateSession:
                     tr.write_line(f"perfkit: {metric}: separate runs assumed to land up to ±{sd * 100:.1f} % "
                                   f"(1 sd) apart — {source}")
             if os.environ.get("GITHUB_ACTIONS") == "true":
-                for line in report.annotations(res):
+                for line in report.github_annotations(res):
                     tr.write_line(line)
             for p in self.written:
                 tr.write_line(f"perfkit: wrote {p}")

@@ -177,7 +177,7 @@ def markdown(res: GateResult) -> str:
     for b in res.benchmarks:
         for note in b.notes:
             lines += ["", f"*{md_escape(b.name)}*: {md_escape(note)}"]
-        if explained_rows(b.explanation):
+        if b.explanation and explained_rows(b.explanation):
             lines += ["", f"**{md_escape(b.name)}: functions whose CPU share grew** (your code first)", ""]
             lines += [f"- `{_code(r['function'])}` ({md_escape(paths.location(r['file'], r['line']))})"
                       f"{' total' if r.get('measure') == 'total' else ''}: "
@@ -296,7 +296,7 @@ def _gh_prop(text: str) -> str:
     return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(res: GateResult) -> list[str]:
+def github_annotations(res: GateResult) -> list[str]:
     """``::error`` for each regression, ``::warning`` for inconclusive metrics and warnings."""
     out = []
     for b in res.benchmarks:

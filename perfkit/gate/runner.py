@@ -178,7 +178,8 @@ def measure(cfg: GateConfig, b: Benchmark, head: bench.RunSpec, *, base: bench.R
         missing = [m for m in cfg.metrics_for(b) if m not in (base_values or {})]
         if missing:
             result.notes.append(f"not in the baseline, not compared: {', '.join(missing)}")
-    rows = {m: MetricResult(b.name, m, [] if paired else list(base_values[m]), [], cfg.threshold(b, m), paired)
+    stored = base_values or {}
+    rows = {m: MetricResult(b.name, m, [] if paired else list(stored[m]), [], cfg.threshold(b, m), paired)
             for m in metrics}
     result.results = list(rows.values())
     for spec in (head, base):
@@ -187,7 +188,7 @@ def measure(cfg: GateConfig, b: Benchmark, head: bench.RunSpec, *, base: bench.R
     workdir = tempfile.mkdtemp(prefix="perfkit-gate-")
     try:
         sides = {"head": _Runner(head, workdir).run}
-        if paired:
+        if base is not None:
             sides["base"] = _Runner(base, workdir).run
         for i in range(cfg.warmups):
             for run in sides.values():

@@ -107,6 +107,7 @@ def leaks(
         launched = leakwatch.launch(list(command))
         pid = launched.pid
         leakwatch.settle(launched)
+    assert pid is not None
     try:
         python = _check_target(pid)
     except Exception:

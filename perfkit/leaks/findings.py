@@ -148,9 +148,9 @@ def fd_attribution(new_fds: list[dict] | None, kinds: tuple[str, ...], limit: in
         g["count"] += 1
         if len(g["examples"]) < 3:
             ex = {"fd": f["fd"], "target": f["target"]}
-            for k in ("proto", "state", "local", "remote"):
-                if k in f:
-                    ex[k] = f[k]
+            for name in ("proto", "state", "local", "remote"):
+                if name in f:
+                    ex[name] = f[name]
             g["examples"].append(ex)
     ordered = sorted(groups.values(), key=lambda g: (-g["count"], g["pattern"]))
     return {"available": True, "new_fds": len(items), "groups": ordered[:limit]}

@@ -130,7 +130,12 @@ class MonitorResult:
         return out
 
     def series(self, resource: str) -> list[tuple[float, float]]:
-        return [(s.t, s.value(resource)) for s in self.samples if s.value(resource) is not None]
+        out = []
+        for s in self.samples:
+            v = s.value(resource)
+            if v is not None:
+                out.append((s.t, v))
+        return out
 
     def cost_per_sample(self) -> float:
         return sum(s.cost_s for s in self.samples) / len(self.samples) if self.samples else 0.0

@@ -264,7 +264,8 @@ def high_water_marks(points: list[tuple[float, float]], parts: int) -> list[floa
     maxes: list[float | None] = [None] * parts
     for t, v in points:
         i = min(parts - 1, int((t - t0) / width)) if width > 0 else 0
-        maxes[i] = v if maxes[i] is None else max(maxes[i], v)
+        m = maxes[i]
+        maxes[i] = v if m is None else max(m, v)
     return [m for m in maxes if m is not None]
 
 

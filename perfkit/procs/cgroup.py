@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 # ----------------------------------------------------------------------------- cpu lists
 
@@ -135,7 +136,7 @@ def read_cgroup_paths(pid: int | str, root: str = "/") -> dict[str, str]:
 
 @dataclass
 class Limit:
-    value: object
+    value: Any  # float (CPU quota), int (bytes) or list[int] (cpuset)
     cgroup: str  # the cgroup path the limit comes from ("/app.slice")
     version: int  # 1 or 2
 
@@ -286,7 +287,8 @@ def read_cgroup_limits(pid: int | str = "self", root: str = "/") -> CgroupLimits
     if cpu:
         m, p, ver = cpu
         chain = _ancestors(m, p, root)
-        best, best_host = None, None
+        best: Limit | None = None
+        best_host: str | None = None
         for host, shown in chain:
             q = _v2_quota(host) if ver == 2 else _v1_quota(host)
             if q is not None and (best is None or q <= best.value + 1e-12):  # ties: the ancestor
@@ -294,7 +296,7 @@ def read_cgroup_limits(pid: int | str = "self", root: str = "/") -> CgroupLimits
         limits.quota = best
         if chain:
             # throttling is counted where the quota bites: the limiting cgroup, else the leaf
-            host, shown = (best_host, best.cgroup) if best is not None else chain[0]
+            host, shown = (best_host, best.cgroup) if best is not None and best_host is not None else chain[0]
             limits.cpu_dir, limits.cpu_version, limits.cpu_cgroup = host, ver, shown
             limits.cpu_leaf_dir = chain[0][0]
             th = _throttling(host, ver)

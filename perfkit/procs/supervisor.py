@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Callable, Sequence
+from typing import IO, Any, Callable, Sequence
 
 GUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard.py")
 # The guard runs on perfkit's own interpreter.  When its path is not reachable by this
@@ -143,7 +143,7 @@ class Child:
             if getattr(self, "_guard", None) is not None:
                 os.close(ctrl_r)
                 os.close(rep_w)
-        self._report = os.fdopen(rep_r, "rb", buffering=0)
+        self._report: Any = os.fdopen(rep_r, "rb", buffering=0)
         self._buf = b""
         first = self._read_line(START_TIMEOUT)
         if first.startswith(b"pid "):
