@@ -49,6 +49,7 @@ def naive_counts(root: str, pid: int) -> dict[str, float]:
 
 def bench_budget() -> None:
     from affinity_fakes import PID, build, load
+
     from perfkit.affinity import topology
 
     specs = load()
@@ -85,8 +86,8 @@ def _stop(proc) -> None:
 
 
 def bench_apply_cost(reps: int) -> None:
-    from perfkit.affinity.plan import Assignment
     from perfkit.affinity import workers
+    from perfkit.affinity.plan import Assignment
 
     taskset = shutil.which("taskset")
     proc, pids = _start_pool(2, 60)
@@ -117,9 +118,9 @@ def bench_apply_cost(reps: int) -> None:
 
 
 def bench_layout(reps: int, duration: float) -> None:
+    from perfkit.affinity import topology
     from perfkit.affinity.plan import cpu_order
     from perfkit.affinity.tune_stats import rank
-    from perfkit.affinity import topology
     from perfkit.affinity.tuning import run_once
 
     topo = topology.read_topology()

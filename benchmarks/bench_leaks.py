@@ -24,8 +24,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from perfkit.leaks import trend
-from perfkit.leaks import sampler
+from perfkit.leaks import sampler, trend
 from perfkit.procs import proc as procstat
 
 
@@ -86,8 +85,9 @@ def bench_cost():
         try:
             time.sleep(2.0)
             cache, kids = procstat.SocketCache(), procstat.ChildCache()
-            ours = cpu_per_call(lambda: sampler.sample(p.pid, sockets=cache, kids=kids))
-            ours_pss = cpu_per_call(lambda: sampler.sample(p.pid, pss=True, sockets=cache, kids=kids))
+            pid = p.pid
+            ours = cpu_per_call(lambda: sampler.sample(pid, sockets=cache, kids=kids))  # noqa: B023 (called here)
+            ours_pss = cpu_per_call(lambda: sampler.sample(pid, pss=True, sockets=cache, kids=kids))  # noqa: B023
             anchor = cpu_per_call(psutil_anchor(p.pid), n=50)
             print(f"{label:34} {ours * 1e3:9.3f} {ours_pss * 1e3:9.3f} {anchor * 1e3:9.3f} {ours / anchor:7.2f}")
         finally:
@@ -149,7 +149,7 @@ def bench_false_alarms(runs, duration, interval):
     for kind in kinds:
         verdicts: list[dict] = []
 
-        def run(i, kind=kind):
+        def run(i, kind=kind, verdicts=verdicts):
             extra = ["--seed", str(i + 1)]
             if kind == "step":
                 extra += ["--step-at", f"{duration * (0.2 + 0.6 * i / max(1, runs - 1)):.1f}"]

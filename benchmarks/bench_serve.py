@@ -139,8 +139,9 @@ def with_profiles(count: int, seconds: int = 10, every: float = 15.0) -> dict:
         out = tempfile.mkdtemp(prefix="bench-serve-")
         t0 = time.monotonic()
         for k in range(count):
-            q = subprocess.Popen([pyspy, "record", "--duration", str(seconds), "--rate", "100", "--format", "speedscope",
-                                  "--output", os.path.join(out, "p.json"), "--pid", str(anchor_target.pid)],
+            q = subprocess.Popen([pyspy, "record", "--duration", str(seconds), "--rate", "100",
+                                  "--format", "speedscope", "--output", os.path.join(out, "p.json"),
+                                  "--pid", str(anchor_target.pid)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             _, status, ru = os.wait4(q.pid, 0)
             q.returncode = os.waitstatus_to_exitcode(status)
@@ -189,7 +190,8 @@ def main() -> None:
           f"(bare readings {m['anchor_bare_readings_pct_core_per_target']} %; budget {m['budget_pct']} %)")
     if "profiles" in doc:
         pr = doc["profiles"]
-        print(f"10 s profile every 15 s: serve {pr['serve_pct_core']:.2f} % vs raw py-spy {pr['anchor_pyspy_pct_core']:.2f} % "
+        print(f"10 s profile every 15 s: serve {pr['serve_pct_core']:.2f} % vs raw py-spy "
+              f"{pr['anchor_pyspy_pct_core']:.2f} % "
               f"→ overhead {pr['overhead_pp']:+.2f} pp (budget +{pr['budget_overhead_pp']} pp)")
 
 

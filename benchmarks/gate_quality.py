@@ -24,8 +24,8 @@ import json
 import os
 import shutil
 import statistics
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 

@@ -25,12 +25,14 @@ from perfkit import __version__
 # does not import any command module.
 COMMANDS: dict[str, tuple[str, str]] = {
     "cpu": ("perfkit.commands.cpu", "Sample CPU stacks of a live or launched Python process (py-spy)."),
-    "heap": ("perfkit.commands.heap", "Track heap allocations: top allocating lines, what stays alive, the peak (memray)."),
+    "heap": ("perfkit.commands.heap", "Track heap allocations: top allocating lines, what stays alive, the peak "
+                                      "(memray)."),
     "top": ("perfkit.commands.top", "A live view of where a process's CPU goes, refreshed every second (py-spy)."),
     "threads": ("perfkit.commands.threads", "Every thread's state, CPU, GIL and Python stack, grouped."),
     "leaks": ("perfkit.leaks.command", "Watch memory, threads, fds and sockets over time and say what leaks."),
     "flame": ("perfkit.commands.flame", "Render a saved profile as a flame graph (SVG/HTML) or a terminal tree."),
-    "convert": ("perfkit.commands.convert", "Convert a profile between formats (perfkit, pprof, speedscope, Chrome trace, collapsed, pstats …)."),
+    "convert": ("perfkit.commands.convert", "Convert a profile between formats (perfkit, pprof, speedscope, Chrome "
+                                            "trace, collapsed, pstats …)."),
     "diff": ("perfkit.commands.diff", "Compare two profiles: differential flame graph and what grew or shrank."),
     "gate": ("perfkit.gate.command", "Fail CI when a change makes things slower or hungrier."),
     "triage": ("perfkit.triage.command", "Snapshot the host and every Python process into one bounded bundle."),
@@ -157,7 +159,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and "
+                                                                                            "exit."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
 ) -> None:
     """Performance diagnostics for running Python processes.

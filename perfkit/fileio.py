@@ -51,7 +51,8 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise OutputError(f"cannot write {p}: it is a directory", "give a file name, e.g. -o profile.svg")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"cannot write {p}: directory {parent} does not exist", "create it first or choose another path")
+        raise OutputError(f"cannot write {p}: directory {parent} does not exist", "create it first or choose another "
+                                                                                  "path")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {p}: permission denied on {parent}", "choose a writable directory")
     if p.exists() and not os.access(p, os.W_OK):

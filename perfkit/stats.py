@@ -89,7 +89,8 @@ def ratio_interval(base, head, *, paired: bool, method: str, alpha_per_test: flo
         if len(lb) != len(lh):
             raise ValueError("paired samples need equal lengths")
         d = [h - b for b, h in zip(lb, lh)]
-        est, lo, hi, name = (_hl_paired(d, a) + ("wilcoxon-hl",)) if method == "rank" else (_t_paired(d, a) + ("paired-t",))
+        est, lo, hi, name = ((_hl_paired(d, a) + ("wilcoxon-hl",)) if method == "rank"
+                             else (_t_paired(d, a) + ("paired-t",)))
     else:
         est, lo, hi, name = (_hl_unpaired(lb, lh, a) + ("mann-whitney-hl",)) if method == "rank" else \
             (_welch(lb, lh, a) + ("welch-t",))

@@ -15,7 +15,6 @@ import argparse
 import sys
 import time
 
-
 CLOCK = time.thread_time
 
 

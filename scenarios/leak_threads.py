@@ -1,9 +1,10 @@
 """A thread leak: ``spawn_worker`` starts a thread per "request" that never finishes.
 
 Truth: after ``ready``, ``--rate`` threads per second (default 2) are started by
-``spawn_worker`` (after ``--prefill`` threads started at once); each runs ``leaked_worker`` and blocks forever on an Event (named
-``leaky-N``), so the thread count grows linearly at ``--rate``/s.  Two long-lived
-helper threads exist from the start (constant).  Exits by itself after ``--duration``.
+``spawn_worker`` (after ``--prefill`` threads started at once); each runs
+``leaked_worker`` and blocks forever on an Event (named ``leaky-N``), so the thread
+count grows linearly at ``--rate``/s.  Two long-lived helper threads exist from the
+start (constant).  Exits by itself after ``--duration``.
 
     python scenarios/leak_threads.py --rate 2 --duration 60
 """

@@ -110,7 +110,8 @@ def require_tool(path: Path, what: str) -> Path:
 
 @pytest.fixture(scope="session")
 def speedscope_schema() -> dict:
-    p = require_tool(TOOLS / "speedscope" / "dist" / "release" / "file-format-schema.json", "speedscope schema (npm speedscope)")
+    p = require_tool(TOOLS / "speedscope" / "dist" / "release" / "file-format-schema.json", "speedscope schema (npm "
+                                                                                            "speedscope)")
     return json.loads(p.read_text())
 
 

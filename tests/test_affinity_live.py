@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import one_error, PY, ROOT, run_perfkit, scenario, scenario_cmd, require_nobody
+from conftest import PY, ROOT, one_error, require_nobody, run_perfkit, scenario, scenario_cmd
 
 pytestmark = pytest.mark.live
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from affinity_fakes import PID, build, load
-from perfkit.affinity.plan import Assignment, cpu_order, make_plan
+
 from perfkit.affinity import topology
+from perfkit.affinity.plan import Assignment, cpu_order, make_plan
 from perfkit.affinity.topology import format_cpulist, parse_cpulist
 
 SPECS = load()

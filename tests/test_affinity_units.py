@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
 from affinity_fakes import PID, build, load
+
+from perfkit.affinity import topology
 from perfkit.affinity.advice import recommend
+from perfkit.affinity.behaviour import Behaviour, ProcessBehaviour
 from perfkit.affinity.findings import findings
 from perfkit.affinity.tune_stats import rank, summarize
-from perfkit.affinity import topology
-from perfkit.affinity.behaviour import Behaviour, ProcessBehaviour
 from perfkit.affinity.tuning import parse_throughput, substitute
 from perfkit.affinity.workers import WorkerInfo
 
@@ -145,8 +145,10 @@ def render(renderable) -> str:
 def test_ranking_table_says_within_noise_and_best():
     from perfkit.affinity.render import ranking_table
 
-    r = rank({"2 workers, spread": [103.0, 97.0, 108.0, 99.0, 104.0], "2 workers, unpinned": [100.0, 105.0, 95.0, 102.0, 98.0],
-              "1 workers, unpinned": [50.0, 51.0, 49.0, 50.0, 50.5]}, unpinned={"2 workers, unpinned", "1 workers, unpinned"})
+    r = rank({"2 workers, spread": [103.0, 97.0, 108.0, 99.0, 104.0],
+              "2 workers, unpinned": [100.0, 105.0, 95.0, 102.0, 98.0],
+              "1 workers, unpinned": [50.0, 51.0, 49.0, 50.0, 50.5]}, unpinned={"2 workers, unpinned", "1 workers, "
+                                                                                                       "unpinned"})
     text = render(ranking_table(r.to_json()))
     names = ("2 workers, spread", "2 workers, unpinned", "1 workers, unpinned")
     lines = {n: ln for ln in text.splitlines() for n in names if f"  {n}  " in ln}

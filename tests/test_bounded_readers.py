@@ -136,7 +136,8 @@ def test_overlong_text_line_is_refused(tmp_path):
 
 def test_memray_capture_with_more_records_than_allowed_is_refused(tmp_path):
     cap = tmp_path / "m.bin"
-    subprocess.run([PY, "-m", "memray", "run", "-q", "-o", str(cap), str(SCENARIOS / "mem_churn.py"), "--duration", "1"],
+    subprocess.run([PY, "-m", "memray", "run", "-q", "-o", str(cap), str(SCENARIOS / "mem_churn.py"),
+                    "--duration", "1"],
                    check=True, timeout=120, capture_output=True)
     res, _ = perfkit_rss("flame", cap, "--tree", env={"PERFKIT_MAX_INPUT": "1K"})
     one_error(res, 2, "more allocation records than", "PERFKIT_MAX_INPUT")

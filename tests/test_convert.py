@@ -10,12 +10,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from test_pprof import _canon, go_top, heap_profile
 
 from conftest import run_perfkit, scenario_cmd
 from perfkit.analysis.top import top
 from perfkit.formats import FORMATS, collapsed, native, read_profile, speedscope
 from perfkit.formats import read_profile as load
-from test_pprof import _canon, go_top, heap_profile
 
 FIX = Path(__file__).parent / "fixtures"
 SUFFIXES = {"perfkit": ".perfkit", "pprof": ".pb.gz", "speedscope": ".speedscope.json", "collapsed": ".collapsed"}
@@ -31,7 +31,7 @@ def test_convert_any_reader_to_any_writer_keeps_the_samples(tmp_path, src):
     start = tmp_path / f"in{SUFFIXES[src]}"
     start.write_bytes(FORMATS[src].write(p, value="samples"))  # each writer takes only its own options
     args = ["convert", start]
-    for name, suf in SUFFIXES.items():
+    for suf in SUFFIXES.values():
         args += ["-o", tmp_path / f"out{suf}"]
     args += ["-o", tmp_path / "out.svg", "-o", tmp_path / "out.html"]
     doc = json.loads(run_perfkit(*args, "--json", check=True).stdout)
@@ -84,7 +84,8 @@ def test_cpu_launch_writes_every_format_and_go_pprof_agrees(tmp_path):
     args = ["cpu", "-d", "3", "--rate", "200"]
     for p in outs.values():
         args += ["-o", p]
-    doc = json.loads(run_perfkit(*args, "--json", "--", *scenario_cmd("cpu_split", "--ratio", "75:25", "--duration", "5"),
+    doc = json.loads(run_perfkit(*args, "--json", "--",
+                          *scenario_cmd("cpu_split", "--ratio", "75:25", "--duration", "5"),
                                  check=True, timeout=120).stdout)
     assert {o["format"] for o in doc["outputs"]} == set(outs)
     shares = {r["function"]: r["self_pct"] for r in doc["top"]}
@@ -127,9 +128,12 @@ def test_reads_evented_speedscope_from_other_tools(tmp_path, speedscope_schema):
     doc = {"$schema": speedscope.SCHEMA_URL, "exporter": "some-tool@1", "name": "evented",
            "shared": {"frames": [{"name": "main", "file": "/a.py", "line": 1}, {"name": "work"}, {"name": "idle"}]},
            "profiles": [{"type": "evented", "name": "Thread 9 \"loop\"", "unit": "milliseconds", "startValue": 0,
-                         "endValue": 10, "events": [{"type": "O", "frame": 0, "at": 0}, {"type": "O", "frame": 1, "at": 1},
-                                                    {"type": "C", "frame": 1, "at": 7}, {"type": "O", "frame": 2, "at": 7},
-                                                    {"type": "C", "frame": 2, "at": 9}, {"type": "C", "frame": 0, "at": 10}]}]}
+                         "endValue": 10, "events": [{"type": "O", "frame": 0, "at": 0},
+                                                    {"type": "O", "frame": 1, "at": 1},
+                                                    {"type": "C", "frame": 1, "at": 7},
+                                                    {"type": "O", "frame": 2, "at": 7},
+                                                    {"type": "C", "frame": 2, "at": 9},
+                                                    {"type": "C", "frame": 0, "at": 10}]}]}
     jsonschema.validate(doc, speedscope_schema)
     path = tmp_path / "other.json"
     path.write_text(json.dumps(doc))

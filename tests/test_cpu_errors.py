@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, perfkit_cmd, run_perfkit, scenario, scenario_cmd, require_nobody, one_error as _one_error, free_pid as _free_pid
+from conftest import ROOT, perfkit_cmd, require_nobody, run_perfkit, scenario, scenario_cmd
+from conftest import free_pid as _free_pid
+from conftest import one_error as _one_error
 
 pytestmark = pytest.mark.live
 

@@ -181,7 +181,8 @@ def test_outputs_all_formats_and_roundtrip(tmp_path, speedscope_schema):
     args = []
     for p in paths:
         args += ["-o", p]
-    doc = perfkit_json("cpu", "-d", "3", *args, "--", *scenario_cmd("cpu_split", "--ratio", "75:25", "--duration", "10"))
+    doc = perfkit_json("cpu", "-d", "3", *args, "--",
+                           *scenario_cmd("cpu_split", "--ratio", "75:25", "--duration", "10"))
     for p in paths:
         assert (p.stat().st_mode & 0o777) == 0o600
     jsonschema.validate(json.loads(paths[2].read_text()), speedscope_schema)

@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+from test_flame import html_data, svg_frames
 
 from conftest import run_perfkit, scenario
 from perfkit.analysis.diff import diff
 from perfkit.formats import native
 from perfkit.model import SAMPLES, Frame, ProfileBuilder
 from perfkit.render import flamegraph_svg, html_report
-from test_flame import html_data, svg_frames
 
 FIX = Path(__file__).parent / "fixtures"
 

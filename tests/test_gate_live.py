@@ -50,7 +50,8 @@ def test_large_slowdown_and_memory_increase_are_caught_and_explained(tmp_path):
     # consistency test rightly refuses to call a change
     res = run_perfkit("gate", "compare", "--base-cmd", bench(work=5000), "--head-cmd",
                       bench("--slowdown", "0.5", "--mem-increase", "0.5", work=5000), "--json",
-                      "-m", "cpu,rss,threads,heap_peak", "--markdown", md, "--junit", junit, "--diff-dir", tmp_path / "d",
+                      "-m", "cpu,rss,threads,heap_peak", "--markdown", md, "--junit", junit,
+                      "--diff-dir", tmp_path / "d",
                       env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"}, timeout=400)
     assert res.returncode == 1, res.stderr
     doc = json.loads(res.stdout)
@@ -208,7 +209,8 @@ cwd = "bench"
 def test_inconclusive_passes_unless_strict(tmp_path):
     """Three wall-time pairs can never decide at this confidence: inconclusive, exit 0; --strict: 1."""
     fast = ["--base-cmd", shlex.join([PY, "-c", "pass"]), "--head-cmd", shlex.join([PY, "-c", "pass"]),
-            "-m", "wall", "--repetitions", "3", "--max-repetitions", "3", "--warmups", "0", "--junit", tmp_path / "j.xml"]
+            "-m", "wall", "--repetitions", "3", "--max-repetitions", "3", "--warmups", "0",
+            "--junit", tmp_path / "j.xml"]
     res = run_perfkit("gate", "compare", *fast)
     assert res.returncode == 0, res.stderr
     assert "inconclusive" in res.stdout and "PASS" in res.stdout

@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from perfkit.errors import UsageError
 from perfkit import stats
+from perfkit.errors import UsageError
 from perfkit.gate import config, report
 from perfkit.gate.results import BenchResult, GateResult, MetricResult
 

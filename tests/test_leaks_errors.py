@@ -9,8 +9,10 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, perfkit_cmd, run_perfkit, scenario, require_nobody, one_error as one_line_error
 import pytest
+
+from conftest import ROOT, perfkit_cmd, require_nobody, run_perfkit, scenario
+from conftest import one_error as one_line_error
 
 pytestmark = pytest.mark.live
 

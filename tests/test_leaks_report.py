@@ -8,9 +8,9 @@ import re
 import xml.etree.ElementTree as ET
 
 from perfkit.leaks import findings as leak_findings
+from perfkit.leaks import report as leak_report
 from perfkit.leaks import trend
 from perfkit.leaks.findings import Finding, LeakReport
-from perfkit.leaks import report as leak_report
 
 EVIL = "<script>alert(1)</script>`*|_\x1b[31m"
 

@@ -15,9 +15,9 @@ import shutil
 import subprocess
 
 import pytest
+from serve_helpers import Serve, request
 
 from conftest import IN_CI, scenario
-from serve_helpers import Serve, request
 
 pytestmark = pytest.mark.live
 

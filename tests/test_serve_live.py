@@ -18,9 +18,9 @@ import threading
 import time
 
 import pytest
+from serve_helpers import Serve, descendants, processes_mentioning, tracer_pid, wait_for
 
 from conftest import IN_CI, free_pid, one_error, run_perfkit, scenario
-from serve_helpers import Serve, descendants, processes_mentioning, tracer_pid, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -103,7 +103,8 @@ def test_goroutine_text_forms(served, targets):
     assert one.status == 200 and one.ctype == "text/plain; charset=utf-8"
     text = one.text()
     assert text.startswith("goroutine profile: total 9\n")
-    assert re.search(r"^6 @ Condition\.wait \((?:\S+/)?threading\.py:\d+\) from idle_worker \((?:\S+/)?deadlock\.py:\d+\)$", text, re.M), text
+    assert re.search(r"^6 @ Condition\.wait \((?:\S+/)?threading\.py:\d+\) from idle_worker "
+                     r"\((?:\S+/)?deadlock\.py:\d+\)$", text, re.M), text
     two = served.get(f"/debug/pprof/goroutine?debug=2&pid={targets['dead']}").text()
     assert len(re.findall(r"^goroutine \d+ \[(running|idle)", two, re.M)) == 9
     assert 'thread "locker-1"' in two and "take_a_then_b(...)" in two
@@ -222,7 +223,8 @@ def test_open_address_without_token_refused(targets, tmp_path):
     weak = tmp_path / "tok"
     weak.write_text("short")
     weak.chmod(0o600)
-    one_error(run_perfkit("serve", "--listen", "0.0.0.0:0", "--token-file", weak, "--pid", targets["dead"]), 2, "too short")
+    one_error(run_perfkit("serve", "--listen", "0.0.0.0:0", "--token-file", weak,
+                              "--pid", targets["dead"]), 2, "too short")
     one_error(run_perfkit("serve", "--pid", free_pid()), 3, "no such process")
 
 

@@ -18,9 +18,9 @@ import urllib.request
 
 import pytest
 import yaml
+from serve_helpers import Serve, wait_for
 
 from conftest import IN_CI, run_perfkit, scenario
-from serve_helpers import Serve, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -65,7 +65,8 @@ def test_prometheus_scrapes_with_a_bearer_token_and_sees_proc_thread_counts(tmp_
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [{"job_name": "perfkit", "authorization": {"type": "Bearer", "credentials_file": str(tf)},
                                 "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
-                               {"job_name": "perfkit-no-token", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]}))
+                               {"job_name": "perfkit-no-token",
+                                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]}))
         web = _free_port()
         prom = subprocess.Popen([prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'data'}",
                                  f"--web.listen-address=127.0.0.1:{web}", "--log.level=warn"],

@@ -15,9 +15,9 @@ import subprocess
 import sys
 
 import pytest
+from serve_helpers import Serve, descendants, wait_for
 
 from conftest import PY, SCENARIOS, one_error, scenario
-from serve_helpers import Serve, descendants, wait_for
 
 pytestmark = pytest.mark.live
 

@@ -50,8 +50,8 @@ def _check_alive(pid: int) -> None:
 
 def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers: Optional[int], include_master: bool,
                 unit: str = "cpu", state: str | None = None):
-    from perfkit.affinity.plan import check_inside, make_plan
     from perfkit.affinity.masks import parse_cpus, planning_inputs
+    from perfkit.affinity.plan import check_inside, make_plan
     from perfkit.console import warn
     from perfkit.errors import UsageError
 
@@ -74,14 +74,14 @@ def _build_plan(pid: int, root: str, strategy: str, cpus: Optional[str], workers
 @app.command()
 def show(
     pid: int = _PID,
-    interval: float = typer.Option(1.0, "--interval", metavar="SECONDS", min=0.1, max=60, help="Seconds to measure CPU % and rates."),
+    interval: float = typer.Option(1.0, "--interval", metavar="SECONDS", min=0.1, max=60, help="Seconds to measure CPU "
+                                                                                               "% and rates."),
     state: Optional[Path] = typer.Option(None, "--state", help="Saved-masks file of a previous apply."),
     as_json: bool = _JSON,
 ) -> None:
     """The process tree (master + workers): masks, last CPU, CPU %, context switches, threads — and what is wrong."""
+    from perfkit.affinity import topology, workers
     from perfkit.affinity.findings import findings, pin_status
-    from perfkit.affinity import topology
-    from perfkit.affinity import workers
     from perfkit.console import out_console, print_json
 
     topo, bud = _context(pid, "/")
@@ -115,7 +115,8 @@ def show(
 def plan(
     pid: int = _PID,
     strategy: str = _STRATEGY,
-    cpus: Optional[str] = typer.Option(None, "--cpus", help="Plan only on these CPUs (must be inside the allowed set)."),
+    cpus: Optional[str] = typer.Option(None, "--cpus", help="Plan only on these CPUs (must be inside the allowed "
+                                                            "set)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=4096,
                                           help="Plan for N hypothetical workers instead of the live ones."),
     include_master: bool = typer.Option(False, "--include-master", help="Pin the master too (it usually only waits)."),
@@ -175,7 +176,8 @@ def apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be done; change nothing."),
     all_or_nothing: bool = typer.Option(False, "--all-or-nothing", help="If any worker fails, undo the others."),
     state: Optional[Path] = typer.Option(None, "--state", help="Where to save the original masks "
-                                                               "[default: ~/.local/state/perfkit/affinity/pid-N.json]."),
+                                                               "[default: "
+                                                               "~/.local/state/perfkit/affinity/pid-N.json]."),
     as_json: bool = _JSON,
 ) -> None:
     """Pin workers with sched_setaffinity (all their threads); original masks are saved for reset."""
@@ -360,15 +362,13 @@ def tune(
     as_json: bool = _JSON,
 ) -> None:
     """Run the workload under candidate worker counts and layouts; rank them with confidence intervals."""
-    from perfkit.affinity.plan import STRATEGIES, cpu_order
-    from perfkit.affinity.tune_stats import rank
     from perfkit.affinity import topology
+    from perfkit.affinity.plan import STRATEGIES, cpu_order
+    from perfkit.affinity.tune_stats import MIN_RUNS, rank
     from perfkit.affinity.tuning import candidate_name, run_matrix
     from perfkit.console import live_status, message, out_console, print_json
     from perfkit.errors import TargetError, UsageError
     from perfkit.target import resolve
-
-    from perfkit.affinity.tune_stats import MIN_RUNS
 
     if repeat < MIN_RUNS:
         raise UsageError(f"--repeat {repeat} is too few: a 95 % interval needs at least {MIN_RUNS} runs per "

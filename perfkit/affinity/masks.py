@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from perfkit.affinity.plan import Assignment, check_inside
 from perfkit.affinity import topology
+from perfkit.affinity.plan import Assignment, check_inside
 from perfkit.affinity.workers import _is_helper, create_time, load_state, state_path, tree
 from perfkit.errors import InputFormatError, UsageError
 

@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from perfkit.procs.signals import sigterm_as_interrupt
 from perfkit.errors import TargetError
 from perfkit.procs import proc, supervisor
+from perfkit.procs.signals import sigterm_as_interrupt
 
 _THROUGHPUT = re.compile(r"(?:^|\s)throughput\s*[=:]\s*([-+0-9.eE]+)")
 

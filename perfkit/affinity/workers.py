@@ -177,7 +177,8 @@ def snapshot(pid: int, interval: float = 1.0) -> list[WorkerInfo]:
         except psutil.NoSuchProcess:
             continue
         except psutil.AccessDenied:
-            raise PermissionDenied(f"permission denied reading pid {p.pid}", "run as the process's user or root") from None
+            raise PermissionDenied(f"permission denied reading pid {p.pid}", "run as the process's user or "
+                                                                             "root") from None
         out.append(info)
     return out
 

@@ -18,7 +18,8 @@ def convert(
     profile_path: o.ProfileIn,
     output: Annotated[List[Path], typer.Option(
         "--output", "-o", metavar="FILE", help="Output file (repeatable); format from the suffix: "
-                                               ".perfkit .pb.gz .speedscope.json .trace.json .collapsed .pstats .svg .html; '-' is stdout "
+                                               ".perfkit .pb.gz .speedscope.json .trace.json .collapsed .pstats .svg "
+                                               ".html; '-' is stdout "
                                                "(with -f)")],
     fmt: o.Format = None,
     in_fmt: o.InFormat = None,

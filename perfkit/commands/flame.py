@@ -59,7 +59,8 @@ def flame(
     if prof.total(vi) == 0:
         warn(f"{profile_path}: no {vt.type} left to draw (empty profile or filters matched nothing)")
     outputs.write_profile(prof, value=value, title=title, lines=lines, inverted=inverted)
-    call_tree = CallTree.of(prof, value, min_pct=min_pct, max_depth=depth, lines=lines) if (tree or not outputs) else None
+    call_tree = (CallTree.of(prof, value, min_pct=min_pct, max_depth=depth, lines=lines)
+                 if (tree or not outputs) else None)
     if as_json:
         doc = {"command": "flame", "input": str(profile_path), "value_type": str(vt), "total": prof.total(vi),
                "outputs": outputs.written}

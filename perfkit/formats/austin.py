@@ -49,7 +49,8 @@ def _types(mode: str) -> list[ValueType]:
     if mode == "memory":
         return [SAMPLES, ValueType("memory", "bytes")]
     if mode == "full":
-        return [SAMPLES, ValueType("wall", "nanoseconds"), ValueType("cpu", "nanoseconds"), ValueType("memory", "bytes")]
+        return [SAMPLES, ValueType("wall", "nanoseconds"), ValueType("cpu", "nanoseconds"),
+                ValueType("memory", "bytes")]
     return [SAMPLES, ValueType("cpu" if mode == "cpu" else "wall", "nanoseconds")]
 
 

@@ -90,7 +90,8 @@ def read(data: bytes, source: str = "<profile>") -> Profile:
     except InputFormatError:
         raise
     except (OSError, EOFError, zlib.error, ValueError, RecursionError) as exc:
-        raise InputFormatError(f"{source} is corrupt or truncated ({type(exc).__name__})", f"expected {expected}") from None
+        raise InputFormatError(f"{source} is corrupt or truncated ({type(exc).__name__})", f"expected "
+                                                                                           f"{expected}") from None
     if not isinstance(doc, dict) or doc.get(MAGIC_KEY) not in READABLE_VERSIONS:
         raise InputFormatError(f"{source} is not {expected}")
     try:

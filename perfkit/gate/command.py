@@ -19,7 +19,8 @@ import typer
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   no_args_is_help=True, help="Fail CI when a change makes things slower or hungrier.")
 
-_CONFIG = typer.Option(None, "--config", metavar="FILE", help="TOML file with [tool.perfkit.gate] [default: ./pyproject.toml].")
+_CONFIG = typer.Option(None, "--config", metavar="FILE", help="TOML file with [tool.perfkit.gate] [default: "
+                                                              "./pyproject.toml].")
 _BENCH = typer.Option(None, "--benchmark", "-b", help="Only this benchmark (repeatable).")
 _METRICS = typer.Option(None, "--metrics", "-m",
                         help="Comma-separated: cpu,wall,rss,threads,allocations,heap_peak,instructions.")
@@ -34,7 +35,8 @@ _JSON = typer.Option(False, "--json", help="Print the result as one JSON documen
 _STRICT = typer.Option(None, "--strict/--no-strict", help="Inconclusive (too noisy to tell) fails too.")
 _MD = typer.Option(None, "--markdown", help="Write a markdown report here (also appended to $GITHUB_STEP_SUMMARY).")
 _JUNIT = typer.Option(None, "--junit", help="Write a JUnit XML report here.")
-_DIFF = typer.Option(None, "--diff-dir", help="Write differential flame graphs (NAME.diff.svg) of CPU regressions here.")
+_DIFF = typer.Option(None, "--diff-dir", help="Write differential flame graphs (NAME.diff.svg) of CPU regressions "
+                                              "here.")
 _BASELINE = typer.Option(None, "--baseline", help="Baseline file [default: from config, .perfkit/gate-baseline.json].")
 _NAME = typer.Option("benchmark", "--name", help="Name of the benchmark given on the command line.")
 

@@ -120,8 +120,8 @@ def explain(base_runs: list[Profile], head_runs: list[Profile], limit: int = 5) 
     base, head = merge([to_collapsed(p) for p in base_runs]), merge([to_collapsed(p) for p in head_runs])
     (bpool, bn), (hpool, hn) = _shares(base), _shares(head)
     runs = f"{len(base_runs)} base / {len(head_runs)} head runs"
-    out: dict[str, Any] = {"base_samples": bn, "head_samples": hn, "base_runs": len(base_runs), "head_runs": len(head_runs),
-           "grew": [], "your_code": []}
+    out: dict[str, Any] = {"base_samples": bn, "head_samples": hn, "base_runs": len(base_runs),
+                           "head_runs": len(head_runs), "grew": [], "your_code": []}
     if len(b_runs) < 2 or len(h_runs) < 2:
         out["method"] = (f"not enough profiles to tell a consistent change from run-to-run noise ({runs}; "
                          f"at least 2 a side): no function named")

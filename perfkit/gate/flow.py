@@ -6,9 +6,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfkit.gate import bench
 from perfkit.gate import baseline as baseline_mod
-from perfkit.gate import explain, preflight, runner
+from perfkit.gate import bench, explain, preflight, runner
 from perfkit.gate.config import Benchmark, GateConfig
 from perfkit.gate.results import BenchResult, GateResult
 

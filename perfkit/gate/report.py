@@ -8,9 +8,8 @@ way GitHub's workflow commands require.
 
 from __future__ import annotations
 
-
-from perfkit.console import plain
 from perfkit import paths, stats, units
+from perfkit.console import plain
 from perfkit.gate.metrics import METRICS, TIME_METRICS
 from perfkit.gate.results import GateResult, MetricResult
 
@@ -69,10 +68,9 @@ class TerminalView:
         self.res = res
 
     def __rich_console__(self, console, options):
+        from rich import box
         from rich.table import Table
         from rich.text import Text
-
-        from rich import box
 
         res = self.res
         conf = None

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from perfkit.gate import bench
 from perfkit import stats
+from perfkit.gate import bench
 from perfkit.gate.config import Benchmark, GateConfig
 from perfkit.gate.metrics import METRICS, TIME_METRICS
 from perfkit.gate.results import BenchResult, MetricResult

@@ -62,7 +62,8 @@ def leaks(
     output: Optional[List[Path]] = typer.Option(None, "--output", "-o",
                                                 help="Write the report (repeatable): .html, .md or .json."),
     alpha: float = typer.Option(0.01, "--alpha", min=1e-6, max=0.2, help="Mann-Kendall significance level."),
-    warmup: float = typer.Option(0.1, "--warmup", min=0.0, max=0.5, help="Fraction of the window ignored at the start."),
+    warmup: float = typer.Option(0.1, "--warmup", min=0.0, max=0.5, help="Fraction of the window ignored at the "
+                                                                         "start."),
     min_memory_rate: float = typer.Option(16384.0, "--min-memory-rate", min=0.0,
                                           callback=finite("--min-memory-rate", 0.0, 1e15),
                                           help="Smallest memory growth called a leak, bytes/s."),

@@ -135,7 +135,7 @@ def fd_attribution(new_fds: list[dict] | None, kinds: tuple[str, ...], limit: in
             if f["proto"] == "unix":
                 label = f"unix {f.get('state', '?')} {f.get('local') or '(unnamed)'}"
             else:
-                def mask(role: str) -> str:
+                def mask(role: str, f: dict = f) -> str:
                     a = f.get(role, "")
                     host, port = _split(a)
                     return a if port_count.get((role, a), 0) > 1 or len(items) == 1 else f"{host}:*"

@@ -8,15 +8,14 @@ entities in HTML/SVG, backslash-escaped markdown in markdown.
 
 from __future__ import annotations
 
-from perfkit import units
-from perfkit.units import human_bytes, human_duration
-
 import html
 import math
 import time
 
+from perfkit import units
 from perfkit.leaks import trend
 from perfkit.leaks.findings import Finding, LeakReport
+from perfkit.units import human_bytes, human_duration
 
 VERDICT_STYLE = {trend.LEAK: "bold red", trend.STEADY: "green", trend.INCONCLUSIVE: "yellow"}
 VERDICT_COLOR = {trend.LEAK: "#c62828", trend.STEADY: "#2e7d32", trend.INCONCLUSIVE: "#f9a825"}
@@ -222,7 +221,8 @@ def svg_series(points: list[tuple[float, float]], resource: str, *, color: str =
     e = _e
     pad_l, pad_b, pad_t, pad_r = 70, 20, 8, 8
     if not points:
-        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"><text x="10" y="20">no data</text></svg>'
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+                '<text x="10" y="20">no data</text></svg>')
     ts = [p[0] for p in points]
     vs = [p[1] for p in points]
     t0, t1 = min(ts), max(ts)
@@ -241,8 +241,10 @@ def svg_series(points: list[tuple[float, float]], resource: str, *, color: str =
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="series" width="{width}" height="{height}" '
              f'role="img" aria-label="{e(resource)} over time">',
              f'<rect x="{pad_l}" y="{pad_t}" width="{w}" height="{h}" fill="#fafafa" stroke="#ddd"/>',
-             f'<text x="{pad_l - 4}" y="{pad_t + 10}" text-anchor="end" font-size="10">{e(fmt_value(hi, resource))}</text>',
-             f'<text x="{pad_l - 4}" y="{pad_t + h}" text-anchor="end" font-size="10">{e(fmt_value(lo, resource))}</text>',
+             f'<text x="{pad_l - 4}" y="{pad_t + 10}" text-anchor="end" '
+             f'font-size="10">{e(fmt_value(hi, resource))}</text>',
+             f'<text x="{pad_l - 4}" y="{pad_t + h}" text-anchor="end" '
+             f'font-size="10">{e(fmt_value(lo, resource))}</text>',
              f'<text x="{pad_l}" y="{height - 4}" font-size="10">{t0:.0f} s</text>',
              f'<text x="{pad_l + w}" y="{height - 4}" text-anchor="end" font-size="10">{t1:.0f} s</text>',
              f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{pts}"/>']
@@ -278,7 +280,8 @@ def html_report(report: LeakReport) -> str:
                  f"{fmt_rate(v.slope.high, f.resource)}]") if v.slope else "-"
         verdict = v.verdict if f.measured else "not measured"
         body.append(f'<tr><td>{e(f.resource)}</td><td class="{e(v.verdict)}">{e(verdict)}</td>'
-                    f"<td>{e(fmt_value(v.start_value, f.resource))}</td><td>{e(fmt_value(v.end_value, f.resource))}</td>"
+                    f"<td>{e(fmt_value(v.start_value, f.resource))}</td>"
+                    f"<td>{e(fmt_value(v.end_value, f.resource))}</td>"
                     f"<td>{e(slope)}</td><td>{e(fmt_value(v.limit, f.resource)) if v.limit else '-'}"
                     f"{' (' + e(v.limit_source or '') + ')' if v.limit else ''}</td>"
                     f"<td>{e(human_duration(v.time_to_limit_s))}</td></tr>")

@@ -82,7 +82,8 @@ def sample(pid: int, t: float = 0.0, *, pss: bool = False, socket_states: bool =
     try:
         links = fd_links(pid)
     except PermissionError:
-        s.unavailable["fds"] = f"permission denied reading /proc/{pid}/fd (another user's process: run as that user or root)"
+        s.unavailable["fds"] = (f"permission denied reading /proc/{pid}/fd "
+                                "(another user's process: run as that user or root)")
         s.unavailable["sockets"] = "needs /proc/PID/fd"
     else:
         kinds = {k: 0 for k in FD_KINDS}

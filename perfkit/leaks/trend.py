@@ -28,9 +28,9 @@ bound is below the minimum rate.  Anything else (or too few bins) is ``inconclus
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field
 
 from perfkit import stats, units
-from dataclasses import asdict, dataclass, field
 
 LEAK = "leak"
 STEADY = "steady"

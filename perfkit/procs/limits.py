@@ -3,6 +3,7 @@ kernel.threads-max, RLIMIT_NPROC."""
 
 from __future__ import annotations
 
+
 def fd_limit(pid: int) -> int | None:
     """The soft RLIMIT_NOFILE of ``pid``."""
     return _limit(pid, "Max open files")

@@ -14,7 +14,6 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 

@@ -188,7 +188,8 @@ class Captures:
             try:
                 self.write(target, trigger, why)
                 if self.metrics is not None:
-                    self.metrics.captures.labels(trigger.split("-")[0] if trigger.startswith("alert") else trigger).inc()
+                    kind = trigger.split("-")[0] if trigger.startswith("alert") else trigger
+                    self.metrics.captures.labels(kind).inc()
             except Exception:
                 if self.metrics is not None:
                     self.metrics.capture_errors.inc()
@@ -250,7 +251,8 @@ class Captures:
                     errors["heap"] = "a heap capture of this pid was already running"
             if self.collector is not None:
                 verdicts = {k: v.to_json() for k, v in self.collector.verdicts(target).items()}
-                put("metrics.json", json.dumps({"interval_s": self.collector.interval, "window_s": self.collector.window,
+                put("metrics.json", json.dumps({"interval_s": self.collector.interval,
+                                                "window_s": self.collector.window,
                                                 "samples": self.collector.series(target), "verdicts": verdicts},
                                                default=str))
             manifest = {"name": name, "trigger": trigger, "why": why, "time": time.time(), "target": target.to_json(),

@@ -45,33 +45,44 @@ def serve(
     children: bool = typer.Option(False, "--children", help="Also serve the Python descendants of --pid / CMD."),
     match: Optional[str] = typer.Option(None, "--match", help="Serve every Python process whose command line matches."),
     listen: str = typer.Option("127.0.0.1:6060", "--listen", help="HOST:PORT to listen on (port 0: any free)."),
-    token_file: Optional[str] = typer.Option(None, "--token-file", help="Require Authorization: Bearer <token in file>."),
+    token_file: Optional[str] = typer.Option(None, "--token-file", help="Require Authorization: Bearer <token in "
+                                                                        "file>."),
     tls_cert: Optional[str] = typer.Option(None, "--tls-cert", help="Serve HTTPS with this certificate (PEM)."),
     tls_key: Optional[str] = typer.Option(None, "--tls-key", help="The certificate's private key (PEM)."),
-    allow_heap: bool = typer.Option(False, "--allow-heap", help="Enable /debug/pprof/heap and /allocs (memray attach)."),
+    allow_heap: bool = typer.Option(False, "--allow-heap", help="Enable /debug/pprof/heap and /allocs (memray "
+                                                                "attach)."),
     max_seconds: int = typer.Option(60, "--max-seconds", min=1, max=3600, help="Longest profile a client may ask for."),
-    heap_seconds: int = typer.Option(10, "--heap-seconds", min=1, max=600, help="Heap capture length without ?seconds."),
+    heap_seconds: int = typer.Option(10, "--heap-seconds", min=1, max=600, help="Heap capture length without "
+                                                                                "?seconds."),
     rate: int = typer.Option(100, "--rate", "-r", min=1, max=1000, help="CPU profile sampling rate (Hz)."),
     interval: float = typer.Option(5.0, "--interval", min=0.2, max=300.0, help="Seconds between readings."),
     window: float = typer.Option(600.0, "--window", min=10.0, max=86400.0, help="Leak analysis window (seconds)."),
     gil_rate: float = typer.Option(0.0, "--gil-rate", min=0.0, max=10.0,
-                                   help="Non-blocking py-spy dumps per second per target for GIL/idle shares (0: off)."),
-    label: Optional[List[str]] = typer.Option(None, "--label", help="NAME=VALUE on every series and profile (repeatable)."),
+                                   help="Non-blocking py-spy dumps per second per target for GIL/idle shares (0: "
+                                        "off)."),
+    label: Optional[List[str]] = typer.Option(None, "--label", help="NAME=VALUE on every series and profile "
+                                                                    "(repeatable)."),
     capture_on: Optional[List[str]] = typer.Option(None, "--capture-on",
-                                                   help="Capture when this holds: rss>2GiB, threads>500, fds>90%, leak=threads …"),
-    capture_dir: Optional[str] = typer.Option(None, "--capture-dir", help="Where capture bundles go (enables captures)."),
+                                                   help="Capture when this holds: rss>2GiB, threads>500, fds>90%, "
+                                                        "leak=threads …"),
+    capture_dir: Optional[str] = typer.Option(None, "--capture-dir", help="Where capture bundles go (enables "
+                                                                          "captures)."),
     keep: int = typer.Option(20, "--keep", min=1, max=10000, help="Capture bundles kept (newest)."),
     capture_interval: float = typer.Option(300.0, "--capture-interval", min=0.0,
                                            help="At most one capture per target this often (seconds)."),
-    capture_max_per_hour: int = typer.Option(12, "--capture-max-per-hour", min=1, help="At most this many captures an hour."),
-    capture_seconds: int = typer.Option(10, "--capture-seconds", min=1, max=300, help="CPU/heap profile length in a capture."),
+    capture_max_per_hour: int = typer.Option(12, "--capture-max-per-hour", min=1, help="At most this many captures an "
+                                                                                       "hour."),
+    capture_seconds: int = typer.Option(10, "--capture-seconds", min=1, max=300, help="CPU/heap profile length in a "
+                                                                                      "capture."),
     alert_webhook: bool = typer.Option(False, "--alert-webhook",
-                                       help="Accept Alertmanager webhooks (POST /debug/perfkit/alertmanager): capture the alert's pid."),
+                                       help="Accept Alertmanager webhooks (POST /debug/perfkit/alertmanager): capture "
+                                            "the alert's pid."),
     access_log: str = typer.Option("-", "--access-log", help="Access log: - (stderr), a file, or off."),
     no_redact: bool = typer.Option(False, "--no-redact", help="Show target command lines unredacted."),
     pss: bool = typer.Option(True, "--pss/--no-pss", help="Read PSS/USS (smaps_rollup) in each reading."),
     print_rules: bool = typer.Option(False, "--print-rules", help="Print Prometheus alerting rules and exit."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON line (address, targets) on stdout once listening."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON line (address, targets) on stdout once "
+                                                       "listening."),
 ) -> None:
     from perfkit.errors import UsageError
     from perfkit.serve import config
@@ -97,7 +108,8 @@ def serve(
 
     conditions = [parse_condition(c) for c in (capture_on or [])]
     if (conditions or alert_webhook) and not capture_dir:
-        raise UsageError("--capture-on and --alert-webhook need --capture-dir DIR", "e.g. --capture-dir /var/lib/perfkit")
+        raise UsageError("--capture-on and --alert-webhook need --capture-dir DIR", "e.g. --capture-dir "
+                                                                                    "/var/lib/perfkit")
     if match is not None:
         import re
 

@@ -22,7 +22,8 @@ PER_TARGET = [
     ("perfkit_process_resident_memory_bytes", "gauge", "Resident set size (RSS)."),
     ("perfkit_process_proportional_memory_bytes", "gauge", "Proportional set size (PSS, smaps_rollup)."),
     ("perfkit_process_unique_memory_bytes", "gauge", "Unique set size (USS: private pages)."),
-    ("perfkit_process_memory_limit_bytes", "gauge", "The memory the process can use: cgroup memory.max, else MemTotal."),
+    ("perfkit_process_memory_limit_bytes", "gauge", "The memory the process can use: cgroup memory.max, else "
+                                                    "MemTotal."),
     ("perfkit_process_threads", "gauge", "OS threads of the process."),
     ("perfkit_process_open_fds", "gauge", "Open file descriptors."),
     ("perfkit_process_fds", "gauge", "Open file descriptors by kind (file, socket, pipe, other)."),

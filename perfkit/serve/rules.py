@@ -50,7 +50,8 @@ def rules(leak_for: str = "10m") -> list[Rule]:
         expr="predict_linear(perfkit_process_open_fds[1h], 4 * 3600) > perfkit_process_max_fds"
              " and perfkit_process_max_fds > 0",
         for_="15m", severity="warning",
-        summary=f"{WHO} will run out of file descriptors within 4 h; next: perfkit leaks --pid {{{{ $labels.pid }}}} -d 120",
+        summary=f"{WHO} will run out of file descriptors within 4 h; next: perfkit leaks --pid {{{{ $labels.pid }}}} "
+                f"-d 120",
         description="The linear trend of the last hour of open fds crosses RLIMIT_NOFILE within 4 hours."))
     out.append(Rule(
         alert="PerfkitFdsNearLimit",
@@ -63,13 +64,16 @@ def rules(leak_for: str = "10m") -> list[Rule]:
         alert="PerfkitMemoryLimitPredicted",
         expr="predict_linear(perfkit_process_resident_memory_bytes[1h], 4 * 3600) > perfkit_process_memory_limit_bytes",
         for_="15m", severity="warning",
-        summary=f"{WHO} will reach its memory limit within 4 h; next: perfkit heap --pid {{{{ $labels.pid }}}} -d 30 --leaks",
-        description="The linear trend of the last hour of RSS crosses the cgroup memory limit (or MemTotal) within 4 hours."))
+        summary=f"{WHO} will reach its memory limit within 4 h; next: perfkit heap --pid {{{{ $labels.pid }}}} -d 30 "
+                f"--leaks",
+        description="The linear trend of the last hour of RSS crosses the cgroup memory limit (or MemTotal) within 4 "
+                    "hours."))
     out.append(Rule(
         alert="PerfkitCPUThrottled",
         expr="rate(perfkit_cgroup_cpu_throttled_periods_total[5m]) / rate(perfkit_cgroup_cpu_periods_total[5m]) > 0.25",
         for_="15m", severity="warning",
-        summary=f"The cgroup of {WHO} is CPU-throttled in over 25 % of periods; next: perfkit affinity show --pid {{{{ $labels.pid }}}}",
+        summary=f"The cgroup of {WHO} is CPU-throttled in over 25 % of periods; next: perfkit affinity show --pid {{{{ "
+                f"$labels.pid }}}}",
         description="CFS throttling in over a quarter of the periods: the quota is below what the "
                     "workload uses. perfkit affinity show explains the CPU budget; perfkit cpu shows where it goes."))
     out.append(Rule(

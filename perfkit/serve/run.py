@@ -107,7 +107,8 @@ def run(cfg, *, pids: list[int], command: list[str], children: bool, match: str 
         supervisor.stop_all()
     if outcome is not None and outcome.stopped_by is None:
         if outcome.returncode not in (0, None):
+            tail = outcome.stderr_tail.strip()
             raise TargetExited(f"{outcome.describe(' '.join(command[:3]))}; perfkit serve stopped",
-                               outcome.stderr_tail.strip().splitlines()[-1][:300] if outcome.stderr_tail.strip() else None)
+                               tail.splitlines()[-1][:300] if tail else None)
         _say(f"{outcome.describe(' '.join(command[:3]))}; stopped")
     return rc
