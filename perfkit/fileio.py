@@ -186,9 +186,11 @@ def sweep_partial(parent: Path, name: str) -> None:
 def sweep_stale(tmp: str | None = None, *, min_age: float = 0.0, prefix: str = TEMP_PREFIX) -> list[str]:
     """Remove scratch directories of perfkit runs that died without cleaning up (SIGKILL, OOM).
 
-    Only ``PREFIX KIND-PID-*`` directories (``perfkit-heap-4242-x1y2``) whose PID no longer
-    runs perfkit (gone, or another program now), that this user owns (or root), older
-    than ``min_age`` seconds.  Returns what was removed.  Never raises.
+    Only ``PREFIX KIND-PID-*`` directories (``perfkit-heap-4242-x1y2``) whose PID is gone
+    or now belongs to a process that started after the directory was last written (the pid
+    was reused), that this user owns (or root), older than ``min_age`` seconds.  A live
+    creator keeps its directory whatever its command line (perfkit.api inside a program, a
+    test runner).  Returns what was removed.  Never raises.
     """
     import shutil
     import tempfile
@@ -212,12 +214,14 @@ def sweep_stale(tmp: str | None = None, *, min_age: float = 0.0, prefix: str = T
         if len(parts) < 3 or not parts[-2].isdigit():
             continue
         pid = int(parts[-2])
-        if pid == os.getpid() or _runs_perfkit(pid):
+        if pid == os.getpid():
             continue
         path = os.path.join(base, name)
         try:
             st = os.lstat(path)
         except OSError:
+            continue
+        if _may_be_creator(pid, st.st_mtime):
             continue
         import stat as stat_mod
 
@@ -228,12 +232,24 @@ def sweep_stale(tmp: str | None = None, *, min_age: float = 0.0, prefix: str = T
     return removed
 
 
-def _runs_perfkit(pid: int) -> bool:
+def _may_be_creator(pid: int, mtime: float) -> bool:
+    """``pid`` runs and started before ``mtime`` (so it may have made the directory).
+
+    Start time from /proc/PID/stat (ticks since boot) and /proc/stat's btime; a second of
+    slack for their rounding.  Unreadable: assume it may (keep the directory)."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"perfkit" in f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
     except OSError:
-        return False
+        return False  # gone
+    try:
+        ticks = int(data[data.rfind(b")") + 2:].split()[19])
+        with open("/proc/stat", "rb") as f:
+            btime = next(int(ln.split()[1]) for ln in f if ln.startswith(b"btime "))
+        started = btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    return started <= mtime + 1.0
 
 
 def _unlink_unheld_lock(path: str) -> bool:
