@@ -206,7 +206,9 @@ def test_tune_ranks_pool_candidates_and_judges_noise():
     names = [s["name"] for s in doc["ranking"]]
     assert sorted(names) == sorted(["1 workers, unpinned", "1 workers, spread", "2 workers, unpinned",
                                     "2 workers, spread"])
-    assert all(s["n"] == 3 and s["ci95"][0] <= s["mean"] <= s["ci95"][1] for s in doc["ranking"])
+    # an interval reaching 0 (3 runs on a loaded box) is withheld with its reason, never printed
+    assert all(s["n"] == 3 and (s["ci95"][0] <= s["mean"] <= s["ci95"][1] if None not in s["ci95"]
+                                else s["ci95"] == [None, None] and s["ci_note"]) for s in doc["ranking"])
     assert [s["rank"] for s in doc["ranking"]] == [1, 2, 3, 4]
     pinned = {s["name"]: s["pinned_processes"] for s in doc["ranking"]}
     assert pinned["2 workers, spread"] == 2 and pinned["2 workers, unpinned"] == 0

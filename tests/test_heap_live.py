@@ -149,41 +149,6 @@ def test_native_allocations_attributed_to_python_line(tmp_path):
     assert top["function"].startswith("deflateInit") and f"mem_native.py:{line}" in top["caller"]
 
 
-def test_twenty_attach_detach_cycles_leave_target_healthy():
-    from perfkit.tools.memray import MemrayOptions, capture
-    from perfkit.target import Target
-
-    def rss(pid):
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def threads(pid):
-        return len(os.listdir(f"/proc/{pid}/task"))
-
-    def status(sc):
-        os.kill(sc.pid, signal.SIGUSR1)
-        line = sc.proc.stdout.readline()
-        assert line.startswith("status"), line
-        return _field(line, "rounds"), _field(line, "failures")
-
-    with scenario("mem_selfcheck", "--items", "1000", "--duration", "170") as sc:
-        base_threads = threads(sc.pid)
-        rss_after = []
-        rounds_before = status(sc)[0]
-        for i in range(20):
-            res = capture(Target(pid=sc.pid), MemrayOptions(duration=1))
-            assert res.profile.recording.heap.capture_complete, i
-            assert res.profile.recording.heap.totals["alloc_count"] > 0
-            assert sc.alive()
-            assert threads(sc.pid) == base_threads, "memray's tracking threads must be gone after each capture"
-            rss_after.append(rss(sc.pid))
-        rounds, failures = status(sc)
-        assert sc.alive()
-    assert failures == 0 and rounds > rounds_before
-    growth = rss_after[-1] - rss_after[1]
-    assert growth < 4 * MiB, [r // 1024 for r in rss_after]
-
-
 def test_ctrl_c_stops_tracking_writes_output_and_target_lives(tmp_path):
     out = tmp_path / "i.perfkit"
     with scenario("mem_leak", "--duration", "60") as sc:

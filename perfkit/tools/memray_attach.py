@@ -13,7 +13,8 @@ What perfkit guarantees on top (see docs/safety.md):
 
 * **blocked targets are detected in seconds**: once gdb has the target running under
   its breakpoints, perfkit watches every thread's run count (/proc/PID/task/*/schedstat);
-  if none runs for ``BLOCKED_AFTER`` seconds, gdb is stopped and the error says so and
+  if none runs for ``BLOCKED_AFTER`` seconds (none runnable or in disk wait either: gdb's
+  ``dlopen`` of memray's library may wait for the disk), gdb is stopped and the error says so and
   where the main thread sits (``TargetBlocked``, exit 3);
 * **nothing stays armed**: gdb is only ever stopped with SIGINT (on which it removes its
   breakpoints and detaches; SIGTERM and SIGKILL leave the ``int3`` bytes, and the target
@@ -300,7 +301,10 @@ class _Gdb:
                     reason = "timeout"
                     break
                 if tr and "t" not in states:  # the target runs under gdb's breakpoints
-                    if (runs, cpu) != last:
+                    # a thread in D (disk wait: dlopen of memray's library from a cold page
+                    # cache) or R (runnable, waiting for a CPU on a loaded box) will go on:
+                    # only threads that all sleep (S) without running are blocked
+                    if (runs, cpu) != last or "D" in states or "R" in states:
                         last, quiet_since = (runs, cpu), now
                     elif now - quiet_since >= BLOCKED_AFTER:
                         reason = "blocked"
