@@ -15,15 +15,11 @@ target) that confirms what the static checks predict.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from perfkit.errors import (
     OutputError,
@@ -34,7 +30,11 @@ from perfkit.errors import (
     ToolMissing,
     UsageError,
 )
+from perfkit.preflight.checks import Check, require, verdict
+from perfkit.preflight.tools import gdb, memray_python_range, own_memray, pyspy, pyspy_max_python
 from perfkit.procs import proc
+from perfkit.procs.interpreter import Interpreter, build_from_maps, interpreter_path
+from perfkit.procs.interpreter import ask_interpreter as _ask
 
 CAP_SYS_PTRACE = 19
 PROBE_TIMEOUT = 20.0
@@ -42,119 +42,6 @@ MIN_TEMP_FREE = 256 << 20  # a heap capture of a busy process reaches hundreds o
 CONTAINER_HINT = ("in a container: docker run --cap-add SYS_PTRACE (docker-compose cap_add: [SYS_PTRACE]), "
                   "Kubernetes securityContext.capabilities.add: [\"SYS_PTRACE\"]; to reach a process in another "
                   "container share its PID namespace (--pid container:NAME, shareProcessNamespace: true)")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One precondition: what was checked, whether it holds, and the fix when it does not."""
-
-    name: str
-    ok: bool
-    detail: str = ""
-    hint: str | None = None
-    error: type[PerfkitError] = ToolMissing  # what a failure raises (its exit code)
-    needs: tuple[str, ...] = ()  # commands that cannot work without it; () = advice only
-
-    @property
-    def status(self) -> str:
-        if self.ok:
-            return "ok"
-        return "fail" if self.needs else "warn"
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "ok": self.ok, "status": self.status, "detail": self.detail, "hint": self.hint,
-                "needs": list(self.needs), "exit_code": None if self.ok else self.error.exit_code}
-
-    def raise_it(self, others: Sequence["Check"] = ()) -> None:
-        hint = self.hint or ""
-        if others:
-            more = "; ".join(o.detail for o in others[:3]) + ("; …" if len(others) > 3 else "")
-            hint = (hint + " — " if hint else "") + f"also: {more}"
-        raise self.error(self.detail, hint or None)
-
-
-def require(checks: list[Check], command: str | None = None) -> None:
-    """Raise the first failed check (those ``command`` needs, or any), naming the others."""
-    failed = [c for c in checks if not c.ok and (command is None or command in c.needs)]
-    if failed:
-        failed[0].raise_it(failed[1:])
-
-
-def verdict(checks: list[Check], command: str) -> tuple[bool, int]:
-    """(would ``command`` work, the exit code its first failing precondition means)."""
-    failed = [c for c in checks if not c.ok and command in c.needs]
-    return (not failed, failed[0].error.exit_code if failed else 0)
-
-
-# ------------------------------------------------------------------ tools
-
-def pyspy() -> Check:
-    from perfkit.tools.pyspy import find_pyspy, pyspy_version
-
-    try:
-        exe = find_pyspy()
-    except ToolMissing as exc:
-        return Check("py-spy", False, exc.message, exc.hint, ToolMissing, needs=("cpu",))
-    ver = pyspy_version(exe)
-    top = pyspy_max_python(ver)
-    return Check("py-spy", True, f"{exe} {ver}" + (f" (reads CPython up to {top[0]}.{top[1]})" if top else ""))
-
-
-def pyspy_max_python(version: str) -> tuple[int, int] | None:
-    """The newest CPython a py-spy release can read (its bindings): 0.4.2 added 3.14, 0.4.0 3.12-3.13."""
-    v = _version_tuple(version)
-    if v is None:
-        return None
-    if v >= (0, 4, 2):
-        return (3, 14)
-    if v >= (0, 4, 0):
-        return (3, 13)
-    return (3, 11)
-
-
-def own_memray() -> Check:
-    """memray importable by perfkit itself (it reads the captures)."""
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec("memray") is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        return Check("memray (perfkit)", False, f"memray is not installed for perfkit's interpreter ({sys.executable})",
-                     f"{sys.executable} -m pip install memray", ToolMissing, needs=("heap",))
-    from perfkit.formats.memray_capture import memray_version
-
-    lo, hi = memray_python_range()
-    span = f" (CPython {lo[0]}.{lo[1]}–{hi[0]}.{hi[1]})" if lo and hi else ""
-    return Check("memray (perfkit)", True, f"memray {memray_version()}{span}")
-
-
-def memray_python_range() -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
-    """The CPython versions the installed memray release declares (Requires-Python, classifiers)."""
-    try:
-        import importlib.metadata as md
-
-        meta = md.metadata("memray")
-    except Exception:
-        return None, None
-    lo = None
-    m = re.search(r">=\s*(\d+)\.(\d+)", (meta.get_all("Requires-Python") or [""])[0])
-    if m:
-        lo = (int(m.group(1)), int(m.group(2)))
-    vers = [tuple(int(x) for x in c.rsplit("::", 1)[1].strip().split(".")) for c in meta.get_all("Classifier") or []
-            if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
-    hi = max(vers) if vers else None
-    return lo, hi  # type: ignore[return-value]
-
-
-def gdb(why: str = "memray attach on Python < 3.14") -> Check:
-    exe = shutil.which("gdb")
-    if exe is None:
-        from perfkit.tools.memray_attach import GDB_HINT
-
-        return Check("gdb", False, f"gdb not found (needed for {why})", GDB_HINT, ToolMissing, needs=("heap",))
-    return Check("gdb", True, exe)
 
 
 # ------------------------------------------------------------------ host
@@ -300,145 +187,13 @@ def host() -> list[Check]:
 
 # ------------------------------------------------------------------ a target
 
-@dataclass
-class Interpreter:
-    """What the target's own interpreter says about itself (asked in a separate process)."""
-
-    path: str | None = None
-    version: tuple[int, int, int] | None = None
-    free_threaded: bool = False
-    debug: bool = False
-    memray: str | None = None  # memray's version when importable
-    memray_error: str | None = None
-    error: str | None = None  # why it could not be asked
-    how: str = ""
-    env: dict = field(default_factory=dict)
-
-
-_PROBE = r"""
-import importlib.util, json, sys, sysconfig
-doc = {"version": list(sys.version_info[:3]), "abiflags": getattr(sys, "abiflags", ""),
-       "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-       "debug": hasattr(sys, "gettotalrefcount"), "memray": None, "memray_error": None}
-try:
-    if importlib.util.find_spec("memray") is None:
-        doc["memray_error"] = "not installed"
-    else:
-        import importlib.metadata as md
-        doc["memray"] = md.version("memray")
-except Exception as exc:
-    doc["memray_error"] = "%s: %s" % (type(exc).__name__, exc)
-print("PERFKIT-PROBE " + json.dumps(doc))
-"""
-
-
-def _target_env(pid: int) -> dict[str, str]:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return {}
-    env = {}
-    for item in raw.split(b"\0"):
-        k, sep, v = item.partition(b"=")
-        if sep:
-            env[k.decode("utf-8", "replace")] = v.decode("utf-8", "replace")
-    return env
-
-
-def interpreter_path(pid: int) -> tuple[str | None, str]:
-    """The interpreter as the target started it (argv[0], so a venv keeps its site-packages),
-    else its executable; and how it was found."""
-    argv = proc.cmdline(pid)
-    env = _target_env(pid)
-    try:
-        cwd = os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        cwd = None
-    exe = proc.exe(pid)
-    if argv:
-        first = argv[0]
-        if os.sep in first:
-            cand = first if os.path.isabs(first) else os.path.join(cwd or "/", first)
-            if os.access(cand, os.X_OK) and re.search(r"python", os.path.basename(cand)):
-                return cand, "argv[0]"
-        elif re.match(r"python", first):
-            found = shutil.which(first, path=env.get("PATH") or os.defpath)
-            if found:
-                return found, "argv[0] on its PATH"
-    if exe and os.access(exe, os.X_OK):
-        return exe, "/proc/PID/exe"
-    if os.access(f"/proc/{pid}/exe", os.X_OK):
-        return f"/proc/{pid}/exe", "/proc/PID/exe"
-    return None, "unreadable"
+# the target's interpreter is perfkit.procs.interpreter's; asked through this module
+# (for_pid and the tests look ask_interpreter up here)
 
 
 def ask_interpreter(pid: int) -> Interpreter:
     """Run the target's interpreter (not the target) with its environment and ask it."""
-    from perfkit.procs import supervisor
-
-    path, how = interpreter_path(pid)
-    info = Interpreter(path=path, how=how)
-    if path is None:
-        info.error = "the target's interpreter cannot be found or read"
-        return info
-    tenv = _target_env(pid)
-    env = {k: v for k, v in tenv.items() if k in ("PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "HOME",
-                                                  "LD_LIBRARY_PATH", "PYTHONNOUSERSITE", "PYTHONUSERBASE")}
-    env.setdefault("PATH", os.environ.get("PATH", os.defpath))
-    info.env = env
-    cwd: str | None
-    try:
-        cwd = os.readlink(f"/proc/{pid}/cwd")
-        cwd = cwd if os.path.isdir(cwd) else None
-    except OSError:
-        cwd = None
-    argv = [path, "-c", _PROBE]
-    owner = _owner(pid)
-    if os.geteuid() == 0 and owner is not None and owner[0] != 0:
-        # the target's environment runs code at start-up (.pth files, sitecustomize): never as root
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            info.error = f"not asked: it would run uid {owner[0]}'s interpreter as root (setpriv not found)"
-            return info
-        argv = [setpriv, f"--reuid={owner[0]}", f"--regid={owner[1]}", "--clear-groups", *argv]
-    try:
-        res = supervisor.run(argv, timeout=PROBE_TIMEOUT, env=env, cwd=cwd)
-    except OSError as exc:
-        info.error = f"cannot run {path}: {getattr(exc, 'strerror', None) or exc}"
-        return info
-    out = res.stdout.decode("utf-8", "replace")
-    m = re.search(r"^PERFKIT-PROBE (.*)$", out, re.M)
-    if not m:
-        tail = (res.stderr_tail or "").strip().splitlines()
-        info.error = f"{path} did not answer ({tail[-1] if tail else f'exit status {res.returncode}'})"
-        return info
-    doc = json.loads(m.group(1))
-    major, minor, micro = (int(x) for x in doc["version"])
-    info.version = (major, minor, micro)
-    info.free_threaded = bool(doc.get("gil_disabled")) or "t" in (doc.get("abiflags") or "")
-    info.debug = bool(doc.get("debug")) or "d" in (doc.get("abiflags") or "")
-    info.memray, info.memray_error = doc.get("memray"), doc.get("memray_error")
-    return info
-
-
-def build_from_maps(pid: int) -> tuple[str | None, bool, bool]:
-    """X.Y, free-threaded, debug — from the executable's and libpython's names alone."""
-    names = []
-    try:
-        names.append(os.path.basename(os.readlink(f"/proc/{pid}/exe")))
-    except OSError:
-        pass
-    try:
-        with open(f"/proc/{pid}/maps", "rb") as f:
-            names += [m.decode() for m in re.findall(rb"libpython\d\.\d+[a-z]*", f.read())]
-    except OSError:
-        pass
-    for n in names:
-        m = re.search(r"python(\d\.\d+)([a-z]*)", n)
-        if m:
-            return m.group(1), "t" in m.group(2), "d" in m.group(2)
-    return None, False, False
+    return _ask(pid, PROBE_TIMEOUT)
 
 
 def for_pid(pid: int, *, probe: bool = True) -> list[Check]:
@@ -536,16 +291,6 @@ def _can_read_maps(pid: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def _owner(pid: int) -> tuple[int, int] | None:
-    """(effective uid, effective gid) of ``pid``."""
-    try:
-        uid = int((proc.status_field(pid, "Uid") or "").split()[1])
-        gid = int((proc.status_field(pid, "Gid") or "").split()[1])
-    except (IndexError, ValueError):
-        return None
-    return uid, gid
 
 
 def _uid(pid: int) -> int | None:
@@ -665,12 +410,6 @@ def pyspy_probe(pid: int) -> Check:
     return Check("py-spy reads it", True, f"non-blocking dump: {len(threads)} thread{'s' if len(threads) != 1 else ''}")
 
 
-def _version_tuple(text: str) -> tuple[int, ...] | None:
-    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
-    if not m:
-        return None
-    return tuple(int(x) for x in m.groups(default="0"))
-
-
-__all__ = ["Check", "require", "verdict", "host", "for_pid", "pyspy", "own_memray", "gdb", "ptrace_host",
+__all__ = ["Check", "require", "verdict", "host", "for_pid", "pyspy", "pyspy_max_python", "own_memray",
+           "memray_python_range", "gdb", "ptrace_host",
            "container", "temp_dir", "project_config", "pyspy_probe", "ask_interpreter", "interpreter_path"]
