@@ -145,7 +145,7 @@ def test_split_command_rejects_non_python(tmp_path):
 
 def test_drop_attach_overhead_removes_only_memray_threads():
     from perfkit.formats.memray_capture import NO_STACK
-    from perfkit.tools.memray_attach import drop_attach_overhead
+    from perfkit.tools.memray_overhead import drop_attach_overhead
 
     b = ProfileBuilder([ALLOC_SPACE, ALLOC_OBJECTS, INUSE_SPACE, INUSE_OBJECTS])
     thr = Frame("__init__", "/usr/lib/python3.11/threading.py", 265)
