@@ -17,6 +17,7 @@ from perfkit.triage.facts import Event, Problem
 from perfkit.triage.hostfacts import (
     CgroupFacts,
     Cgroups,
+    CpuModes,
     HostFacts,
     HostProc,
     Load,
@@ -24,6 +25,7 @@ from perfkit.triage.hostfacts import (
     Pressure,
     ProcessTable,
     PsiLine,
+    Vmstat,
 )
 from perfkit.triage.model import (
     FdCounts,
@@ -133,7 +135,7 @@ def _memory(total, available, swap_used=0, swap_total=0, swap_percent=0.0):
 
 def _host(**kw):
     base = dict(memory=_memory(100 << 30, 50 << 30), pressure={}, load=Load(1.0, 1, 1, 1, 100, 4),
-                cpu_modes_percent={"user": 10.0, "iowait": 0.0, "steal": 0.0})
+                cpu_modes_percent=CpuModes(user=10.0, iowait=0.0, steal=0.0))
     base.update(kw)
     return HostFacts(**base)
 
@@ -150,7 +152,7 @@ def test_quiet_host_has_no_findings():
 
 def test_host_findings_each_with_evidence():
     h = _host(memory=_memory(100, 5, swap_used=40, swap_total=100, swap_percent=40.0),
-              vmstat_delta={"pswpin": 10, "pswpout": 3, "oom_kill": 1},
+              vmstat_delta=Vmstat(pswpin=10, pswpout=3, oom_kill=1),
               pressure={"memory": Pressure(some=PsiLine(avg10=12.0), full=PsiLine(avg10=6.0)),
                         "cpu": Pressure(some=PsiLine(avg10=25.0), full=PsiLine(avg10=0.0))},
               load=Load(load1=9.5, load5=8, load15=7, cpus=4, runnable=9, tasks=200),

@@ -39,7 +39,7 @@ class Fact:
             v = getattr(self, f.name)
             if (v is None and f.name in self._omit_none) or (v is False and f.name in self._omit_false):
                 continue
-            out[f.metadata.get("key", f.name)] = to_json(v)
+            out[f.name] = to_json(v)
         return out
 
 

@@ -190,8 +190,7 @@ def _memory_findings(host: HostFacts) -> list[Finding]:
         if avail < HOST_MEM_AVAIL_HIGH:
             out.append(Finding("memory_low", "high", f"host memory nearly exhausted ({avail:.0%} available)",
                                f"{_gib(mem.available)} of {_gib(mem.total)} available.", [f"{HOST_JSON}#/memory"]))
-    vmd = host.vmstat_delta
-    pin, pout = int(vmd.get("pswpin", 0)), int(vmd.get("pswpout", 0))
+    pin, pout = host.vmstat_delta.pswpin or 0, host.vmstat_delta.pswpout or 0
     if mem.swap_used:
         swapping = pin + pout
         sev = "high" if swapping else ("warn" if (mem.swap_percent or 0) >= 20 else "info")
@@ -231,8 +230,8 @@ def host_findings(host: HostFacts, procs: Sequence[ProcRecord]) -> list[Finding]
         out.append(Finding("load", "warn", f"load average {load.load1:.1f} on {load.cpus} CPUs",
                            f"1/5/15 min: {load.load1}/{load.load5}/{load.load15}; runnable now: "
                            f"{load.runnable}.", [f"{HOST_JSON}#/load"]))
-    modes = host.cpu_modes_percent or {}
-    iowait, steal = modes.get("iowait", 0.0), modes.get("steal", 0.0)
+    modes = host.cpu_modes_percent
+    iowait, steal = (modes.iowait or 0.0, modes.steal or 0.0) if modes else (0.0, 0.0)
     if iowait >= 20:
         out.append(Finding("iowait", "warn", f"CPUs waiting on I/O {iowait:.0f}% of the time",
                            "see the disk deltas.", [f"{HOST_JSON}#/cpu_modes_percent", f"{HOST_JSON}#/disks"]))
@@ -293,7 +292,7 @@ def _one_cgroup(facts: CgroupFacts, who: str) -> list[Finding]:
 
 def _oom_findings(host: HostFacts) -> list[Finding]:
     oom = host.oom
-    delta = int(host.vmstat_delta.get("oom_kill", 0))
+    delta = host.vmstat_delta.oom_kill or 0
     if delta:
         return [Finding("oom", "high", f"{delta} OOM kills during triage", "", [f"{HOST_JSON}#/oom"])]
     if oom.events:

@@ -17,12 +17,14 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from perfkit.triage.facts import Problem
 from perfkit.triage.hostfacts import (
     CgroupFacts,
     Cgroups,
     Counters,
+    CpuModes,
     HostFacts,
     HostProc,
     Load,
@@ -32,6 +34,7 @@ from perfkit.triage.hostfacts import (
     Pressure,
     ProcessTable,
     PsiLine,
+    Vmstat,
 )
 
 _TOP_N = 15
@@ -144,7 +147,7 @@ def memory(problems: Problems) -> Memory | None:
 _VMSTAT_KEYS = ("pswpin", "pswpout", "oom_kill", "pgmajfault", "pgfault", "pgscan_direct", "allocstall_normal")
 
 
-def vmstat(problems: Problems) -> dict[str, int]:
+def vmstat(problems: Problems) -> Vmstat:
     text = read_text("/proc/vmstat", problems, "/proc/vmstat", missing_ok=False) or ""
     out = {}
     for line in text.splitlines():
@@ -154,7 +157,7 @@ def vmstat(problems: Problems) -> dict[str, int]:
                 out[k] = int(v)
             except ValueError:
                 pass
-    return out
+    return Vmstat(**out)
 
 
 def cpu_times(problems: Problems) -> dict[str, float] | None:
@@ -268,7 +271,7 @@ def _kv(text: str | None) -> dict[str, int]:
     return out
 
 
-def _cg_cpu(v2: str | None, cpu_v1: str | None, problems: Problems) -> dict[str, int | float | None]:
+def _cg_cpu(v2: str | None, cpu_v1: str | None, problems: Problems) -> dict[str, Any]:
     def rd(d: str, name: str) -> str | None:
         return read_text(os.path.join(d, name), problems, f"cgroup {name}")
 
@@ -291,7 +294,7 @@ def _cg_cpu(v2: str | None, cpu_v1: str | None, problems: Problems) -> dict[str,
     return {}
 
 
-def _cg_memory(v2: str | None, mem_v1: str | None, problems: Problems) -> dict[str, int | None]:
+def _cg_memory(v2: str | None, mem_v1: str | None, problems: Problems) -> dict[str, Any]:
     def rd(d: str, name: str) -> int | None:
         return _int(read_text(os.path.join(d, name), problems, f"cgroup {name}"))
 
@@ -316,17 +319,16 @@ def cgroup_facts(cg: Mapping[str, str], problems: Problems) -> CgroupFacts:
     cpu_v1 = _cg_dir("cpu", cg["cpu"]) if "cpu" in cg else None
     cpu = _cg_cpu(v2, cpu_v1, problems)
     mem = _cg_memory(v2, mem_v1, problems)
-    limit, current = mem.get("memory_limit"), mem.get("memory_current")
-    fraction = round(current / limit, 4) if limit and current is not None else None
-    note = "cgroup files not visible from here" if not (cpu or mem) else None
-    return CgroupFacts(cgroup=name, memory_fraction=fraction, note=note, **cpu, **mem)  # type: ignore[arg-type]
+    facts = CgroupFacts(cgroup=name, note=None if cpu or mem else "cgroup files not visible from here", **cpu, **mem)
+    limit, current = facts.memory_limit, facts.memory_current
+    return replace(facts, memory_fraction=round(current / limit, 4)) if limit and current is not None else facts
 
 
 # --------------------------------------------------------------------------- OOM kills
 
 def oom_kills(problems: Problems, *, max_records: int = 50000, max_seconds: float = 1.0) -> OomFacts:
     """Recent OOM kills from the kernel log (/dev/kmsg, non-blocking) and /proc/vmstat."""
-    since_boot = vmstat(Problems()).get("oom_kill")
+    since_boot = vmstat(Problems()).oom_kill
     try:
         fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
@@ -385,7 +387,7 @@ class HostWindow:
     cpu: dict[str, float] | None
     disks: dict[str, dict[str, float]]
     nets: dict[str, dict[str, float]]
-    vm: dict[str, int]
+    vm: Vmstat
     procs: dict[int, HostProc]
     pressure: dict[str, Pressure] | None
     cgroups: dict[str, CgroupFacts]
@@ -439,7 +441,7 @@ def finish_window(win: HostWindow, pids: list[int] | None = None) -> HostFacts:
     if win.cpu and cpu_end:
         d = _delta(win.cpu, cpu_end)
         total = sum(v for k, v in d.items() if k not in ("guest", "guest_nice")) or 1e-9
-        cpu_modes = {k: round(100.0 * v / total, 2) for k, v in d.items() if k not in ("guest", "guest_nice")}
+        cpu_modes = CpuModes(**{k: round(100.0 * v / total, 2) for k, v in d.items() if k in CpuModes._omit_none})
     disks_end, nets_end = disk_counters(Problems()), net_counters(Problems())
     disks = {name: _rates(_delta(win.disks[name], c), elapsed) for name, c in disks_end.items() if name in win.disks}
     nets = {name: _rates(_delta(win.nets[name], c), elapsed) for name, c in nets_end.items() if name in win.nets}
@@ -460,7 +462,7 @@ def finish_window(win: HostWindow, pids: list[int] | None = None) -> HostFacts:
     oom = oom_kills(problems)
     return HostFacts(
         hostname=socket.gethostname(), kernel=os.uname().release, started=win.started, window_s=round(elapsed, 3),
-        load=load, cpu_modes_percent=cpu_modes, memory=mem, vmstat_delta=_delta(win.vm, vm_end), pressure=psi,
+        load=load, cpu_modes_percent=cpu_modes, memory=mem, vmstat_delta=vm_end.minus(win.vm), pressure=psi,
         processes=ProcessTable(count=len(rows), states=states, top_cpu=tuple(by_cpu), top_rss=tuple(by_rss)),
         disks=disks, network=nets, cgroups=Cgroups(by_pid={str(k): v for k, v in by_pid.items()}, groups=groups),
         oom=oom, problems=tuple(problems.items))

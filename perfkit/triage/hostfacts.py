@@ -2,8 +2,8 @@
 
 Produced by :mod:`perfkit.triage.host`, read by findings and the bundle through
 attributes.  Optional facts default to ``None``; ``to_json()`` writes the same keys
-host.json always had.  Counter sets named by psutil (per-disk, per-NIC, CPU modes,
-vmstat) stay mappings of counter name to number: their names are the kernel's.
+host.json always had.  Per-disk and per-NIC counter sets stay mappings of psutil's
+counter names to numbers (their names are psutil's and vary by kernel).
 """
 
 from __future__ import annotations
@@ -39,6 +39,51 @@ class Memory(Fact):
     swap_percent: float
     cached: int | None = None
     buffers: int | None = None
+
+
+@dataclass(frozen=True)
+class Vmstat(Fact):
+    """The /proc/vmstat counters triage reads (absolute, or a change over the window)."""
+
+    pswpin: int | None = None
+    pswpout: int | None = None
+    oom_kill: int | None = None
+    pgmajfault: int | None = None
+    pgfault: int | None = None
+    pgscan_direct: int | None = None
+    allocstall_normal: int | None = None
+
+    _omit_none = frozenset({"pswpin", "pswpout", "oom_kill", "pgmajfault", "pgfault", "pgscan_direct",
+                            "allocstall_normal"})
+
+    def minus(self, before: Vmstat) -> Vmstat:
+        """The change since ``before`` (counters known at both ends only)."""
+        d = {}
+        for k in self._omit_none:
+            now, then = getattr(self, k), getattr(before, k)
+            d[k] = now - then if now is not None and then is not None else None
+        return Vmstat(**d)
+
+
+@dataclass(frozen=True)
+class CpuModes(Fact):
+    """Share of CPU time (%) by mode over the window (guest time is inside user), the
+    modes this kernel reports; the total excludes guest and guest_nice."""
+
+    user: float | None = None
+    nice: float | None = None
+    system: float | None = None
+    idle: float | None = None
+    iowait: float | None = None
+    irq: float | None = None
+    softirq: float | None = None
+    steal: float | None = None
+
+    _omit_none = frozenset({"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"})
+
+    def items(self) -> list[tuple[str, float]]:
+        """(mode, percent) in the kernel's order, known modes only."""
+        return list(self.to_json().items())
 
 
 @dataclass(frozen=True)
@@ -155,9 +200,9 @@ class HostFacts(Fact):
     started: float | None = None
     window_s: float | None = None
     load: Load | None = None
-    cpu_modes_percent: Counters | None = None
+    cpu_modes_percent: CpuModes | None = None
     memory: Memory | None = None
-    vmstat_delta: Counters = field(default_factory=dict)
+    vmstat_delta: Vmstat = field(default_factory=Vmstat)
     pressure: Mapping[str, Pressure] | None = None
     processes: ProcessTable | None = None
     disks: Mapping[str, Counters] = field(default_factory=dict)
@@ -183,5 +228,5 @@ class HostFacts(Fact):
         return self.processes.top_rss if self.processes else ()
 
 
-__all__ = ["Load", "Memory", "PsiLine", "Pressure", "HostProc", "ProcessTable", "CgroupFacts", "Cgroups",
-           "OomEvent", "OomFacts", "HostFacts"]
+__all__ = ["Load", "Memory", "Vmstat", "CpuModes", "PsiLine", "Pressure", "HostProc", "ProcessTable", "CgroupFacts",
+           "Cgroups", "OomEvent", "OomFacts", "HostFacts"]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from perfkit.triage.facts import Event, Fact
-from perfkit.triage.hostfacts import Counters, HostFacts, HostProc, Load, Memory
+from perfkit.triage.hostfacts import CpuModes, HostFacts, HostProc, Load, Memory
 from perfkit.triage.model import TopRow
 
 
@@ -46,7 +46,7 @@ class BriefProc(Fact):
 @dataclass(frozen=True)
 class HostBrief(Fact):
     load: Load | None = None
-    cpu_modes_percent: Counters | None = None
+    cpu_modes_percent: CpuModes | None = None
     memory: Memory | None = None
     pressure: Mapping[str, float | None] = field(default_factory=dict)  # resource -> "some" avg10
     top_cpu: tuple[BriefProc, ...] = ()
