@@ -93,7 +93,7 @@ def triage(
     state: dict[str, Any] = {"phase": "starting", "elapsed": 0.0, "done": 0, "total": 0}
 
     def line() -> str:
-        count = f" · {state['done']}/{state['total']}" if state.get("total") else ""
+        count = f" · {state['done']}/{state['total']}" if state["total"] else ""
         return f"triage: {state['phase']}{count} · {state['elapsed']:.1f} s / {secs:g} s budget"
 
     with live_status(line):
