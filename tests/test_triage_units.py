@@ -6,22 +6,47 @@ from __future__ import annotations
 import io
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
 from perfkit.triage import findings as fnd
 from perfkit.triage import host
-from perfkit.triage.pool import BoundedPool
 from perfkit.triage import report as rep
+from perfkit.triage.facts import Event, Problem
+from perfkit.triage.hostfacts import (
+    CgroupFacts,
+    Cgroups,
+    CpuModes,
+    HostFacts,
+    HostProc,
+    Load,
+    Memory,
+    Pressure,
+    ProcessTable,
+    PsiLine,
+    Vmstat,
+)
+from perfkit.triage.model import (
+    FdCounts,
+    NofileLimit,
+    ProcessFacts,
+    ProcRecord,
+    StackFrame,
+    ThreadCpu,
+    ThreadDump,
+    TopRow,
+)
+from perfkit.triage.pool import BoundedPool
+from perfkit.triage.summary import BriefProc, Collection, HostBrief, Privilege, ProcessRow, Summary
 
 PY_THREADING = "/usr/lib/python3.11/threading.py"
 
 
 def _thread(name, tid, leaf, line, src, *, active=False, filename="/srv/app.py", gil=False):
-    return {"thread_id": tid, "os_thread_id": tid, "name": name, "active": active, "owns_gil": gil,
-            "frames": [{"name": leaf, "filename": filename, "line": line},
-                       {"name": "run", "filename": PY_THREADING, "line": 982}],
-            "leaf_source": src}
+    return ThreadDump(pid=1, thread_id=tid, os_thread_id=tid, name=name, active=active, owns_gil=gil,
+                      frames=(StackFrame(leaf, filename, line), StackFrame("run", PY_THREADING, 982)),
+                      leaf_source=src)
 
 
 def _deadlocked():
@@ -31,11 +56,15 @@ def _deadlocked():
             _thread("MainThread", 10, "main", 86, "time.sleep(args.duration)")]
 
 
-def _proc(pid=100, **kw):
-    d = {"pid": pid, "name": "python3", "script": "app.py", "facts": {}, "stacks": [], "stacks2": None,
-         "profile_top": [], "flame": None}
-    d.update(kw)
-    return d
+def _facts(pid=100, **kw):
+    base = dict(pid=pid, status="sleeping", cpu_seconds=1.0, rss=1 << 20, vms=1 << 22, num_threads=1, create_time=0.0)
+    base.update(kw)
+    return ProcessFacts(**base)
+
+
+def _proc(pid=100, facts=None, **kw):
+    kw.setdefault("stacks", ())
+    return ProcRecord(pid=pid, name="python3", script="app.py", facts=_facts(pid, **(facts or {})), **kw)
 
 
 # --------------------------------------------------------------------------- lock waits
@@ -57,7 +86,7 @@ def test_deadlock_needs_the_same_place_twice():
     assert '"locker-2" (12) in take_b_then_a (app.py:43)' in f.detail
     assert "idle-worker" not in f.detail and "2.0 s apart" in f.detail
     assert f.evidence == ["procs/100/stacks.txt", "procs/100/stacks.json"]
-    moved = [dict(t) for t in th]
+    moved = list(th)
     moved[0] = _thread("locker-1", 11, "take_a_then_b", 37, "x = 1")
     moved[1] = _thread("locker-2", 12, "other", 50, "with lock:")
     assert fnd.lock_findings(_proc(stacks=th, stacks2=moved)) == []
@@ -68,9 +97,9 @@ def test_deadlock_needs_the_same_place_twice():
 # --------------------------------------------------------------------------- per process
 
 def test_cpu_fd_and_stopped_findings():
-    hot = _proc(1, facts={"cpu_percent": 97.0, "threads": {"1": {"cpu_percent": 96.0}}},
+    hot = _proc(1, facts={"cpu_percent": 97.0, "threads": {"1": ThreadCpu(5.0, 96.0)}},
                 stacks=[_thread(None, 1, "spin", 20, "x += 1", active=True)],
-                profile_top=[{"function": "spin", "location": "app.py:20", "self_percent": 88.0}],
+                profile_top=(TopRow("spin", "app.py:20", "/srv/app.py", 20, 88.0, 90.0),),
                 flame="procs/1/cpu.svg")
     f = fnd.cpu_findings(hot)[0]
     assert (f.kind, f.severity) == ("cpu_hog", "high")
@@ -82,30 +111,39 @@ def test_cpu_fd_and_stopped_findings():
     multi = fnd.cpu_findings(_proc(4, facts={"cpu_percent": 210.0}))[0]
     assert "uses 2.1 cores" in multi.title
 
-    near = _proc(5, facts={"fds": {"count": 58, "by_kind": {"file": 55, "pipe": 3}},
-                           "nofile_limit": {"soft": 64, "hard": 4096}})
+    near = _proc(5, facts={"fds": FdCounts(58, {"file": 55, "pipe": 3}), "nofile_limit": NofileLimit(64, 4096)})
     f = fnd.fd_findings(near)[0]
     assert (f.kind, f.severity) == ("fd_limit", "warn") and "58 of 64" in f.title and "55 file" in f.detail
-    near["facts"]["fds_at_end"] = 62
+    near = replace(near, facts=replace(near.facts, fds_at_end=62))
     f = fnd.fd_findings(near)[0]
     assert f.severity == "high" and "62 of 64" in f.title and "grew from 58 to 62" in f.detail
-    low = _proc(6, facts={"fds": {"count": 10}, "nofile_limit": {"soft": 64}})
+    low = _proc(6, facts={"fds": FdCounts(10), "nofile_limit": NofileLimit(64)})
     assert fnd.fd_findings(low) == []
-    low["facts"]["fds_at_end"] = 55  # crossed the line during triage
+    low = replace(low, facts=replace(low.facts, fds_at_end=55))  # crossed the line during triage
     assert fnd.fd_findings(low)[0].severity == "warn"
-    assert fnd.fd_findings(_proc(7, facts={"fds": {"count": 10}, "nofile_limit": {"soft": None}})) == []
+    assert fnd.fd_findings(_proc(7, facts={"fds": FdCounts(10), "nofile_limit": NofileLimit(None)})) == []
     st = fnd.state_findings(_proc(7, facts={"status": "stopped"}))
     assert st[0].kind == "stopped" and st[0].evidence == ["procs/7/process.json", "procs/7/stacks.txt"]
 
 
 # --------------------------------------------------------------------------- host
 
+def _memory(total, available, swap_used=0, swap_total=0, swap_percent=0.0):
+    return Memory(total=total, available=available, used=total - available, free=available, percent=0.0,
+                  swap_total=swap_total, swap_used=swap_used, swap_percent=swap_percent)
+
+
 def _host(**kw):
-    h = {"memory": {"total": 100 << 30, "available": 50 << 30, "swap_used": 0, "swap_total": 0, "swap_percent": 0},
-         "vmstat_delta": {}, "pressure": {}, "load": {"load1": 1.0, "load5": 1, "load15": 1, "cpus": 4},
-         "cpu_modes_percent": {"user": 10.0, "iowait": 0.0, "steal": 0.0}, "cgroups": {}, "oom": {}}
-    h.update(kw)
-    return h
+    base = dict(memory=_memory(100 << 30, 50 << 30), pressure={}, load=Load(1.0, 1, 1, 1, 100, 4),
+                cpu_modes_percent=CpuModes(user=10.0, iowait=0.0, steal=0.0))
+    base.update(kw)
+    return HostFacts(**base)
+
+
+def _top(*rows):
+    return ProcessTable(count=len(rows), states={}, top_cpu=tuple(HostProc(ppid=1, status="running", rss=1 << 20,
+                                                                           cpu_s=1.0, num_threads=1, **r)
+                                                                  for r in rows), top_rss=())
 
 
 def test_quiet_host_has_no_findings():
@@ -113,15 +151,15 @@ def test_quiet_host_has_no_findings():
 
 
 def test_host_findings_each_with_evidence():
-    h = _host(memory={"total": 100, "available": 5, "swap_used": 40, "swap_total": 100, "swap_percent": 40.0},
-              vmstat_delta={"pswpin": 10, "pswpout": 3, "oom_kill": 1},
-              pressure={"memory": {"some": {"avg10": 12.0}, "full": {"avg10": 6.0}},
-                        "cpu": {"some": {"avg10": 25.0}, "full": {"avg10": 0.0}}},
-              load={"load1": 9.5, "load5": 8, "load15": 7, "cpus": 4, "runnable": 9},
-              cgroups={"by_pid": {"100": "k"}, "groups": {"k": {
-                  "cgroup": "/svc", "memory_fraction": 0.97, "memory_current": 97, "memory_limit": 100,
-                  "nr_throttled_delta": 12, "nr_periods_delta": 40, "throttled_us_delta": 1_500_000,
-                  "cpu_quota_cores": 0.5}}})
+    h = _host(memory=_memory(100, 5, swap_used=40, swap_total=100, swap_percent=40.0),
+              vmstat_delta=Vmstat(pswpin=10, pswpout=3, oom_kill=1),
+              pressure={"memory": Pressure(some=PsiLine(avg10=12.0), full=PsiLine(avg10=6.0)),
+                        "cpu": Pressure(some=PsiLine(avg10=25.0), full=PsiLine(avg10=0.0))},
+              load=Load(load1=9.5, load5=8, load15=7, cpus=4, runnable=9, tasks=200),
+              cgroups=Cgroups(by_pid={"100": "k"}, groups={"k": CgroupFacts(
+                  cgroup="/svc", memory_fraction=0.97, memory_current=97, memory_limit=100,
+                  nr_throttled_delta=12, nr_periods_delta=40, throttled_us_delta=1_500_000,
+                  cpu_quota_cores=0.5)}))
     got = {(f.kind, f.severity) for f in fnd.host_findings(h, [])}
     assert got == {("memory_low", "high"), ("swap", "high"), ("pressure", "high"), ("pressure", "warn"),
                    ("load", "warn"), ("cgroup_memory", "high"), ("throttling", "warn"), ("oom", "high")}
@@ -143,23 +181,27 @@ def test_analyse_orders_by_severity():
 EVIL = '<script>alert(1)</script> [x](javascript:y) *b* `c` \x1b[31m|#\n# h'
 
 
-def _doc():
-    evil_thread = _thread(EVIL, 7, EVIL, 3, "with lock:")
-    return {"hostname": "h<1>", "started": 0, "elapsed_s": 1.0, "budget_s": 30, "within_budget": True,
-            "findings": [fnd.Finding("deadlock", "high", f"pid 7 ({EVIL})", f"thread {EVIL}",
-                                     ["procs/7/stacks.txt"], 7).to_json()],
-            "processes": [{"pid": 7, "ppid": 1, "name": EVIL, "script": EVIL, "cmdline": [EVIL], "cpu_percent": 1.0,
-                           "rss": 1 << 20, "threads": 1, "fds": 3, "fd_limit": 64, "sockets": 0,
-                           "gil_holder": EVIL, "stacks": "procs/7/stacks.txt", "flame": None,
-                           "process_json": "procs/7/process.json", "state": "sleeping"}],
-            "collection": {"failed": [{"pid": 7, "what": EVIL, "status": "failed", "error": EVIL,
-                                       "needs_privilege": True}]},
-            "host": {}, "_thread": evil_thread}
+EVIL_THREAD = _thread(EVIL, 7, EVIL, 3, "with lock:")
+
+
+def _doc(**kw):
+    base = dict(bundle="b", hostname="h<1>", started=0, elapsed_s=1.0, budget_s=30, within_budget=True,
+                interrupted=False, host=HostBrief(),
+                findings=(fnd.Finding("deadlock", "high", f"pid 7 ({EVIL})", f"thread {EVIL}",
+                                      ["procs/7/stacks.txt"], 7),),
+                processes=(ProcessRow(pid=7, ppid=1, name=EVIL, script=EVIL, cmdline=[EVIL], cpu_percent=1.0,
+                                      rss=1 << 20, threads=1, fds=3, fd_limit=64, sockets=0, gil_holder=EVIL,
+                                      stacks="procs/7/stacks.txt", flame=None, process_json="procs/7/process.json",
+                                      state="sleeping"),),
+                collection=Collection(failed=(Event(EVIL, "failed", pid=7, error=EVIL, needs_privilege=True),)),
+                privilege=Privilege(euid=1000, user="u", root=False, cap_sys_ptrace=False))
+    base.update(kw)
+    return Summary(**base)
 
 
 def test_html_escapes_every_target_name():
     doc = _doc()
-    html = rep.index_html(doc, {7: rep.stacks_text(7, [doc["_thread"]], {})})
+    html = rep.index_html(doc, {7: rep.stacks_text(7, [EVIL_THREAD], None)})
     assert "<script>" not in html and "alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "\x1b" not in html and "\\x1b[31m" in html
@@ -180,7 +222,7 @@ def test_terminal_summary_shows_markup_literally():
     from rich.console import Console
 
     doc = _doc()
-    doc["findings"][0]["title"] = "[bold red]pid 7[/bold red] " + EVIL
+    doc = replace(doc, findings=(replace(doc.findings[0], title="[bold red]pid 7[/bold red] " + EVIL),))
     buf = io.StringIO()
     Console(file=buf, width=300, color_system=None, force_terminal=False).print(rep.TerminalSummary(doc))
     out = buf.getvalue()
@@ -189,15 +231,15 @@ def test_terminal_summary_shows_markup_literally():
 
 
 def test_stacks_text_escapes_control_characters():
-    text = rep.stacks_text(7, [_thread("a\nb", 7, "f\rg", 1, "x")], {"threads": {"7": {"cpu_percent": 42.0}}})
+    text = rep.stacks_text(7, [_thread("a\nb", 7, "f\rg", 1, "x")], _facts(7, threads={"7": ThreadCpu(1.0, 42.0)}))
     assert '"a\\nb"' in text and "f\\rg" in text and "42% CPU" in text
 
 
 # --------------------------------------------------------------------------- readers
 
 def test_budget_parsing():
-    from perfkit.triage.command import parse_budget
     from perfkit.errors import UsageError
+    from perfkit.triage.command import parse_budget
 
     assert parse_budget("30s") == 30 and parse_budget("45") == 45 and parse_budget("1m") == 60
     assert parse_budget("1m30s") == 90 and parse_budget("7.5s") == 7.5
@@ -209,8 +251,9 @@ def test_budget_parsing():
 def test_parse_pressure():
     got = host.parse_pressure("some avg10=1.50 avg60=0.20 avg300=0.00 total=123\n"
                               "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
-    assert got["some"] == {"avg10": 1.5, "avg60": 0.2, "avg300": 0.0, "total": 123}
-    assert got["full"]["total"] == 0
+    assert got.some == PsiLine(avg10=1.5, avg60=0.2, avg300=0.0, total=123)
+    assert got.full is not None and got.full.total == 0
+    assert got.to_json()["some"] == {"avg10": 1.5, "avg60": 0.2, "avg300": 0.0, "total": 123}
 
 
 def _write(path, text):
@@ -229,13 +272,16 @@ def test_cgroup_v2_limits_and_throttling(tmp_path, monkeypatch):
     monkeypatch.setattr(host, "CGROUP_ROOT", str(tmp_path))
     p = host.Problems()
     f = host.cgroup_facts({"v2": "/svc"}, p)
-    assert f["cpu_quota_cores"] == 0.5 and f["nr_throttled"] == 12 and f["throttled_us"] == 1500000
-    assert f["memory_limit"] == 1 << 30 and f["memory_fraction"] == pytest.approx(0.95, abs=0.001)
-    assert f["oom_kills"] == 1 and p.items == []
+    assert f.cpu_quota_cores == 0.5 and f.nr_throttled == 12 and f.throttled_us == 1500000
+    assert f.memory_limit == 1 << 30 and f.memory_fraction == pytest.approx(0.95, abs=0.001)
+    assert f.oom_kills == 1 and p.items == []
     _write(d / "memory.max", "max\n")
     _write(d / "cpu.max", "max 100000\n")
     f = host.cgroup_facts({"v2": "/svc"}, p)
-    assert f["memory_limit"] is None and f["cpu_quota_cores"] is None and "memory_fraction" not in f
+    assert f.memory_limit is None and f.cpu_quota_cores is None and f.memory_fraction is None
+    doc = f.to_json()  # host.json's keys: every v2 fact, known or not; the fraction only when known
+    assert doc["memory_limit"] is None and doc["swap_current"] is None and "memory_fraction" not in doc
+    assert doc["version_cpu"] == 2 and doc["version_memory"] == 2 and "nr_throttled_delta" not in doc
 
 
 def test_cgroup_v1_and_missing_files(tmp_path, monkeypatch):
@@ -248,19 +294,23 @@ def test_cgroup_v1_and_missing_files(tmp_path, monkeypatch):
     monkeypatch.setattr(host, "CGROUP_ROOT", str(tmp_path))
     p = host.Problems()
     f = host.cgroup_facts({"cpu": "/g", "memory": "/g"}, p)
-    assert f["cpu_quota_cores"] == 2.0 and f["nr_throttled"] == 2 and f["throttled_us"] == 3000
-    assert f["memory_limit"] is None  # "unlimited"
-    assert f["memory_current"] is None  # file missing: tolerated
-    assert host.cgroup_facts({"v2": "/nowhere"}, p)["note"] == "cgroup files not visible from here"
+    assert f.cpu_quota_cores == 2.0 and f.nr_throttled == 2 and f.throttled_us == 3000
+    assert f.memory_limit is None  # "unlimited"
+    assert f.memory_current is None  # file missing: tolerated
+    assert "swap_current" not in f.to_json() and f.to_json()["memory_current"] is None  # v1 has no swap file
+    gone = host.cgroup_facts({"v2": "/nowhere"}, p)
+    assert gone.note == "cgroup files not visible from here"
+    assert gone.to_json() == {"cgroup": "/nowhere", "note": "cgroup files not visible from here"}
 
 
 def test_unreadable_file_recorded_not_raised(tmp_path):
     p = host.Problems()
     assert host.read_text(str(tmp_path / "nope"), p, "x") is None and p.items == []
     assert host.read_text(str(tmp_path / "nope"), p, "x", missing_ok=False) is None
-    assert p.items[0]["what"] == "x" and not p.items[0]["needs_privilege"]
+    assert p.items[0].what == "x" and not p.items[0].needs_privilege
     p.add("y", PermissionError(13, "Permission denied", "/proc/1/fd"))
-    assert p.items[1] == {"what": "y", "error": "Permission denied (/proc/1/fd)", "needs_privilege": True}
+    assert p.items[1] == Problem("y", "Permission denied (/proc/1/fd)", True)
+    assert p.items[1].to_json() == {"what": "y", "error": "Permission denied (/proc/1/fd)", "needs_privilege": True}
 
 
 def test_host_window_reads_this_host():
@@ -268,13 +318,19 @@ def test_host_window_reads_this_host():
 
     w = host.start_window([os.getpid()])
     time.sleep(0.2)
-    h = host.finish_window(w, [os.getpid()])
+    facts = host.finish_window(w, [os.getpid()])
+    assert facts.load is not None and facts.load.cpus == os.cpu_count()
+    h = facts.to_json()
     assert h["load"]["cpus"] == os.cpu_count()
     assert 99.0 <= sum(h["cpu_modes_percent"].values()) <= 101.0
     assert h["memory"]["total"] > 0 and h["processes"]["count"] > 1
     assert any(r["pid"] == os.getpid() for r in h["processes"]["top_rss"] + h["processes"]["top_cpu"]) or \
         h["processes"]["count"] > 15
     assert str(os.getpid()) in h["cgroups"]["by_pid"]
+    assert set(h) == {"hostname", "kernel", "started", "window_s", "load", "cpu_modes_percent", "memory",
+                      "vmstat_delta", "pressure", "processes", "disks", "network", "cgroups", "oom", "problems"}
+    assert set(h["processes"]["top_rss"][0]) == {"pid", "ppid", "name", "status", "rss", "cpu_s", "num_threads",
+                                                 "user", "cpu_percent"}
 
 
 # --------------------------------------------------------------------------- pool
@@ -302,14 +358,13 @@ def test_pool_abandons_a_hung_job_at_the_deadline():
 
 
 def test_busy_non_python_process_and_host_lines():
-    h = _host(processes={"top_cpu": [{"pid": 9, "name": "postgres", "user": "pg", "cpu_percent": 99.0},
-                                     {"pid": 100, "name": "python3", "cpu_percent": 99.0},
-                                     {"pid": 11, "name": "sshd", "cpu_percent": 2.0}]})
+    h = _host(processes=_top({"pid": 9, "name": "postgres", "user": "pg", "cpu_percent": 99.0},
+                             {"pid": 100, "name": "python3", "cpu_percent": 99.0},
+                             {"pid": 11, "name": "sshd", "cpu_percent": 2.0}))
     got = [f for f in fnd.host_findings(h, [_proc(100)]) if f.kind == "busy_process"]
     assert [(f.pid, f.title) for f in got] == [(9, "pid 9 (postgres) uses 99% CPU")]
-    doc = _doc()
-    doc["host"] = {"top_cpu": [{"pid": 9, "name": "<b>pg</b>", "cpu_percent": 99.0}],
-                   "top_rss": [{"pid": 9, "name": "pg", "rss": 3 << 30}]}
+    doc = _doc(host=HostBrief(top_cpu=(BriefProc(9, "<b>pg</b>", cpu_percent=99.0),),
+                              top_rss=(BriefProc(9, "pg", rss=3 << 30),)))
     html = rep.index_html(doc)
     assert "&lt;b&gt;pg&lt;/b&gt; (9) 99%" in html and "pg (9) 3.0 GiB" in html
     assert "\\<b\\>" not in rep.summary_md(doc) and "&lt;b&gt;pg&lt;/b&gt; (9) 99%" in rep.summary_md(doc)
@@ -353,3 +408,29 @@ def test_flame_graph_svg_else_speedscope_when_the_renderer_fails(tmp_path, monke
         _json.loads((tmp_path / path).read_text())
         assert any("speedscope" in n for n in notes)
     assert tb._busy_percent(_small_profile()) == 80.0
+
+
+# --------------------------------------------------------------------------- JSON of the typed facts
+
+def test_facts_serialise_to_the_bundle_keys():
+    f = _facts(5, fds=FdCounts(3, {"file": 3}), nofile_limit=NofileLimit(64, None), threads={"5": ThreadCpu(0.5)})
+    doc = f.to_json()  # optional facts absent, not null; the rest always present
+    assert set(doc) == {"pid", "status", "cpu_seconds", "rss", "vms", "num_threads", "create_time", "threads", "fds",
+                        "nofile_limit", "sockets"}
+    assert doc["threads"] == {"5": {"cpu_seconds": 0.5}} and doc["fds"] == {"count": 3, "by_kind": {"file": 3}}
+    doc = replace(f, cpu_percent=12.5, cpu_window_s=1.0, fds_at_end=4, fd_fraction=0.05).to_json()
+    assert doc["cpu_percent"] == 12.5 and doc["fds_at_end"] == 4 and doc["fd_fraction"] == 0.05
+    assert Event("stacks", "ok", pid=5, seconds=0.1).to_json() == {"what": "stacks", "status": "ok", "pid": 5,
+                                                                   "seconds": 0.1}
+    assert Event("x", "failed", error="e", needs_privilege=True).to_json() == {
+        "what": "x", "status": "failed", "error": "e", "needs_privilege": True}
+    assert HostFacts.unavailable("host facts", "late").to_json() == {
+        "problems": [{"what": "host facts", "error": "late", "needs_privilege": False}]}
+    raw = {"name": "f", "filename": "/a.py", "line": 3, "module": None, "locals": [{"name": "x", "repr": "1"}]}
+    fr = StackFrame.from_pyspy(raw)
+    assert (fr.name, fr.line, fr.locals[0].repr) == ("f", 3, "1") and fr.to_json() == raw  # py-spy's keys kept
+    s = _doc().to_json()
+    assert set(s) == {"command", "bundle", "hostname", "started", "elapsed_s", "budget_s", "within_budget",
+                      "interrupted", "host", "findings", "processes", "collection", "privilege", "notes"}
+    assert set(s["host"]) == {"load", "cpu_modes_percent", "memory", "pressure", "top_cpu", "top_rss"}
+    assert s["collection"]["needs_privilege"] == s["collection"]["failed"] and s["findings"][0]["pid"] == 7

@@ -23,13 +23,22 @@ import socket
 import tarfile
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from perfkit import redact
 from perfkit.errors import OutputError
 from perfkit.fileio import private_mkdir, sweep_partial, sweep_stale
 from perfkit.triage import findings as fnd
 from perfkit.triage import report as rep
+from perfkit.triage.facts import Event, to_json
+from perfkit.triage.model import ProcRecord, Stacks, TopRow, stacks_json
+from perfkit.triage.summary import Collection, HostBrief, Privilege, ProcessRow, Summary
+
+if TYPE_CHECKING:
+    from perfkit.model import Profile
+    from perfkit.triage.run import ProcResult, TriageResult
 
 TAR_SUFFIXES = (".tar.gz", ".tgz")
 
@@ -73,7 +82,7 @@ def _check_destination(dest: Path) -> None:
                               "give a new or empty directory")
 
 
-def _dump(obj) -> bytes:
+def _dump(obj: Any) -> bytes:
     text = json.dumps(obj, indent=1, sort_keys=True, default=str, ensure_ascii=False)
     return text.encode("utf-8", "backslashreplace")
 
@@ -85,7 +94,7 @@ def _text(s: str) -> bytes:
 class _Writer:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.artifacts: list[dict] = []
+        self.artifacts: list[dict[str, Any]] = []
 
     def _dirs(self, path: Path) -> None:
         for parent in reversed(path.relative_to(self.root).parents):
@@ -112,7 +121,7 @@ class _Writer:
         self.artifacts.append({"path": rel, "bytes": len(data), "what": what})
         return rel
 
-    def profile(self, rel: str, profile, what: str) -> str:
+    def profile(self, rel: str, profile: Profile, what: str) -> str:
         from perfkit.formats import write_profile
 
         path = self.root / rel
@@ -151,15 +160,15 @@ def script_name(cmdline: list[str], name: str) -> str:
     return exe
 
 
-def _profile_top(profile, n: int = 5) -> list[dict]:
+def _profile_top(profile: Profile, n: int = 5) -> tuple[TopRow, ...]:
     from perfkit.analysis.top import top
 
-    rows = top(profile, limit=n)
-    return [{"function": r.function, "location": f"{os.path.basename(r.file)}:{r.line}" if r.file else "",
-             "file": r.file, "line": r.line, "self_percent": round(r.self_pct, 1), "total_percent": round(r.total_pct, 1)} for r in rows]
+    return tuple(TopRow(function=r.function, location=f"{os.path.basename(r.file)}:{r.line}" if r.file else "",
+                        file=r.file, line=r.line, self_percent=round(r.self_pct, 1),
+                        total_percent=round(r.total_pct, 1)) for r in top(profile, limit=n))
 
 
-def _write_flames(w: _Writer, pid: int, profile, notes: set[str]) -> str | None:
+def _write_flames(w: _Writer, pid: int, profile: Profile, notes: set[str]) -> str | None:
     """Flame graph + raw profile for one process; returns the path to open."""
     d = fnd.proc_dir(pid)
     w.profile(f"{d}/cpu.perfkit", profile, "CPU profile (lossless; perfkit flame/convert read it)")
@@ -171,7 +180,7 @@ def _write_flames(w: _Writer, pid: int, profile, notes: set[str]) -> str | None:
     return w.profile(f"{d}/cpu.speedscope.json", profile, "CPU profile, speedscope JSON")
 
 
-def _busy_percent(profile) -> float | None:
+def _busy_percent(profile: Profile | None) -> float | None:
     """On-CPU (or runnable) samples per sampling tick, in % of one core."""
     if profile is None:
         return None
@@ -182,27 +191,36 @@ def _busy_percent(profile) -> float | None:
     return round(min(100.0 * (rec.samples or 0) / ticks, 100.0 * max(1, rec.threads or 1)), 1)
 
 
-def _gil_label(threads: list[dict] | None) -> str | None:
+def _gil_label(threads: Stacks | None) -> str | None:
     from perfkit.triage.pyprocs import gil_holder
 
-    g = gil_holder(threads or [])
-    if not g:
+    g = gil_holder(threads or ())
+    if g is None:
         return None
-    return f'"{g["name"]}" ({g["os_thread_id"]})' if g.get("name") else str(g.get("os_thread_id"))
+    return f'"{g.name}" ({g.os_thread_id})' if g.name else str(g.os_thread_id)
 
 
-def _proc_records(w: _Writer, result, notes: set[str]) -> tuple[list[dict], list[dict], dict[int, str]]:
+def _state(r: ProcResult) -> str | None:
+    if r.facts is not None and r.facts.status:
+        return r.facts.status
+    return "vanished" if any(e.status == "vanished" for e in r.events) else None
+
+
+def _proc_records(w: _Writer, result: TriageResult,
+                  notes: set[str]) -> tuple[list[ProcRecord], list[ProcessRow], dict[int, str]]:
     """(analysis inputs, summary rows, stacks text by pid); writes per-process files."""
-    full, rows, texts = [], [], {}
-    redacted = sum(1 for r in result.procs if getattr(r.proc, "redacted", False))
+    full: list[ProcRecord] = []
+    rows: list[ProcessRow] = []
+    texts: dict[int, str] = {}
+    redacted = sum(1 for r in result.procs if r.proc.redacted)
     if redacted:
         notes.add(f"secrets on {redacted} command line(s) were written as REDACTED (--no-redact keeps them)")
     for r in result.procs:
-        pid, p, facts = r.pid, r.proc, r.facts or {}
+        pid, p, facts = r.pid, r.proc, r.facts
         d = fnd.proc_dir(pid)
         script = script_name(p.cmdline, p.name)
         flame = None
-        top = []
+        top: tuple[TopRow, ...] = ()
         if r.profile is not None:
             try:
                 flame = _write_flames(w, pid, r.profile, notes)
@@ -216,39 +234,29 @@ def _proc_records(w: _Writer, result, notes: set[str]) -> tuple[list[dict], list
             text = rep.stacks_text(pid, r.stacks, facts, title=f"{script}  {' '.join(p.cmdline)[:300]}")
             texts[pid] = text
             stacks_path = w.put(fnd.stacks_txt(pid), _text(text), "all-thread stacks (text)")
-            w.put(f"{d}/stacks.json", _dump({"pid": pid, "first": r.stacks, "second": r.stacks2,
-                                             "seconds_between": r.stacks2_delay_s}),
+            w.put(f"{d}/stacks.json", _dump(stacks_json(pid, r.stacks, r.stacks2, r.stacks2_delay_s)),
                   "all-thread stacks (py-spy dump --json; a second look when threads waited on locks)")
-        failed = [e for e in r.events if e["status"] not in ("ok",)]
-        stack_err = next((e.get("error") for e in r.events if e["what"] == "stacks" and e["status"] != "ok"), None)
+        stack_err = next((e.error for e in r.events if e.what == "stacks" and not e.ok), None)
         gil = _gil_label(r.stacks)
-        fds = facts.get("fds_at_end", (facts.get("fds") or {}).get("count"))
-        socks = facts.get("sockets")
-        proc_doc = {**p.to_json(), "script": script, "facts": facts, "gil_holder": gil, "profile_top": top,
-                    "events": r.events, "problems": r.problems}
+        proc_doc = {**p.to_json(), "script": script, "facts": facts.to_json() if facts else {}, "gil_holder": gil,
+                    "profile_top": to_json(top), "events": to_json(r.events), "problems": to_json(r.problems)}
         process_json = w.put(fnd.proc_json(pid), _dump(proc_doc), "process facts")
-        rec = {"pid": pid, "name": p.name, "script": script, "facts": facts, "stacks": r.stacks,
-               "profile_busy_percent": _busy_percent(r.profile),
-               "stacks2": r.stacks2, "stacks2_delay_s": r.stacks2_delay_s, "profile_top": top, "flame": flame}
-        full.append(rec)
-        rows.append({"pid": pid, "ppid": p.ppid, "name": p.name, "script": script, "cmdline": p.cmdline,
-                     "user": p.user, "role": p.role, "parent_target": p.parent_target,
-                     "state": facts.get("status") or ("vanished" if any(e["status"] == "vanished" for e in failed)
-                                                      else None),
-                     "cpu_percent": facts.get("cpu_percent"), "rss": facts.get("rss"),
-                     "threads": facts.get("num_threads") or (len(r.stacks) if r.stacks else None),
-                     "fds": fds, "fd_limit": (facts.get("nofile_limit") or {}).get("soft"),
-                     "sockets": socks.get("count") if socks else None, "gil_holder": gil,
-                     "stacks": stacks_path, "stacks_error": stack_err, "flame": flame,
-                     "process_json": process_json, "profile_top": top[:3]})
+        full.append(ProcRecord(pid=pid, name=p.name, script=script, facts=facts, stacks=r.stacks,
+                               profile_busy_percent=_busy_percent(r.profile), stacks2=r.stacks2,
+                               stacks2_delay_s=r.stacks2_delay_s, profile_top=top, flame=flame))
+        rows.append(ProcessRow(
+            pid=pid, ppid=p.ppid, name=p.name, script=script, cmdline=p.cmdline, user=p.user, role=p.role,
+            parent_target=p.parent_target, state=_state(r), cpu_percent=facts.cpu_percent if facts else None,
+            rss=facts.rss if facts else None,
+            threads=(facts.num_threads if facts else None) or (len(r.stacks) if r.stacks else None),
+            fds=facts.fd_count if facts else None, fd_limit=facts.fd_soft_limit if facts else None,
+            sockets=facts.sockets.count if facts and facts.sockets else None, gil_holder=gil,
+            stacks=stacks_path, stacks_error=stack_err, flame=flame, process_json=process_json,
+            profile_top=top[:3]))
     return full, rows, texts
 
 
-def _brief(row: dict) -> dict:
-    return {k: row.get(k) for k in ("pid", "name", "user", "cpu_percent", "rss")}
-
-
-def _privilege() -> dict:
+def _privilege() -> Privilege:
     euid = os.geteuid()
     caps = None
     try:
@@ -265,10 +273,10 @@ def _privilege() -> dict:
         name = pwd.getpwuid(euid).pw_name
     except (KeyError, ImportError):
         name = None
-    return {"euid": euid, "user": name, "root": euid == 0, "cap_sys_ptrace": ptrace}
+    return Privilege(euid=euid, user=name, root=euid == 0, cap_sys_ptrace=ptrace)
 
 
-def build(result, dest: Path, argv: list[str]) -> dict:
+def build(result: TriageResult, dest: Path, argv: list[str]) -> Summary:
     """Write the bundle for ``result`` to ``dest``; returns the summary document."""
     parent = dest.parent if str(dest.parent) else Path(".")
     sweep_stale(str(parent), prefix=".perfkit-")  # staging left by a triage that was SIGKILLed
@@ -282,48 +290,39 @@ def build(result, dest: Path, argv: list[str]) -> dict:
     return doc
 
 
-def _fill(root: Path, result, dest: Path, argv: list[str]) -> dict:
+def _failed(result: TriageResult) -> tuple[list[Event], list[Event]]:
+    """(every manifest row, the rows that did not succeed) of a run."""
+    events = [e for r in result.procs for e in r.events]
+    failed = [e for e in events if not e.ok]
+    failed += [Event(prob.what, "failed", error=prob.error, needs_privilege=prob.needs_privilege)
+               for prob in [*result.problems, *result.host.problems]]
+    return events, failed
+
+
+def _fill(root: Path, result: TriageResult, dest: Path, argv: list[str]) -> Summary:
     from perfkit import __version__
 
     w = _Writer(root)
     notes: set[str] = set(result.notes)
     full, rows, texts = _proc_records(w, result, notes)
-    w.put(fnd.HOST_JSON, _dump(result.host), "host facts and counter deltas")
+    w.put(fnd.HOST_JSON, _dump(result.host.to_json()), "host facts and counter deltas")
     found = fnd.analyse(result.host, full)
-    events = [e for r in result.procs for e in r.events]
-    failed = [e for e in events if e["status"] != "ok"]
-    for prob in result.problems + (result.host.get("problems") or []):
-        failed.append({"what": prob["what"], "status": "failed", "error": prob["error"],
-                       **({"needs_privilege": True} if prob.get("needs_privilege") else {})})
+    events, failed = _failed(result)
     priv = _privilege()
     elapsed = round(time.time() - result.started, 3)
-    doc = {
-        "command": "triage",
-        "bundle": str(dest),
-        "hostname": result.host.get("hostname"),
-        "started": result.started,
-        "elapsed_s": elapsed,
-        "budget_s": result.options.budget,
-        "within_budget": elapsed <= result.options.budget,
-        "interrupted": result.interrupted,
-        "host": {"load": result.host.get("load"), "cpu_modes_percent": result.host.get("cpu_modes_percent"),
-                 "memory": result.host.get("memory"),
-                 "pressure": {k: (v.get("some") or {}).get("avg10") for k, v in (result.host.get("pressure") or {}).items()},
-                 "top_cpu": [_brief(r) for r in ((result.host.get("processes") or {}).get("top_cpu") or [])[:5]],
-                 "top_rss": [_brief(r) for r in ((result.host.get("processes") or {}).get("top_rss") or [])[:5]]},
-        "findings": [f.to_json() for f in found],
-        "processes": rows,
-        "collection": {"failed": failed, "needs_privilege": [e for e in failed if e.get("needs_privilege")]},
-        "privilege": priv,
-        "notes": sorted(notes),
-    }
-    w.put("summary.json", _dump(doc), "the summary (same as --json)")
+    doc = Summary(bundle=str(dest), hostname=result.host.hostname, started=result.started, elapsed_s=elapsed,
+                  budget_s=result.options.budget, within_budget=elapsed <= result.options.budget,
+                  interrupted=result.interrupted, host=HostBrief.of(result.host), findings=tuple(found),
+                  processes=tuple(rows), collection=Collection(failed=tuple(failed)), privilege=priv,
+                  notes=tuple(sorted(notes)))
+    w.put("summary.json", _dump(doc.to_json()), "the summary (same as --json)")
     w.put("summary.md", _text(rep.summary_md(doc)), "summary (Markdown)")
     w.put("index.html", _text(rep.index_html(doc, texts)), "summary (HTML), start here")
+    needs_privilege = to_json(doc.collection.needs_privilege)
     manifest = {
         "perfkit_version": __version__,
         "argv": redact.argv(argv)[0],
-        "hostname": doc["hostname"],
+        "hostname": doc.hostname,
         "started": result.started,
         "elapsed_s": round(time.time() - result.started, 3),
         "budget_s": result.options.budget,
@@ -332,20 +331,19 @@ def _fill(root: Path, result, dest: Path, argv: list[str]) -> dict:
                     "workers": result.options.workers},
         "phases_s": result.phases,
         "interrupted": result.interrupted,
-        "privilege": priv,
-        "processes": [{"pid": r["pid"], "script": r["script"], "role": r["role"], "state": r["state"]} for r in rows],
-        "collected": [e for e in events if e["status"] == "ok"],
-        "failed": failed,
-        "needs_privilege": [e for e in failed if e.get("needs_privilege")],
+        "privilege": priv.to_json(),
+        "processes": [{"pid": r.pid, "script": r.script, "role": r.role, "state": r.state} for r in rows],
+        "collected": [e.to_json() for e in events if e.ok],
+        "failed": to_json(failed),
+        "needs_privilege": needs_privilege,
         "notes": sorted(notes),
         "artifacts": sorted(w.artifacts + [{"path": "manifest.json", "what": "this file"}], key=lambda a: a["path"]),
     }
-    if manifest["needs_privilege"] and not priv["root"]:
+    if needs_privilege and not priv.root:
         manifest["privilege_hint"] = ("some facts need more rights: run as root (sudo) or with CAP_SYS_PTRACE "
                                       "to read other users' processes")
     w.put("manifest.json", _dump(manifest), "what was collected, what failed and why")
-    doc["within_budget"] = manifest["elapsed_s"] <= result.options.budget
-    return doc
+    return replace(doc, within_budget=manifest["elapsed_s"] <= result.options.budget)
 
 
 def _publish(staging: Path, dest: Path) -> None:

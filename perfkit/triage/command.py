@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -66,12 +66,12 @@ def triage(
       perfkit triage
       perfkit triage --pid 4242 -o incident.tar.gz --budget 20s
     """
-    from perfkit.triage.findings import has_lock_waits
-    from perfkit.triage import run as triage_run
     from perfkit.console import err_console, live_status, out_console, print_json
-    from perfkit.triage.pyprocs import python_in_tree
     from perfkit.errors import EXIT_INTERRUPTED, NoSuchProcess, NotPython, UsageError
     from perfkit.triage import bundle as triage_bundle
+    from perfkit.triage import run as triage_run
+    from perfkit.triage.findings import has_lock_waits
+    from perfkit.triage.pyprocs import python_in_tree
     from perfkit.triage.report import TerminalSummary
 
     secs = parse_budget(budget)
@@ -90,21 +90,21 @@ def triage(
     opts = triage_run.TriageOptions(pids=pids or None, budget=secs, profile_top=profile_top,
                                     profile_seconds=profile_seconds, locals_=locals_, workers=workers,
                                     already_spent=_since_start())
-    state: dict = {"phase": "starting", "elapsed": 0.0, "done": 0, "total": 0}
+    state: dict[str, Any] = {"phase": "starting", "elapsed": 0.0, "done": 0, "total": 0}
 
     def line() -> str:
-        count = f" · {state['done']}/{state['total']}" if state.get("total") else ""
+        count = f" · {state['done']}/{state['total']}" if state["total"] else ""
         return f"triage: {state['phase']}{count} · {state['elapsed']:.1f} s / {secs:g} s budget"
 
     with live_status(line):
         result = triage_run.run(opts, on_progress=state.update, lock_suspects=has_lock_waits)
     doc = triage_bundle.build(result, dest, sys.argv[1:])
     if as_json:
-        print_json(doc)
+        print_json(doc.to_json())
     else:
         out_console().print(TerminalSummary(doc))
-        if not doc["processes"]:
-            err_console().print("no Python processes found" + (" (as this user)" if not doc["privilege"]["root"]
+        if not doc.processes:
+            err_console().print("no Python processes found" + (" (as this user)" if not doc.privilege.root
                                                                  else ""), markup=False, highlight=False)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)

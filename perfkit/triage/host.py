@@ -4,8 +4,9 @@ disk/network deltas, cgroup limits and throttling, recent OOM kills.
 Counters are read twice, at the start and the end of a window
 (:func:`start_window` / :func:`finish_window`), and reported as deltas and rates.
 Every reader tolerates missing files and permission errors: what it could not read
-goes into a list of problems ``{"what", "error", "needs_privilege"}`` instead of
-raising.  Nothing here touches a target beyond reading /proc and /sys.
+goes into a list of :class:`~perfkit.triage.facts.Problem` instead of raising.
+Everything returned is a typed fact (:mod:`perfkit.triage.hostfacts`).  Nothing here
+touches a target beyond reading /proc and /sys.
 """
 
 from __future__ import annotations
@@ -14,7 +15,27 @@ import errno
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from perfkit.triage.facts import Problem
+from perfkit.triage.hostfacts import (
+    CgroupFacts,
+    Cgroups,
+    Counters,
+    CpuModes,
+    HostFacts,
+    HostProc,
+    Load,
+    Memory,
+    OomEvent,
+    OomFacts,
+    Pressure,
+    ProcessTable,
+    PsiLine,
+    Vmstat,
+)
 
 _TOP_N = 15
 CGROUP_ROOT = "/sys/fs/cgroup"  # tests point this at a fake tree
@@ -24,7 +45,7 @@ CGROUP_ROOT = "/sys/fs/cgroup"  # tests point this at a fake tree
 class Problems:
     """What could not be read, and whether more rights would have helped."""
 
-    items: list[dict] = field(default_factory=list)
+    items: list[Problem] = field(default_factory=list)
 
     def add(self, what: str, exc: BaseException | str, *, needs_privilege: bool | None = None) -> None:
         if isinstance(exc, BaseException):
@@ -35,7 +56,7 @@ class Problems:
             priv, text = False, str(exc)
         if needs_privilege is not None:
             priv = needs_privilege
-        self.items.append({"what": what, "error": text, "needs_privilege": bool(priv)})
+        self.items.append(Problem(what, text, bool(priv)))
 
 
 def _exc_text(exc: BaseException) -> str:
@@ -64,26 +85,26 @@ def read_text(path: str, problems: Problems | None = None, what: str | None = No
 
 # --------------------------------------------------------------------------- static facts
 
-def loadavg(problems: Problems) -> dict | None:
+def loadavg(problems: Problems) -> Load | None:
     text = read_text("/proc/loadavg", problems, "load averages", missing_ok=False)
     if not text:
         return None
     parts = text.split()
     try:
         running, total = parts[3].split("/")
-        return {"load1": float(parts[0]), "load5": float(parts[1]), "load15": float(parts[2]),
-                "runnable": int(running), "tasks": int(total), "cpus": os.cpu_count() or 1}
+        return Load(load1=float(parts[0]), load5=float(parts[1]), load15=float(parts[2]),
+                    runnable=int(running), tasks=int(total), cpus=os.cpu_count() or 1)
     except (IndexError, ValueError) as exc:
         problems.add("load averages", f"unreadable /proc/loadavg: {exc}")
         return None
 
 
-def pressure(problems: Problems) -> dict | None:
+def pressure(problems: Problems) -> dict[str, Pressure] | None:
     """/proc/pressure/{cpu,memory,io}: some/full avg10/avg60/avg300 and total (us)."""
     if not os.path.isdir("/proc/pressure"):
         problems.add("pressure stall info", "not available (/proc/pressure absent: kernel without PSI)")
         return None
-    out: dict = {}
+    out: dict[str, Pressure] = {}
     for res in ("cpu", "memory", "io"):
         text = read_text(f"/proc/pressure/{res}", problems, f"pressure ({res})", missing_ok=False)
         if text is None:
@@ -92,22 +113,24 @@ def pressure(problems: Problems) -> dict | None:
     return out
 
 
-def parse_pressure(text: str) -> dict:
-    out: dict = {}
+def parse_pressure(text: str) -> Pressure:
+    lines: dict[str, PsiLine] = {}
     for line in text.splitlines():
         kind, *fields = line.split()
-        vals = {}
+        vals: dict[str, float | int] = {}
         for f in fields:
             k, _, v = f.partition("=")
             try:
                 vals[k] = float(v) if k != "total" else int(v)
             except ValueError:
                 continue
-        out[kind] = vals
-    return out
+        tot = vals.get("total")
+        lines[kind] = PsiLine(avg10=vals.get("avg10"), avg60=vals.get("avg60"), avg300=vals.get("avg300"),
+                              total=int(tot) if tot is not None else None)
+    return Pressure(some=lines.get("some"), full=lines.get("full"))
 
 
-def memory(problems: Problems) -> dict | None:
+def memory(problems: Problems) -> Memory | None:
     try:
         import psutil
 
@@ -116,37 +139,38 @@ def memory(problems: Problems) -> dict | None:
     except Exception as exc:  # psutil may fail in odd containers
         problems.add("memory and swap", exc)
         return None
-    return {
-        "total": vm.total, "available": vm.available, "used": vm.used, "free": vm.free,
-        "percent": vm.percent, "cached": getattr(vm, "cached", None), "buffers": getattr(vm, "buffers", None),
-        "swap_total": sw.total, "swap_used": sw.used, "swap_percent": sw.percent,
-    }
+    return Memory(total=vm.total, available=vm.available, used=vm.used, free=vm.free, percent=vm.percent,
+                  cached=getattr(vm, "cached", None), buffers=getattr(vm, "buffers", None),
+                  swap_total=sw.total, swap_used=sw.used, swap_percent=sw.percent)
 
 
-def vmstat(problems: Problems) -> dict:
+_VMSTAT_KEYS = ("pswpin", "pswpout", "oom_kill", "pgmajfault", "pgfault", "pgscan_direct", "allocstall_normal")
+
+
+def vmstat(problems: Problems) -> Vmstat:
     text = read_text("/proc/vmstat", problems, "/proc/vmstat", missing_ok=False) or ""
     out = {}
     for line in text.splitlines():
         k, _, v = line.partition(" ")
-        if k in ("pswpin", "pswpout", "oom_kill", "pgmajfault", "pgfault", "pgscan_direct", "allocstall_normal"):
+        if k in _VMSTAT_KEYS:
             try:
                 out[k] = int(v)
             except ValueError:
                 pass
-    return out
+    return Vmstat(**out)
 
 
-def cpu_times(problems: Problems) -> dict | None:
+def cpu_times(problems: Problems) -> dict[str, float] | None:
     try:
         import psutil
 
-        return psutil.cpu_times()._asdict()
+        return dict(psutil.cpu_times()._asdict())
     except Exception as exc:
         problems.add("CPU times", exc)
         return None
 
 
-def disk_counters(problems: Problems) -> dict:
+def disk_counters(problems: Problems) -> dict[str, dict[str, float]]:
     try:
         import psutil
 
@@ -157,7 +181,7 @@ def disk_counters(problems: Problems) -> dict:
         return {}
 
 
-def net_counters(problems: Problems) -> dict:
+def net_counters(problems: Problems) -> dict[str, dict[str, float]]:
     try:
         import psutil
 
@@ -168,23 +192,23 @@ def net_counters(problems: Problems) -> dict:
         return {}
 
 
-def process_table(problems: Problems) -> dict[int, dict]:
+def process_table(problems: Problems) -> dict[int, HostProc]:
     """pid -> name, user, status, rss, cpu seconds (for CPU deltas and the top tables)."""
     import psutil
 
-    table: dict[int, dict] = {}
+    table: dict[int, HostProc] = {}
     denied = 0
     for p in psutil.process_iter():
         try:
             with p.oneshot():
                 t = p.cpu_times()
                 mem = p.memory_info()
-                row = {"pid": p.pid, "ppid": p.ppid(), "name": p.name(), "status": p.status(),
-                       "rss": mem.rss, "cpu_s": t.user + t.system, "num_threads": p.num_threads()}
                 try:
-                    row["user"] = p.username()
+                    user: str | None = p.username()
                 except (psutil.Error, KeyError):
-                    row["user"] = None
+                    user = None
+                row = HostProc(pid=p.pid, ppid=p.ppid(), name=p.name(), status=p.status(), rss=mem.rss,
+                               cpu_s=t.user + t.system, num_threads=p.num_threads(), user=user)
         except psutil.AccessDenied:
             denied += 1
             continue
@@ -198,7 +222,7 @@ def process_table(problems: Problems) -> dict[int, dict]:
 
 # --------------------------------------------------------------------------- cgroups
 
-def cgroup_path(pid: int) -> dict | None:
+def cgroup_path(pid: int) -> dict[str, str] | None:
     """The cgroup of ``pid``: {"v2": "/path"} and/or {"memory": ..., "cpu": ...} for v1."""
     from perfkit.procs.cgroup import read_cgroup_paths
 
@@ -236,7 +260,7 @@ def _int(text: str | None) -> int | None:
     return None if v >= (1 << 62) else v  # v1 "unlimited" is a huge number
 
 
-def _kv(text: str | None) -> dict:
+def _kv(text: str | None) -> dict[str, int]:
     out = {}
     for line in (text or "").splitlines():
         k, _, v = line.partition(" ")
@@ -247,74 +271,77 @@ def _kv(text: str | None) -> dict:
     return out
 
 
-def cgroup_facts(cg: dict, problems: Problems) -> dict:
-    """CPU quota, throttling counters, memory limit/usage/OOM events of one cgroup."""
-    facts: dict = {"cgroup": cg.get("v2") or cg.get("memory") or cg.get("cpu")}
-    v2 = _cg_dir("v2", cg["v2"]) if "v2" in cg else None
-    mem_v1 = _cg_dir("memory", cg["memory"]) if "memory" in cg else None
-    cpu_v1 = _cg_dir("cpu", cg["cpu"]) if "cpu" in cg else None
-    have_v2_cpu = v2 is not None and os.path.exists(os.path.join(v2, "cpu.max"))
-    have_v2_mem = v2 is not None and os.path.exists(os.path.join(v2, "memory.max"))
-    if have_v2_cpu:
-        facts["version_cpu"] = 2
-        cpu_max = read_text(os.path.join(v2, "cpu.max"), problems, "cgroup cpu.max")
+def _cg_cpu(v2: str | None, cpu_v1: str | None, problems: Problems) -> dict[str, Any]:
+    def rd(d: str, name: str) -> str | None:
+        return read_text(os.path.join(d, name), problems, f"cgroup {name}")
+
+    if v2 is not None and os.path.exists(os.path.join(v2, "cpu.max")):
+        quota_cores = None
+        cpu_max = rd(v2, "cpu.max")
         if cpu_max:
             quota, _, period = cpu_max.strip().partition(" ")
             q, per = _int(quota), _int(period)
-            facts["cpu_quota_cores"] = round(q / per, 3) if q and per else None
-        st = _kv(read_text(os.path.join(v2, "cpu.stat"), problems, "cgroup cpu.stat"))
-        facts["nr_periods"] = st.get("nr_periods")
-        facts["nr_throttled"] = st.get("nr_throttled")
-        facts["throttled_us"] = st.get("throttled_usec")
-    elif cpu_v1:
-        facts["version_cpu"] = 1
-        q = _int(read_text(os.path.join(cpu_v1, "cpu.cfs_quota_us"), problems, "cgroup cpu.cfs_quota_us"))
-        per = _int(read_text(os.path.join(cpu_v1, "cpu.cfs_period_us"), problems, "cgroup cpu.cfs_period_us"))
-        facts["cpu_quota_cores"] = round(q / per, 3) if q and q > 0 and per else None
-        st = _kv(read_text(os.path.join(cpu_v1, "cpu.stat"), problems, "cgroup cpu.stat"))
-        facts["nr_periods"] = st.get("nr_periods")
-        facts["nr_throttled"] = st.get("nr_throttled")
-        facts["throttled_us"] = st["throttled_time"] // 1000 if "throttled_time" in st else None
-    if have_v2_mem:
-        facts["version_memory"] = 2
-        facts["memory_limit"] = _int(read_text(os.path.join(v2, "memory.max"), problems, "cgroup memory.max"))
-        facts["memory_current"] = _int(read_text(os.path.join(v2, "memory.current"), problems, "cgroup memory.current"))
-        facts["swap_current"] = _int(read_text(os.path.join(v2, "memory.swap.current")))
+            quota_cores = round(q / per, 3) if q and per else None
+        st = _kv(rd(v2, "cpu.stat"))
+        return {"version_cpu": 2, "cpu_quota_cores": quota_cores, "nr_periods": st.get("nr_periods"),
+                "nr_throttled": st.get("nr_throttled"), "throttled_us": st.get("throttled_usec")}
+    if cpu_v1:
+        q, per = _int(rd(cpu_v1, "cpu.cfs_quota_us")), _int(rd(cpu_v1, "cpu.cfs_period_us"))
+        st = _kv(rd(cpu_v1, "cpu.stat"))
+        return {"version_cpu": 1, "cpu_quota_cores": round(q / per, 3) if q and q > 0 and per else None,
+                "nr_periods": st.get("nr_periods"), "nr_throttled": st.get("nr_throttled"),
+                "throttled_us": st["throttled_time"] // 1000 if "throttled_time" in st else None}
+    return {}
+
+
+def _cg_memory(v2: str | None, mem_v1: str | None, problems: Problems) -> dict[str, Any]:
+    def rd(d: str, name: str) -> int | None:
+        return _int(read_text(os.path.join(d, name), problems, f"cgroup {name}"))
+
+    if v2 is not None and os.path.exists(os.path.join(v2, "memory.max")):
         ev = _kv(read_text(os.path.join(v2, "memory.events"), problems, "cgroup memory.events"))
-        facts["oom_kills"] = ev.get("oom_kill")
-        facts["memory_high_events"] = ev.get("high")
-    elif mem_v1:
-        facts["version_memory"] = 1
-        facts["memory_limit"] = _int(read_text(os.path.join(mem_v1, "memory.limit_in_bytes"), problems,
-                                               "cgroup memory.limit_in_bytes"))
-        facts["memory_current"] = _int(read_text(os.path.join(mem_v1, "memory.usage_in_bytes"), problems,
-                                                 "cgroup memory.usage_in_bytes"))
+        return {"version_memory": 2, "memory_limit": rd(v2, "memory.max"),
+                "memory_current": rd(v2, "memory.current"),
+                "swap_current": _int(read_text(os.path.join(v2, "memory.swap.current"))),
+                "oom_kills": ev.get("oom_kill"), "memory_high_events": ev.get("high")}
+    if mem_v1:
         oc = _kv(read_text(os.path.join(mem_v1, "memory.oom_control")))
-        facts["oom_kills"] = oc.get("oom_kill")
-    if facts.get("memory_limit") and facts.get("memory_current") is not None:
-        facts["memory_fraction"] = round(facts["memory_current"] / facts["memory_limit"], 4)
-    if not (have_v2_cpu or cpu_v1 or have_v2_mem or mem_v1):
-        facts["note"] = "cgroup files not visible from here"
-    return facts
+        return {"version_memory": 1, "memory_limit": rd(mem_v1, "memory.limit_in_bytes"),
+                "memory_current": rd(mem_v1, "memory.usage_in_bytes"), "oom_kills": oc.get("oom_kill")}
+    return {}
+
+
+def cgroup_facts(cg: Mapping[str, str], problems: Problems) -> CgroupFacts:
+    """CPU quota, throttling counters, memory limit/usage/OOM events of one cgroup."""
+    name = cg.get("v2") or cg.get("memory") or cg.get("cpu")
+    v2 = _cg_dir("v2", cg["v2"]) if "v2" in cg else None
+    mem_v1 = _cg_dir("memory", cg["memory"]) if "memory" in cg else None
+    cpu_v1 = _cg_dir("cpu", cg["cpu"]) if "cpu" in cg else None
+    cpu = _cg_cpu(v2, cpu_v1, problems)
+    mem = _cg_memory(v2, mem_v1, problems)
+    facts = CgroupFacts(cgroup=name, note=None if cpu or mem else "cgroup files not visible from here", **cpu, **mem)
+    limit, current = facts.memory_limit, facts.memory_current
+    return replace(facts, memory_fraction=round(current / limit, 4)) if limit and current is not None else facts
 
 
 # --------------------------------------------------------------------------- OOM kills
 
-def oom_kills(problems: Problems, *, max_records: int = 50000, max_seconds: float = 1.0) -> dict:
+def oom_kills(problems: Problems, *, max_records: int = 50000, max_seconds: float = 1.0) -> OomFacts:
     """Recent OOM kills from the kernel log (/dev/kmsg, non-blocking) and /proc/vmstat."""
-    out: dict = {"since_boot": vmstat(Problems()).get("oom_kill"), "events": [], "log_readable": False}
+    since_boot = vmstat(Problems()).oom_kill
     try:
         fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         problems.add("kernel log (/dev/kmsg) for OOM kills", exc)
-        return out
+        return OomFacts(since_boot=since_boot)
     boot = _boot_time()
     end = time.monotonic() + max_seconds
+    events: list[OomEvent] = []
+    readable, truncated = True, False
     try:
-        out["log_readable"] = True
         for _ in range(max_records):
             if time.monotonic() > end:
-                out["truncated"] = True
+                truncated = True
                 break
             try:
                 rec = os.read(fd, 8192)
@@ -325,28 +352,28 @@ def oom_kills(problems: Problems, *, max_records: int = 50000, max_seconds: floa
                     continue
                 if exc.errno in (errno.EPERM, errno.EACCES):
                     problems.add("kernel log (/dev/kmsg) for OOM kills", exc)
-                    out["log_readable"] = False
+                    readable = False
                 break
             line = rec.decode("utf-8", "replace")
             head, _, msg = line.partition(";")
             if "Out of memory" in msg or "oom-kill:" in msg or "Killed process" in msg:
+                ts: float | None
                 try:
                     ts = int(head.split(",")[2]) / 1e6
                 except (IndexError, ValueError):
                     ts = None
-                out["events"].append({"uptime_s": ts, "time": boot + ts if boot and ts is not None else None,
-                                      "message": msg.strip().splitlines()[0][:500]})
+                events.append(OomEvent(uptime_s=ts, time=boot + ts if boot and ts is not None else None,
+                                       message=msg.strip().splitlines()[0][:500]))
     finally:
         os.close(fd)
-    out["events"] = out["events"][-50:]
-    return out
+    return OomFacts(since_boot=since_boot, events=tuple(events[-50:]), log_readable=readable, truncated=truncated)
 
 
 def _boot_time() -> float | None:
     try:
         import psutil
 
-        return psutil.boot_time()
+        return float(psutil.boot_time())
     except Exception:
         return None
 
@@ -357,19 +384,19 @@ def _boot_time() -> float | None:
 class HostWindow:
     started: float
     mono: float
-    cpu: dict | None
-    disks: dict
-    nets: dict
-    vm: dict
-    procs: dict[int, dict]
-    pressure: dict | None
-    cgroups: dict[str, dict]
+    cpu: dict[str, float] | None
+    disks: dict[str, dict[str, float]]
+    nets: dict[str, dict[str, float]]
+    vm: Vmstat
+    procs: dict[int, HostProc]
+    pressure: dict[str, Pressure] | None
+    cgroups: dict[str, CgroupFacts]
     problems: Problems
 
 
-def _cgroups_for(pids: list[int], problems: Problems) -> tuple[dict[int, str], dict[str, dict]]:
+def _cgroups_for(pids: list[int], problems: Problems) -> tuple[dict[int, str], dict[str, CgroupFacts]]:
     by_pid: dict[int, str] = {}
-    groups: dict[str, dict] = {}
+    groups: dict[str, CgroupFacts] = {}
     for pid in pids:
         cg = cgroup_path(pid)
         if not cg:
@@ -390,12 +417,23 @@ def start_window(pids: list[int] | None = None) -> HostWindow:
                       problems=problems)
 
 
-def _delta(a: dict, b: dict) -> dict:
+def _delta(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
     return {k: b[k] - a[k] for k in b if k in a and isinstance(b[k], (int, float))}
 
 
-def finish_window(win: HostWindow, pids: list[int] | None = None) -> dict:
-    """All host facts, with counter deltas since ``win`` (JSON-able)."""
+def _with_deltas(facts: CgroupFacts, before: CgroupFacts | None) -> CgroupFacts:
+    if before is None:
+        return facts
+    changes = {}
+    for k in ("nr_periods", "nr_throttled", "throttled_us", "oom_kills"):
+        now, then = getattr(facts, k), getattr(before, k)
+        if now is not None and then is not None:
+            changes[f"{k}_delta"] = now - then
+    return replace(facts, **changes)
+
+
+def finish_window(win: HostWindow, pids: list[int] | None = None) -> HostFacts:
+    """All host facts, with counter deltas since ``win``."""
     problems = win.problems
     elapsed = max(time.monotonic() - win.mono, 1e-3)
     cpu_end = cpu_times(problems)
@@ -403,49 +441,34 @@ def finish_window(win: HostWindow, pids: list[int] | None = None) -> dict:
     if win.cpu and cpu_end:
         d = _delta(win.cpu, cpu_end)
         total = sum(v for k, v in d.items() if k not in ("guest", "guest_nice")) or 1e-9
-        cpu_modes = {k: round(100.0 * v / total, 2) for k, v in d.items() if k not in ("guest", "guest_nice")}
+        cpu_modes = CpuModes(**{k: round(100.0 * v / total, 2) for k, v in d.items() if k in CpuModes._omit_none})
     disks_end, nets_end = disk_counters(Problems()), net_counters(Problems())
     disks = {name: _rates(_delta(win.disks[name], c), elapsed) for name, c in disks_end.items() if name in win.disks}
     nets = {name: _rates(_delta(win.nets[name], c), elapsed) for name, c in nets_end.items() if name in win.nets}
     vm_end = vmstat(Problems())
-    procs_end = process_table(Problems())
     rows = []
-    for pid, row in procs_end.items():
+    for pid, row in process_table(Problems()).items():
         before = win.procs.get(pid)
-        cpu_s = row["cpu_s"] - before["cpu_s"] if before else None
-        rows.append({**row, "cpu_percent": round(100.0 * cpu_s / elapsed, 1) if cpu_s is not None else None})
-    by_cpu = sorted((r for r in rows if r["cpu_percent"] is not None), key=lambda r: -r["cpu_percent"])[:_TOP_N]
-    by_rss = sorted(rows, key=lambda r: -r["rss"])[:_TOP_N]
+        cpu_pct = round(100.0 * (row.cpu_s - before.cpu_s) / elapsed, 1) if before else None
+        rows.append(replace(row, cpu_percent=cpu_pct))
+    by_cpu = sorted((r for r in rows if r.cpu_percent is not None), key=lambda r: -(r.cpu_percent or 0.0))[:_TOP_N]
+    by_rss = sorted(rows, key=lambda r: -r.rss)[:_TOP_N]
     states: dict[str, int] = {}
     for r in rows:
-        states[r["status"]] = states.get(r["status"], 0) + 1
+        states[r.status] = states.get(r.status, 0) + 1
     by_pid, groups = _cgroups_for(pids or [], problems)
-    for key, facts in groups.items():
-        before = win.cgroups.get(key)
-        if before:
-            for k in ("nr_periods", "nr_throttled", "throttled_us", "oom_kills"):
-                if facts.get(k) is not None and before.get(k) is not None:
-                    facts[f"{k}_delta"] = facts[k] - before[k]
-    return {
-        "hostname": socket.gethostname(),
-        "kernel": os.uname().release,
-        "started": win.started,
-        "window_s": round(elapsed, 3),
-        "load": loadavg(problems),
-        "cpu_modes_percent": cpu_modes,
-        "memory": memory(problems),
-        "vmstat_delta": _delta(win.vm, vm_end),
-        "pressure": pressure(problems),
-        "processes": {"count": len(rows), "states": states, "top_cpu": by_cpu, "top_rss": by_rss},
-        "disks": disks,
-        "network": nets,
-        "cgroups": {"by_pid": {str(k): v for k, v in by_pid.items()}, "groups": groups},
-        "oom": oom_kills(problems),
-        "problems": problems.items,
-    }
+    groups = {key: _with_deltas(facts, win.cgroups.get(key)) for key, facts in groups.items()}
+    load, mem, psi = loadavg(problems), memory(problems), pressure(problems)
+    oom = oom_kills(problems)
+    return HostFacts(
+        hostname=socket.gethostname(), kernel=os.uname().release, started=win.started, window_s=round(elapsed, 3),
+        load=load, cpu_modes_percent=cpu_modes, memory=mem, vmstat_delta=vm_end.minus(win.vm), pressure=psi,
+        processes=ProcessTable(count=len(rows), states=states, top_cpu=tuple(by_cpu), top_rss=tuple(by_rss)),
+        disks=disks, network=nets, cgroups=Cgroups(by_pid={str(k): v for k, v in by_pid.items()}, groups=groups),
+        oom=oom, problems=tuple(problems.items))
 
 
-def _rates(delta: dict, elapsed: float) -> dict:
+def _rates(delta: Counters, elapsed: float) -> dict[str, float]:
     out = dict(delta)
     for k in ("read_bytes", "write_bytes", "bytes_sent", "bytes_recv"):
         if k in delta:

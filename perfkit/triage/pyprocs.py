@@ -14,10 +14,22 @@ import linecache
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from perfkit.target import shown_cmdline
 from perfkit.triage.host import Problems, read_text
+from perfkit.triage.model import (
+    FdCounts,
+    NofileLimit,
+    ProcessFacts,
+    SocketFacts,
+    StackFrame,
+    Stacks,
+    ThreadCpu,
+    ThreadDump,
+)
 
 _PY_NAME = re.compile(r"^(python|pypy)\d?(\.\d+)?[a-z]*$|^(gunicorn|uvicorn|celery|uwsgi)$")
 
@@ -39,7 +51,7 @@ class PyProc:
     python_by_name: bool = False  # decided from the command name only (exe/maps not readable)
     redacted: bool = False  # secrets were taken out of cmdline
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "cmdline": self.cmdline, "user": self.user,
                 "role": self.role, "parent_target": self.parent_target, "python_by_name": self.python_by_name}
 
@@ -84,7 +96,7 @@ def thread_cpu(pid: int) -> dict[int, float]:
         return {}
 
 
-def _make(p, role: str, parent_target: int | None, problems: Problems, by_name: bool) -> PyProc | None:
+def _make(p: Any, role: str, parent_target: int | None, problems: Problems, by_name: bool) -> PyProc | None:
     import psutil
 
     try:
@@ -181,7 +193,7 @@ def python_in_tree(pid: int) -> bool:
 
 # --------------------------------------------------------------------------- facts
 
-def _nofile_limit(pid: int, problems: Problems) -> dict | None:
+def _nofile_limit(pid: int, problems: Problems) -> NofileLimit | None:
     text = read_text(f"/proc/{pid}/limits", problems, f"pid {pid}: /proc/{pid}/limits")
     if not text:
         return None
@@ -189,11 +201,12 @@ def _nofile_limit(pid: int, problems: Problems) -> dict | None:
         if line.startswith("Max open files"):
             parts = line.split()
             soft, hard = parts[3], parts[4]
-            return {"soft": None if soft == "unlimited" else int(soft), "hard": None if hard == "unlimited" else int(hard)}
+            return NofileLimit(soft=None if soft == "unlimited" else int(soft),
+                               hard=None if hard == "unlimited" else int(hard))
     return None
 
 
-def _fds(pid: int, problems: Problems) -> dict | None:
+def _fds(pid: int, problems: Problems) -> FdCounts | None:
     """Open fds by kind (file, socket, pipe, anon, other), read from /proc/PID/fd."""
     try:
         names = os.listdir(f"/proc/{pid}/fd")
@@ -217,10 +230,12 @@ def _fds(pid: int, problems: Problems) -> dict | None:
             kinds["file"] += 1
         else:
             kinds["other"] += 1
-    return {"count": len(names), "by_kind": kinds}
+    return FdCounts(count=len(names), by_kind=kinds)
 
 
-def _sockets(p, problems: Problems) -> dict | None:
+def _sockets(p: Any, problems: Problems) -> SocketFacts | None:
+    import socket
+
     import psutil
 
     try:
@@ -234,74 +249,74 @@ def _sockets(p, problems: Problems) -> dict | None:
     listen = []
     for c in conns:
         kind = {1: "tcp", 2: "udp"}.get(int(c.type), "other")
-        if c.family == __import__("socket").AF_UNIX:
+        if c.family == socket.AF_UNIX:
             kind = "unix"
         key = f"{kind}:{c.status}" if c.status and c.status != "NONE" else kind
         by_state[key] = by_state.get(key, 0) + 1
         if c.status == "LISTEN" and c.laddr:
             listen.append(f"{c.laddr[0]}:{c.laddr[1]}" if isinstance(c.laddr, tuple) else str(c.laddr))
-    return {"count": len(conns), "by_state": by_state, "listening": sorted(listen)[:50]}
+    return SocketFacts(count=len(conns), by_state=by_state, listening=tuple(sorted(listen)[:50]))
 
 
-def facts(proc: PyProc, problems: Problems) -> dict:
+def thread_cpu_rows(proc: PyProc, window: float) -> dict[str, ThreadCpu]:
+    """Each thread's CPU seconds, and its CPU % since ``proc`` was found (over ``window`` s)."""
+    rows = {}
+    for tid, secs in sorted(thread_cpu(proc.pid).items()):
+        before = proc.threads0.get(tid)
+        pct = round(100.0 * (secs - before) / window, 1) if before is not None and window > 0.2 else None
+        rows[str(tid)] = ThreadCpu(cpu_seconds=round(secs, 3), cpu_percent=pct)
+    return rows
+
+
+def facts(proc: PyProc, problems: Problems) -> ProcessFacts:
     """RSS, CPU %, threads (with per-thread CPU %), fds vs RLIMIT_NOFILE, sockets, status."""
     import psutil
 
     p = psutil.Process(proc.pid)
-    out: dict = {"pid": proc.pid}
     with p.oneshot():
-        out["status"] = p.status()
+        status = p.status()
         t = p.cpu_times()
         now = time.monotonic()
         cpu_s = t.user + t.system
-        out["cpu_seconds"] = round(cpu_s, 3)
         window = now - proc.t0
+        cpu_pct = cpu_window = None
         if proc.cpu_s0 is not None and window > 0.2:
-            out["cpu_percent"] = round(100.0 * (cpu_s - proc.cpu_s0) / window, 1)
-            out["cpu_window_s"] = round(window, 2)
+            cpu_pct = round(100.0 * (cpu_s - proc.cpu_s0) / window, 1)
+            cpu_window = round(window, 2)
         mem = p.memory_info()
-        out["rss"] = mem.rss
-        out["vms"] = mem.vms
-        out["num_threads"] = p.num_threads()
-        out["create_time"] = p.create_time()
+        num_threads, create_time = p.num_threads(), p.create_time()
         try:
-            out["nice"] = p.nice()
+            nice: int | None = p.nice()
         except psutil.Error:
-            pass
-    threads = {}
-    for tid, secs in thread_cpu(proc.pid).items():
-        before = proc.threads0.get(tid)
-        row = {"cpu_seconds": round(secs, 3)}
-        if before is not None and window > 0.2:
-            row["cpu_percent"] = round(100.0 * (secs - before) / window, 1)
-        threads[tid] = row
-    out["threads"] = {str(k): v for k, v in sorted(threads.items())}
-    out["fds"] = _fds(proc.pid, problems)
-    out["nofile_limit"] = _nofile_limit(proc.pid, problems)
-    soft = (out["nofile_limit"] or {}).get("soft")
-    if out["fds"] and soft:
-        out["fd_fraction"] = round(out["fds"]["count"] / soft, 4)
-    out["sockets"] = _sockets(p, problems)
-    return out
+            nice = None
+    threads = thread_cpu_rows(proc, window)
+    fds = _fds(proc.pid, problems)
+    limit = _nofile_limit(proc.pid, problems)
+    soft = limit.soft if limit else None
+    return ProcessFacts(pid=proc.pid, status=status, cpu_seconds=round(cpu_s, 3), cpu_percent=cpu_pct,
+                        cpu_window_s=cpu_window, rss=mem.rss, vms=mem.vms, num_threads=num_threads,
+                        create_time=create_time, nice=nice, threads=threads, fds=fds, nofile_limit=limit,
+                        fd_fraction=round(fds.count / soft, 4) if fds and soft else None,
+                        sockets=_sockets(p, problems))
 
 
 # --------------------------------------------------------------------------- stacks
 
-def stacks(pid: int, *, locals_: bool = False, timeout: float = 10.0) -> list[dict]:
+def stacks(pid: int, *, locals_: bool = False, timeout: float = 10.0) -> Stacks:
     """Every thread's stack (non-blocking), leaf first, with the leaf's source line."""
     from perfkit.tools import pyspy
 
-    threads = pyspy.dump(pid, nonblocking=True, locals_=locals_, timeout=timeout)
     out = []
-    for t in threads:
-        d = t.to_json()
-        d["leaf_source"] = _source_line(t.frames[0]) if t.frames else None
-        out.append(d)
-    return out
+    for t in pyspy.dump(pid, nonblocking=True, locals_=locals_, timeout=timeout):
+        frames = tuple(StackFrame.from_pyspy(f) for f in t.frames)
+        out.append(ThreadDump(pid=t.pid, thread_id=t.thread_id, os_thread_id=t.os_thread_id, name=t.name,
+                              active=t.active, owns_gil=t.owns_gil, frames=frames,
+                              leaf_source=_source_line(frames[0]) if frames else None))
+    return tuple(out)
 
 
-def _source_line(frame: dict) -> str | None:
-    fn, line = frame.get("filename") or "", frame.get("line") or 0
+def _source_line(frame: StackFrame) -> str | None:
+    fn, line = frame.filename, frame.line
     if not fn or not line or not os.path.isfile(fn):
         return None
     try:
@@ -311,14 +326,12 @@ def _source_line(frame: dict) -> str | None:
     return text.strip()[:300] or None
 
 
-def gil_holder(threads: list[dict]) -> dict | None:
-    for t in threads:
-        if t.get("owns_gil"):
-            return {"thread_id": t.get("thread_id"), "os_thread_id": t.get("os_thread_id"), "name": t.get("name")}
-    return None
+def gil_holder(threads: Sequence[ThreadDump]) -> ThreadDump | None:
+    """The thread that held the GIL in the dump, if any."""
+    return next((t for t in threads if t.owns_gil), None)
 
 
-def profile(pid: int, duration: int, *, rate: int = 100):
+def profile(pid: int, duration: int, *, rate: int = 100) -> Any:
     """A short non-blocking CPU profile (a ``RecordResult``)."""
     from perfkit.target import Target
     from perfkit.tools import pyspy
@@ -327,4 +340,5 @@ def profile(pid: int, duration: int, *, rate: int = 100):
                                                              nonblocking=True))
 
 
-__all__ = ["PyProc", "find", "candidates", "examine", "note_by_name", "thread_cpu", "facts", "stacks", "gil_holder", "profile"]
+__all__ = ["PyProc", "find", "candidates", "examine", "note_by_name", "thread_cpu", "thread_cpu_rows", "facts",
+           "stacks", "gil_holder", "profile"]

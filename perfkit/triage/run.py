@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any, Callable
 
-from perfkit.triage import host
-from perfkit.triage import pyprocs
 from perfkit.procs.signals import sigterm_as_interrupt
+from perfkit.triage import host, pyprocs
+from perfkit.triage.facts import Event, Problem
+from perfkit.triage.hostfacts import HostFacts
+from perfkit.triage.model import ProcessFacts, Stacks
 from perfkit.triage.pool import BoundedPool, Job
 
 _PHASE_A_SHARE = 0.45
@@ -45,14 +48,14 @@ class TriageOptions:
 @dataclass
 class ProcResult:
     proc: pyprocs.PyProc
-    facts: dict | None = None
-    stacks: list[dict] | None = None
-    stacks2: list[dict] | None = None
+    facts: ProcessFacts | None = None
+    stacks: Stacks | None = None
+    stacks2: Stacks | None = None
     stacks_at: float | None = None  # monotonic time of the first dump
     stacks2_delay_s: float | None = None  # seconds between the two dumps
-    profile: object | None = None  # a perfkit Profile
-    events: list[dict] = field(default_factory=list)  # manifest rows for this pid
-    problems: list[dict] = field(default_factory=list)
+    profile: Any = None  # a perfkit Profile
+    events: list[Event] = field(default_factory=list)  # manifest rows for this pid
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -60,14 +63,8 @@ class ProcResult:
 
     def event(self, what: str, status: str, *, error: str | None = None, needs_privilege: bool = False,
               seconds: float | None = None) -> None:
-        row = {"pid": self.pid, "what": what, "status": status}
-        if error:
-            row["error"] = error
-        if needs_privilege:
-            row["needs_privilege"] = True
-        if seconds is not None:
-            row["seconds"] = seconds
-        self.events.append(row)
+        self.events.append(Event(what, status, pid=self.pid, error=error or None, needs_privilege=needs_privilege,
+                                 seconds=seconds))
 
 
 @dataclass
@@ -75,12 +72,12 @@ class TriageResult:
     options: TriageOptions
     started: float
     elapsed: float
-    host: dict
+    host: HostFacts
     procs: list[ProcResult]
-    problems: list[dict]
+    problems: list[Problem]
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
-    phases: dict = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def classify_error(exc: BaseException) -> tuple[str, str, bool]:
@@ -110,10 +107,10 @@ def _collect_one(r: ProcResult, locals_: bool, dump_timeout: float) -> None:
     try:
         r.facts = pyprocs.facts(r.proc, problems)
         r.event("facts", "ok", seconds=round(time.monotonic() - t, 3))
-        if r.facts.get("status") == "stopped":
+        if r.facts.status == "stopped":
             r.event("state", "stopped", error="process is stopped (SIGSTOP or a debugger): stacks read without "
                                               "resuming it; it makes no progress")
-        elif r.facts.get("status") == "zombie":
+        elif r.facts.status == "zombie":
             r.event("state", "vanished", error="process is a zombie (exited, not reaped)")
             _merge_problems(r, problems)
             return
@@ -137,8 +134,8 @@ def _collect_one(r: ProcResult, locals_: bool, dump_timeout: float) -> None:
 def _merge_problems(r: ProcResult, problems: host.Problems) -> None:
     r.problems = problems.items
     for p in problems.items:
-        what = p["what"].split(": ", 1)[-1] if p["what"].startswith(f"pid {r.pid}") else p["what"]
-        r.event(what, "failed", error=p["error"], needs_privilege=p["needs_privilege"])
+        what = p.what.split(": ", 1)[-1] if p.what.startswith(f"pid {r.pid}") else p.what
+        r.event(what, "failed", error=p.error, needs_privilege=p.needs_privilege)
 
 
 def _second_dump(r: ProcResult, not_before: float, dump_timeout: float, locals_: bool) -> None:
@@ -180,8 +177,8 @@ def _timeout_pending(jobs: dict[int, Job], results: dict[int, ProcResult], what:
                                            f"phase ended ({limit:.1f} s); abandoned")
 
 
-def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = None,
-        lock_suspects: Callable[[list[dict]], bool] | None = None) -> TriageResult:
+def run(opts: TriageOptions, *, on_progress: Callable[[dict[str, Any]], None] | None = None,
+        lock_suspects: Callable[[Stacks], bool] | None = None) -> TriageResult:
     """Collect everything within ``opts.budget`` seconds (see module doc)."""
     spent = max(0.0, opts.already_spent)
     t0 = time.monotonic() - spent
@@ -190,9 +187,10 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
     reserve = max(1.0, 0.08 * opts.budget)  # left for writing the bundle
     dump_timeout = min(10.0, max(2.0, 0.25 * opts.budget))
     problems = host.Problems()
-    progress = {"phase": "finding Python processes", "done": 0, "total": 0, "budget": opts.budget, "t0": t0}
+    progress: dict[str, Any] = {"phase": "finding Python processes", "done": 0, "total": 0, "budget": opts.budget,
+                                "t0": t0}
 
-    def tick(**kw) -> None:
+    def tick(**kw: Any) -> None:
         progress.update(kw)
         if on_progress:
             on_progress(dict(progress, elapsed=time.monotonic() - t0))
@@ -200,7 +198,7 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
     results: dict[int, ProcResult] = {}
     interrupted = False
     notes: list[str] = []
-    phases: dict = {}
+    phases: dict[str, float] = {}
     pool = BoundedPool(opts.workers)
     host_pool = BoundedPool(1)  # never queued behind a wedged target
     host_start: Job | None = None
@@ -209,7 +207,7 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
             tick()
             cands = pyprocs.candidates(opts.pids, problems)
             tick(phase="finding Python processes", total=len(cands))
-            disc = {c[0]: pool.submit(f"examine {c[0]}", lambda c=c: pyprocs.examine(*c, problems)) for c in cands}
+            disc = {c[0]: pool.submit(f"examine {c[0]}", partial(pyprocs.examine, *c, problems)) for c in cands}
             limit_d = min(end - reserve, time.monotonic() + max(0.2 * opts.budget, 1.0))
             BoundedPool.wait(list(disc.values()), limit_d,
                              poll=lambda: tick(done=sum(j.done.is_set() for j in disc.values())))
@@ -226,7 +224,7 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
 
             # phase A: facts + stacks for everyone
             tick(phase="stacks and facts", total=len(results))
-            jobs = {pid: pool.submit(f"collect {pid}", lambda r=r: _collect_one(r, opts.locals_, dump_timeout))
+            jobs = {pid: pool.submit(f"collect {pid}", partial(_collect_one, r, opts.locals_, dump_timeout))
                     for pid, r in results.items()}
             limit_a = t0 + max(_PHASE_A_SHARE * opts.budget, min(opts.budget - reserve, 2.0))
             BoundedPool.wait(list(jobs.values()), limit_a,
@@ -248,15 +246,16 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
             # busy, or runnable right now (on a starved host a CPU-bound process may get
             # little CPU, yet it is what the profile should show)
             hot = sorted((r for r in results.values() if r.facts and r.stacks is not None
-                          and ((r.facts.get("cpu_percent") or 0) >= opts.profile_min_cpu
-                               or (r.facts.get("status") == "running" and any(t.get("active") for t in r.stacks)))),
-                         key=lambda r: -(r.facts.get("cpu_percent") or 0))[:max(0, opts.profile_top)]
+                          and ((r.facts.cpu_percent or 0) >= opts.profile_min_cpu
+                               or (r.facts.status == "running" and any(t.active for t in r.stacks)))),
+                         key=lambda r: -(r.facts.cpu_percent if r.facts and r.facts.cpu_percent else 0))
+            hot = hot[:max(0, opts.profile_top)]
             room = end - reserve - time.monotonic() - _PYSPY_OVERHEAD_S
             seconds = int(min(opts.profile_seconds, room))
             prof_jobs: dict[int, Job] = {}
             if hot and seconds >= 1:
                 tick(phase=f"profiling {len(hot)} busiest for {seconds} s", done=0, total=len(hot))
-                prof_jobs = {r.pid: pool.submit(f"profile {r.pid}", lambda r=r: _profile_one(r, seconds)) for r in hot}
+                prof_jobs = {r.pid: pool.submit(f"profile {r.pid}", partial(_profile_one, r, seconds)) for r in hot}
             elif hot:
                 notes.append(f"no CPU profiles: the budget left too little time ({room + _PYSPY_OVERHEAD_S:.1f} s)")
                 for r in hot:
@@ -267,7 +266,7 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
             if suspects and not_before < end - reserve:
                 for r in suspects:
                     second[r.pid] = pool.submit(f"second look {r.pid}",
-                                                lambda r=r: _second_dump(r, not_before, dump_timeout, opts.locals_))
+                                                partial(_second_dump, r, not_before, dump_timeout, opts.locals_))
             all_b = list(prof_jobs.values()) + list(second.values())
             limit_b = end - reserve
             BoundedPool.wait(all_b, limit_b, poll=lambda: tick(done=sum(j.done.is_set() for j in all_b),
@@ -293,7 +292,7 @@ def run(opts: TriageOptions, *, on_progress: Callable[[dict], None] | None = Non
                         interrupted=interrupted, notes=notes, phases=phases)
 
 
-def _host_facts(host_pool: BoundedPool, start: Job | None, pids: list[int], deadline: float) -> dict:
+def _host_facts(host_pool: BoundedPool, start: Job | None, pids: list[int], deadline: float) -> HostFacts:
     """Close the host window in its own thread, bounded by ``deadline``."""
     if start is None or not BoundedPool.wait([start], deadline) or start.result is None:
         why = "host counters: the first reading did not finish in time"
@@ -301,19 +300,22 @@ def _host_facts(host_pool: BoundedPool, start: Job | None, pids: list[int], dead
             why = f"host counters: {_msg(start.error)}"
         start_job = host_pool.submit("host start (late)", lambda: host.start_window([]))
         if not BoundedPool.wait([start_job], max(deadline, time.monotonic() + 1.0)) or start_job.result is None:
-            return {"problems": [{"what": "host facts", "error": why, "needs_privilege": False}]}
+            return HostFacts.unavailable("host facts", why)
         start = start_job
     job = host_pool.submit("host finish", lambda: host.finish_window(start.result, pids))
     if not BoundedPool.wait([job], max(deadline, time.monotonic() + 1.0)) or job.result is None:
         err = _msg(job.error) if job.error is not None else "did not finish in time"
-        return {"problems": [{"what": "host facts", "error": err, "needs_privilege": False}]}
-    return job.result
+        return HostFacts.unavailable("host facts", err)
+    result: HostFacts = job.result
+    return result
 
 
 def _refresh_cpu(r: ProcResult) -> None:
     """Re-read CPU % of a process and its threads over the longer window, and its fd count (cheap: /proc)."""
     import psutil
 
+    if r.facts is None:
+        return
     try:
         t = psutil.Process(r.pid).cpu_times()
     except psutil.Error:
@@ -321,20 +323,18 @@ def _refresh_cpu(r: ProcResult) -> None:
     window = time.monotonic() - r.proc.t0
     if r.proc.cpu_s0 is None or window <= 0.2:
         return
-    r.facts["cpu_percent"] = round(100.0 * (t.user + t.system - r.proc.cpu_s0) / window, 1)
-    r.facts["cpu_window_s"] = round(window, 2)
-    if r.facts.get("fds"):
+    fds_at_end = r.facts.fds_at_end
+    if r.facts.fds:
         try:
-            r.facts["fds_at_end"] = len(os.listdir(f"/proc/{r.pid}/fd"))
+            fds_at_end = len(os.listdir(f"/proc/{r.pid}/fd"))
         except OSError:
             pass
-    threads = r.facts.get("threads") or {}
-    for tid, secs in pyprocs.thread_cpu(r.pid).items():
-        before = r.proc.threads0.get(tid)
-        row = threads.setdefault(str(tid), {})
-        row["cpu_seconds"] = round(secs, 3)
-        if before is not None:
-            row["cpu_percent"] = round(100.0 * (secs - before) / window, 1)
+    threads = dict(r.facts.threads)
+    for tid, row in pyprocs.thread_cpu_rows(r.proc, window).items():
+        old = threads.get(tid)
+        threads[tid] = row if row.cpu_percent is not None or old is None else replace(old, cpu_seconds=row.cpu_seconds)
+    r.facts = replace(r.facts, cpu_percent=round(100.0 * (t.user + t.system - r.proc.cpu_s0) / window, 1),
+                      cpu_window_s=round(window, 2), fds_at_end=fds_at_end, threads=threads)
 
 
 __all__ = ["TriageOptions", "TriageResult", "ProcResult", "run", "classify_error"]
