@@ -176,11 +176,15 @@ def sweep_partial(parent: Path, name: str) -> None:
         return
     for e in entries:
         pid = e[len(head):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _runs_perfkit(int(pid)):
-            try:
-                os.unlink(os.path.join(parent, e))
-            except OSError:
-                pass
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        path = os.path.join(parent, e)
+        try:
+            if _may_be_creator(int(pid), os.lstat(path).st_mtime):
+                continue  # its writer still runs (a perfkit, or a program using perfkit.api)
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def sweep_stale(tmp: str | None = None, *, min_age: float = 0.0, prefix: str = TEMP_PREFIX) -> list[str]:

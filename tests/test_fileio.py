@@ -41,3 +41,20 @@ def test_sweep_keeps_a_live_creator_and_removes_dead_and_reused_pids(tmp_path):
         live.kill()
         live.wait()
     assert sweep_stale(str(tmp_path)) == [str(mine)]  # its creator gone, the next run sweeps it
+
+
+def test_partial_writes_of_a_live_writer_are_kept_and_a_dead_ones_removed(tmp_path):
+    from perfkit.fileio import sweep_partial
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.2)
+        mine = tmp_path / f".report.html.perfkit-{live.pid}-x.tmp"
+        mine.write_text("half")
+        dead = tmp_path / f".report.html.perfkit-{_dead_pid()}-y.tmp"
+        dead.write_text("half")
+        sweep_partial(tmp_path, "report.html")
+        assert mine.exists() and not dead.exists()
+    finally:
+        live.kill()
+        live.wait()
