@@ -56,7 +56,6 @@ def record_cpu(pid: int | None = None, command: Sequence[str] | None = None, *, 
     a command its ``exit_code``).  ``check=True`` raises :class:`TargetError` (exit code 3,
     as the CLI) when a launched command fails; the profile is then ``exc.profile``.
     """
-    from perfkit.target import failure
     from perfkit.tools import pyspy
 
     duration = _duration(duration)  # every argument is checked before the target is touched
@@ -68,13 +67,7 @@ def record_cpu(pid: int | None = None, command: Sequence[str] | None = None, *, 
         duration = 10.0
     opts = pyspy.RecordOptions(duration=duration, rate=rate, idle=idle, gil=gil, native=native,
                                subprocesses=subprocesses, nonblocking=nonblocking)
-    result = pyspy.record(target, opts)
-    failed = failure(result.program, " ".join(target.command))
-    if check and failed:
-        exc = TargetError(failed, "the profile covers its run until then (exc.profile)")
-        exc.profile = result.profile  # type: ignore[attr-defined]
-        raise exc
-    return result.profile
+    return _checked(pyspy.record(target, opts), target, check, "profile")
 
 
 def capture_heap(pid: int | None = None, command: Sequence[str] | None = None, *, duration: float | None = None,
@@ -84,16 +77,23 @@ def capture_heap(pid: int | None = None, command: Sequence[str] | None = None, *
     The profile's values are alloc_space, alloc_objects, inuse_space, inuse_objects;
     ``profile.recording.heap`` (:class:`HeapFacts`) holds the peak, RSS and totals.
     """
-    from perfkit.target import failure
     from perfkit.tools import memray
 
     duration = _duration(duration)
     target = _target(pid, command)
     result = memray.capture(target, memray.MemrayOptions(duration=duration, native=native,
                                                          trace_python_allocators=trace_python_allocators))
+    return _checked(result, target, check, "capture")
+
+
+def _checked(result, target, check: bool, what: str) -> Profile:
+    """The result's profile; with ``check``, a launched program that failed raises (the
+    partial profile rides on the error as ``exc.profile``)."""
+    from perfkit.target import failure
+
     failed = failure(result.program, " ".join(target.command))
     if check and failed:
-        exc = TargetError(failed, "the capture covers its run until then (exc.profile)")
+        exc = TargetError(failed, f"the {what} covers its run until then (exc.profile)")
         exc.profile = result.profile  # type: ignore[attr-defined]
         raise exc
     return result.profile

@@ -124,13 +124,9 @@ def _emit(res, as_json: bool, markdown: Optional[Path], junit: Optional[Path]) -
     if junit is not None:
         atomic_write(junit, report.junit_xml(res))
         res.outputs.append({"path": str(junit), "format": "junit"})
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        try:
-            with open(summary, "a", encoding="utf-8") as f:
-                f.write(md + "\n")
-        except OSError as exc:
-            warn(f"cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}")
+    problem = report.append_step_summary(md)
+    if problem:
+        warn(problem)
     lines = report.github_annotations(res) if os.environ.get("GITHUB_ACTIONS") == "true" else []
     if as_json:
         for w in res.warnings:

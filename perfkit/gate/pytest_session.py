@@ -399,13 +399,9 @@ class GateSession:
                     private_mkdir(Path(p).parent)
                 atomic_write(p, data())
                 self.written.append(str(p))
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            try:
-                with open(summary, "a", encoding="utf-8") as f:
-                    f.write(md + "\n")
-            except OSError as exc:
-                self.notes.append(f"cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}")
+        problem = report.append_step_summary(md)
+        if problem:
+            self.notes.append(problem)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         from perfkit.gate import report

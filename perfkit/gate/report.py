@@ -8,6 +8,8 @@ way GitHub's workflow commands require.
 
 from __future__ import annotations
 
+import os
+
 from perfkit import paths, stats, units
 from perfkit.console import plain
 from perfkit.gate.metrics import METRICS, TIME_METRICS
@@ -292,6 +294,19 @@ def _gh_data(text: str) -> str:
 
 def _gh_prop(text: str) -> str:
     return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def append_step_summary(md: str) -> str | None:
+    """Append ``md`` to $GITHUB_STEP_SUMMARY when it is set; what went wrong, if anything."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not summary:
+        return None
+    try:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(md + "\n")
+    except OSError as exc:
+        return f"cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}"
+    return None
 
 
 def github_annotations(res: GateResult) -> list[str]:

@@ -85,21 +85,25 @@ def _state(pid):
     return data[i + 2:i + 3].decode()
 
 
-def _children():
-    """Direct children of the guard (its own child and adopted orphans)."""
-    me = os.getpid()
+def _kids_of(pid):
+    """Direct children of ``pid`` (from every one of its threads' children lists)."""
     kids = []
     try:
-        tids = os.listdir("/proc/%d/task" % me)
+        tids = os.listdir("/proc/%d/task" % pid)
     except OSError:
         return kids
     for tid in tids:
         try:
-            with open("/proc/%d/task/%s/children" % (me, tid)) as f:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
                 kids.extend(int(k) for k in f.read().split())
         except (OSError, ValueError):
             continue
     return kids
+
+
+def _children():
+    """Direct children of the guard (its own child and adopted orphans)."""
+    return _kids_of(os.getpid())
 
 
 def _signal_group(pgid, sig):
@@ -160,16 +164,7 @@ def _tree(root):
         if pid in out:
             continue
         out.append(pid)
-        try:
-            tids = os.listdir("/proc/%d/task" % pid)
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                    todo.extend(int(k) for k in f.read().split())
-            except (OSError, ValueError):
-                continue
+        todo.extend(_kids_of(pid))
     return out
 
 

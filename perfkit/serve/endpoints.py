@@ -224,6 +224,14 @@ class Endpoints:
             t.cpu_busy_until = 0.0
             t.cpu_lock.release()
 
+    def _delta_and_target(self, query: dict):
+        """(?seconds= of a delta profile, the ?pid= target, the 400/404 response if either is bad)."""
+        sec, err = self._delta_seconds(query)
+        if err:
+            return None, None, err
+        t, err = self._target(query)
+        return sec, t, err
+
     def _delta_seconds(self, query: dict) -> tuple[int | None, Response | None]:
         raw = _first(query, "seconds")
         if raw == "":
@@ -241,10 +249,7 @@ class Endpoints:
     def goroutine(self, query: dict, _name: str) -> Response:
         from perfkit.formats import pprof
 
-        sec, err = self._delta_seconds(query)
-        if err:
-            return err
-        t, err = self._target(query)
+        sec, t, err = self._delta_and_target(query)
         if err:
             return err
         debug = _atoi(_first(query, "debug"))
@@ -271,10 +276,7 @@ class Endpoints:
         if not self.cfg.allow_heap:
             return pprof_error(403, f"{name} profiles are off: start perfkit serve with --allow-heap "
                                     "(memray attach runs code inside the target)")
-        sec, err = self._delta_seconds(query)
-        if err:
-            return err
-        t, err = self._target(query)
+        sec, t, err = self._delta_and_target(query)
         if err:
             return err
         sec = sec or self.cfg.heap_seconds
