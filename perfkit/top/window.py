@@ -186,43 +186,28 @@ def thread_shares(profile: Profile, stats: WindowStats, cpu: dict[int, tuple[flo
 
 def rows(profile: Profile, stats: WindowStats, threads: list[ThreadShare], *, by_line: bool = False,
          sort: str = "own", thread: int | None = None) -> list[Row]:
-    """Functions (or lines) by idle-corrected own and total share, optionally of one thread."""
+    """Functions (or lines) by idle-corrected own and total share, optionally of one thread.
+
+    ``analysis.top`` twice: on the samples weighted by their thread's idle correction
+    (the shares) and on the raw counts (the seconds, as py-spy top's OwnTime)."""
+    from dataclasses import replace
+
+    from perfkit.analysis.top import top
+    from perfkit.model import Sample
+
     weight = {t.tid: t.weight for t in threads}
-    frames = profile.frames
-    key_of: list[tuple] = [((f.function, f.file, f.line) if by_line else (f.function, f.file)) for f in frames]
-    own: dict[tuple, float] = {}
-    total: dict[tuple, float] = {}
-    own_n: dict[tuple, int] = {}
-    total_n: dict[tuple, int] = {}
-    line_of: dict[tuple, dict[int, int]] = {}
-    grand = 0.0
-    for s in profile.samples:
-        if not s.stack or (thread is not None and s.labels.tid != thread):
-            continue
-        n = s.values[0]
-        w = n * weight.get(s.labels.tid, 1.0)
-        grand += w
-        leaf = key_of[s.stack[-1]]
-        own[leaf] = own.get(leaf, 0.0) + w
-        own_n[leaf] = own_n.get(leaf, 0) + n
-        lines = line_of.setdefault(leaf, {})
-        lines[frames[s.stack[-1]].line] = lines.get(frames[s.stack[-1]].line, 0) + n
-        seen = set()
-        for i in s.stack:
-            k = key_of[i]
-            if k in seen:
-                continue
-            seen.add(k)
-            total[k] = total.get(k, 0.0) + w
-            total_n[k] = total_n.get(k, 0) + n
-            line_of.setdefault(k, {}).setdefault(frames[i].line, 0)
+    raw = [s for s in profile.samples if s.stack and (thread is None or s.labels.tid == thread)]
+    scale = 1_000_000  # weights to integers: shares keep six digits
+    counted = replace(profile, samples=raw, sample_types=[SAMPLES], timeline=None)
+    weighted = replace(counted, samples=[Sample(s.stack, (round(s.values[0] * weight.get(s.labels.tid, 1.0) * scale),),
+                                                s.labels) for s in raw])
+    shares = {(r.function, r.file, r.line if by_line else 0): r for r in top(weighted, 0, by_line=by_line)}
     interval = 1.0 / stats.achieved_rate if stats.achieved_rate else 0.0
     out = []
-    for k, tv in total.items():
-        lines = line_of.get(k, {0: 0})
-        line = k[2] if by_line else max(lines.items(), key=lambda kv: (kv[1], -kv[0]))[0]
-        out.append(Row(k[0], k[1], line, own.get(k, 0.0) / grand if grand else 0.0, tv / grand if grand else 0.0,
-                       own_n.get(k, 0) * interval, total_n.get(k, 0) * interval))
+    for n in top(counted, 0, by_line=by_line):  # every function seen, idle ones at a 0 share
+        r = shares.get((n.function, n.file, n.line if by_line else 0))
+        out.append(Row(n.function, n.file, n.line, r.self_pct / 100.0 if r else 0.0, r.total_pct / 100.0 if r else 0.0,
+                       n.self_value * interval, n.total_value * interval))
     if sort == "total":
         out.sort(key=lambda r: (-r.total, -r.own, r.function, r.file, r.line))
     else:
