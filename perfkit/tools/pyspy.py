@@ -92,7 +92,8 @@ class RecordOptions:
 RecordResult = CaptureResult
 
 
-def _build_cmd(exe: str, out: str, pid: int, opts: RecordOptions) -> list[str]:
+def record_argv(exe: str, out: str, pid: int, opts: RecordOptions) -> list[str]:
+    """py-spy record's command line for ``opts`` (speedscope into ``out``), also for the live windows."""
     cmd = [exe, "record", "--format", "speedscope", "--output", out, "--rate", str(int(opts.rate))]
     if opts.duration is not None and float(opts.duration).is_integer():
         # py-spy stops itself on whole seconds (so a dead perfkit never leaves it running);
@@ -131,7 +132,7 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
             if target.launched:
                 program = Launched(target.command)
             pid = target.pid if target.pid is not None else program.pid  # type: ignore[union-attr]
-            cmd = _build_cmd(exe, out, pid, opts)
+            cmd = record_argv(exe, out, pid, opts)
             try:
                 # py-spy prints its status on stdout: a relay keeps its lines (parsed for the
                 # sample/error counts) so stdout stays clean for data (--json).

@@ -71,13 +71,9 @@ class WindowOptions:
     subprocesses: bool = False
 
     def argv(self, exe: str, out: str, pid: int) -> list[str]:
-        cmd = [exe, "record", "--format", "speedscope", "--output", out, "--rate", str(int(self.rate)),
-               "--duration", str(int(self.seconds))]
-        for flag, on in (("--gil", self.gil), ("--idle", self.idle), ("--native", self.native),
-                         ("--nonblocking", self.nonblocking), ("--subprocesses", self.subprocesses)):
-            if on:
-                cmd.append(flag)
-        return [*cmd, "--pid", str(pid)]
+        return pyspy.record_argv(exe, out, pid, pyspy.RecordOptions(
+            duration=int(self.seconds), rate=self.rate, idle=self.idle, gil=self.gil, native=self.native,
+            subprocesses=self.subprocesses, nonblocking=self.nonblocking))
 
 
 class Window:
