@@ -85,6 +85,16 @@ def _state(pid):
     return data[i + 2:i + 3].decode()
 
 
+def _default_signals_new_session():
+    """In a forked child: every signal back to its default, then a session of its own."""
+    for sig in range(1, signal.NSIG):
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    os.setsid()
+
+
 def _kids_of(pid):
     """Direct children of ``pid`` (from every one of its threads' children lists)."""
     kids = []
@@ -272,12 +282,7 @@ def _run_on_abandon(cmd, timeout):
         return
     if pid == 0:
         try:
-            for sig in range(1, signal.NSIG):
-                try:
-                    signal.signal(sig, signal.SIG_DFL)
-                except (OSError, ValueError, RuntimeError):
-                    pass
-            os.setsid()
+            _default_signals_new_session()
             null = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
@@ -355,12 +360,7 @@ def main(argv):
         try:
             os.close(er)
             signal.set_wakeup_fd(-1)
-            for sig in range(1, signal.NSIG):
-                try:
-                    signal.signal(sig, signal.SIG_DFL)
-                except (OSError, ValueError, RuntimeError):
-                    pass
-            os.setsid()
+            _default_signals_new_session()
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() != me:
                 os._exit(1)
