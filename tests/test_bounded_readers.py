@@ -134,6 +134,7 @@ def test_overlong_text_line_is_refused(tmp_path):
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.live  # memray runs a scenario
 def test_memray_capture_with_more_records_than_allowed_is_refused(tmp_path):
     cap = tmp_path / "m.bin"
     subprocess.run([PY, "-m", "memray", "run", "-q", "-o", str(cap), str(SCENARIOS / "mem_churn.py"),
@@ -145,6 +146,7 @@ def test_memray_capture_with_more_records_than_allowed_is_refused(tmp_path):
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.live  # memray runs a scenario
 def test_memray_lz4_bomb_of_zeros_ends_at_once_in_bounded_memory(tmp_path):
     """An LZ4 frame holding a real capture's header and then 256 MiB of zeros: memray
     streams it and stops at the first invalid record, so perfkit reports a damaged

@@ -85,6 +85,7 @@ def test_flags_override_the_projects_rate(tmp_path):
     assert "[default: 37;" in run_perfkit("cpu", "--help", env=env).stdout
 
 
+@pytest.mark.live
 def test_the_projects_duration_applies_when_attaching_only(tmp_path):
     cfg = project(tmp_path, "[tool.perfkit]\nduration = 1\n")
     env = {"PERFKIT_CONFIG": str(cfg)}

@@ -78,6 +78,7 @@ def test_reads_py_spy_speedscope_with_thread_labels():
         (FIX / "pyspy_cpu_threads.speedscope.json").read_bytes())["profiles"])
 
 
+@pytest.mark.live
 def test_cpu_launch_writes_every_format_and_go_pprof_agrees(tmp_path):
     outs = {k: tmp_path / f"f{v}" for k, v in SUFFIXES.items()}
     outs["svg"], outs["html"] = tmp_path / "f.svg", tmp_path / "f.html"

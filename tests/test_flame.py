@@ -42,6 +42,7 @@ def html_data(data: bytes) -> dict:
     return json.loads(m.group(1))
 
 
+@pytest.mark.live
 def test_svg_widths_proportional_to_weights_on_recorded_scenario():
     p = fixture()
     total = p.total(1)

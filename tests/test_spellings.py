@@ -67,6 +67,7 @@ def test_cpu_writes_folded_stacks_to_stdout_and_its_table_to_stderr():
     assert "Top functions" in res.stderr and "wrote stdout (collapsed)" in res.stderr
 
 
+@pytest.mark.live
 def test_threads_native_shows_native_frames():
     with scenario("cpu_split", "--duration", "60") as s:
         native = False
