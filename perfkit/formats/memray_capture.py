@@ -18,6 +18,7 @@ stack roots.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import sys
@@ -285,12 +286,11 @@ def _allocated(reader, native: bool, cap: int, src: str) -> tuple[dict[tuple, li
     get = acc.get
     dealloc = _DEALLOCATORS
     records = 0
-    it = reader.get_allocation_records()
+    # islice bounds the pass (one record past the cap says "too many") and enumerate
+    # counts in C: no counting or cap test of perfkit's own per record
+    it = enumerate(itertools.islice(reader.get_allocation_records(), cap + 1), 1)
     if native:
-        for rec in it:
-            records += 1
-            if records > cap:
-                raise too_many_records(src, cap)
+        for records, rec in it:  # noqa: B007 - the count is read after the loop
             if rec.allocator in dealloc:
                 continue
             key = (rec.stack_id, rec.native_stack_id, rec.native_segment_generation, rec.tid)
@@ -301,10 +301,7 @@ def _allocated(reader, native: bool, cap: int, src: str) -> tuple[dict[tuple, li
                 slot[0] += rec.size
                 slot[1] += rec.n_allocations
     else:
-        for rec in it:
-            records += 1
-            if records > cap:
-                raise too_many_records(src, cap)
+        for records, rec in it:  # noqa: B007 - the count is read after the loop
             if rec.allocator in dealloc:
                 continue
             key = (rec.stack_id, rec.tid)
@@ -314,6 +311,8 @@ def _allocated(reader, native: bool, cap: int, src: str) -> tuple[dict[tuple, li
             else:
                 slot[0] += rec.size
                 slot[1] += rec.n_allocations
+    if records > cap:
+        raise too_many_records(src, cap)
     return acc, records
 
 
