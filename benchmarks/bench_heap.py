@@ -7,8 +7,14 @@
 2. Turning a capture of ~1M allocations into the report and a flame graph:
    `perfkit heap --from CAPTURE -o x.collapsed [-o x.svg]` vs memray's own reporters
    (`memray stats`, `memray flamegraph`) on the same file: wall time and peak RSS.
+3. Issue 15's two heap budgets, runs interleaved, medians, verdict printed:
+   `perfkit heap --from CAPTURE -o x.html` vs `memray flamegraph CAPTURE` (≤ 1.0×), and
+   `perfkit heap -o x.pb.gz -- python job.py` vs `memray run job.py` on a short job
+   (mem_churn, `--job-batches`, ~0.7 s under memray run) (≤ 1.10×).  Whole-command
+   wall time, start-up included.
 
     .venv/bin/python benchmarks/bench_heap.py [--batches 60000] [--repeat 3]
+    .venv/bin/python benchmarks/bench_heap.py --budgets-only --repeat 7
 """
 
 from __future__ import annotations
@@ -110,6 +116,52 @@ def bench_report(batches: int, repeat: int, tmp: Path, svg: bool) -> None:
     print("  (ratios against memray flamegraph on the same file)")
 
 
+def _wall(cmd: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=900, cwd=ROOT, env=env)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr.decode(errors='replace')[-2000:]}")
+    return wall
+
+
+def side_by_side(title: str, perfkit: list[str], anchor: list[str], anchor_name: str, budget: float,
+                 repeat: int) -> tuple[float, float, float]:
+    """Interleaved runs (anchor, perfkit, anchor, ...) after one warm-up each; medians and the verdict."""
+    env = dict(os.environ, NO_COLOR="1")
+    _wall(anchor, env)
+    _wall(perfkit, env)
+    a, k = [], []
+    for _ in range(repeat):
+        a.append(_wall(anchor, env))
+        k.append(_wall(perfkit, env))
+    ma, mk = statistics.median(a), statistics.median(k)
+    ratio = mk / ma
+    print(f"{title} (median of {repeat} interleaved runs, wall):")
+    print(f"  {anchor_name:34s} {ma:7.3f} s   1.00x")
+    print(f"  {'perfkit':34s} {mk:7.3f} s   {ratio:5.2f}x   budget <= {budget:.2f}x: "
+          f"{'within' if ratio <= budget else 'OVER'}")
+    return ma, mk, ratio
+
+
+def bench_budgets(batches: int, job_batches: int, repeat: int, tmp: Path) -> None:
+    cap = tmp / "budget.bin"
+    _run([PY, "-m", "memray", "run", "-q", "-f", "-o", str(cap), *_work_args(batches)])
+    import memray
+
+    n = memray.FileReader(str(cap)).metadata.total_allocations
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+    side_by_side(f"heap --from a capture of {n:,} records -> HTML",
+                 [PY, "-m", "perfkit", "heap", "--from", str(cap), "-o", str(tmp / "x.html")],
+                 [PY, "-m", "memray", "flamegraph", "-f", "-o", str(tmp / "f.html"), str(cap)],
+                 "memray flamegraph", 1.0, repeat)
+    job = _work_args(job_batches)
+    side_by_side(f"heap -o x.pb.gz -- python job.py ({job_batches * 16:,} allocations)",
+                 [PY, "-m", "perfkit", "heap", "-o", str(tmp / "x.pb.gz"), "--", PY, *job],
+                 [PY, "-m", "memray", "run", "-q", "-f", "-o", str(tmp / "run.bin"), *job],
+                 "memray run", 1.10, repeat)
+
+
 _MEASURE = """
 import resource, subprocess, sys, time
 t0 = time.perf_counter()
@@ -126,15 +178,21 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-slowdown", action="store_true")
     ap.add_argument("--skip-report", action="store_true")
+    ap.add_argument("--job-batches", type=int, default=20000, help="batches of the short job (launch budget)")
+    ap.add_argument("--budgets-only", action="store_true", help="only issue 15's two side-by-side ratios")
     args = ap.parse_args()
     from perfkit import formats
 
     with tempfile.TemporaryDirectory(prefix="perfkit-bench-heap-") as d:
         tmp = Path(d)
+        if args.budgets_only:
+            bench_budgets(args.batches, args.job_batches, args.repeat, tmp)
+            return 0
         if not args.skip_slowdown:
             bench_slowdown(args.batches, args.repeat, tmp)
         if not args.skip_report:
             bench_report(args.batches, args.repeat, tmp, svg=formats.available("svg"))
+        bench_budgets(args.batches, args.job_batches, args.repeat, tmp)
     return 0
 
 

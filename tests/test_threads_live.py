@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import perfkit_json, run_perfkit, scenario, one_error as _one_line_error
+from conftest import one_error as _one_line_error
+from conftest import perfkit_json, run_perfkit, scenario
 
 pytestmark = pytest.mark.live
 
@@ -114,3 +115,24 @@ def test_watch_ends_cleanly_when_the_process_exits():
     doc = json.loads(res.stdout)
     assert doc["trend"] and all(n == 1 for n in doc["trend"])
     assert f"pid {sc.pid} exited" in res.stderr
+
+
+def test_many_threads_one_group_and_the_dump_pause_left_out_of_the_cpu_window():
+    from perfkit.threads.snapshot import _PauseClock
+    from perfkit.tools import pyspy
+
+    with scenario("many_threads", "--threads", "200", "--busy", "1", "--duration", "60") as sc:
+        doc = perfkit_json("threads", "--pid", str(sc.pid), "--interval", "0.2")
+        # a blocking dump ptrace-stops the target (state t) for its stack walk; a non-blocking one never does
+        clock = _PauseClock([sc.pid])
+        pyspy.dump(sc.pid, nonblocking=False)
+        blocking = clock.stop()[sc.pid]
+        clock = _PauseClock([sc.pid])
+        pyspy.dump(sc.pid, nonblocking=True)
+        nonblocking = clock.stop()[sc.pid]
+    assert doc["thread_count"] == 201
+    top = doc["groups"][0]
+    assert top["count"] == 199 and "threading.py" in top["where"]
+    assert any(f["function"] == "parked_worker" for f in top["frames"])
+    assert blocking > 0
+    assert nonblocking == 0

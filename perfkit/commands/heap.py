@@ -52,15 +52,12 @@ def heap(
       perfkit heap --leaks -o heap.svg -- python job.py
       perfkit heap --from capture.bin -o heap.html
     """
-    from rich.text import Text
-
-    from perfkit.analysis import hints
-    from perfkit.analysis.heap import for_leaks, summarize
-    from perfkit.console import live_status, plain, print_json, warn
+    # Only what launching needs is imported first; the report's modules load while the
+    # launched command runs (``while_running``), not after it.
+    from perfkit.console import live_status
     from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
     from perfkit.formats import memray_capture
     from perfkit.outputs import Outputs
-    from perfkit.render.heap_view import HeapView
     from perfkit.target import failure, resolve
     from perfkit.tools import memray
 
@@ -93,8 +90,15 @@ def heap(
                     f"Ctrl-C stops, keeps the capture")
 
         with live_status(line):
-            result = memray.capture(target, opts, on_tick=tick)
+            result = memray.capture(target, opts, on_tick=tick, while_running=lambda: _report_modules(outputs))
         profile = result.profile
+
+    from rich.text import Text
+
+    from perfkit.analysis import hints
+    from perfkit.analysis.heap import for_leaks, summarize
+    from perfkit.console import plain, print_json, warn
+    from perfkit.render.heap_view import HeapView
 
     view_profile = for_leaks(profile) if leaks else profile
     view_profile = filters.apply(view_profile)
@@ -106,7 +110,8 @@ def heap(
         summary.inuse_count = view_profile.total(3)
 
     lossless = for_leaks(profile) if leaks else profile  # a .perfkit file keeps every stack, unfiltered
-    written = outputs.write_profile(view_profile, choose=lambda path, name: lossless if name == "perfkit" else view_profile)
+    written = outputs.write_profile(view_profile,
+                                    choose=lambda path, name: lossless if name == "perfkit" else view_profile)
 
     if as_json:
         doc = profile.recording.to_json()
@@ -138,6 +143,19 @@ def heap(
     failed = failure(result.program, " ".join(command or []))
     if failed:  # the capture is written; the program's own failure is the result
         raise TargetError(failed, "its output is above; the capture covers its run until then")
+
+
+def _report_modules(outputs) -> None:
+    """Import what the report and the ``-o`` writers need (run while the launched command runs)."""
+    import rich.text  # noqa: F401
+
+    import perfkit.analysis.heap  # noqa: F401
+    import perfkit.analysis.hints  # noqa: F401
+    import perfkit.render.heap_view  # noqa: F401
+    from perfkit.formats import module
+
+    for _, name in outputs.plan:
+        module(name)
 
 
 def _thin(points: list) -> list:

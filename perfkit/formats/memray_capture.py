@@ -18,6 +18,7 @@ stack roots.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import sys
@@ -117,7 +118,8 @@ def read_capture(path: str | os.PathLike, *, source: str | None = None, peak_sit
             reader = memray.FileReader(str(p))
         except (OSError, ValueError, RuntimeError) as exc:
             if "incompatible with this version of memray" in str(exc):
-                raise InputFormatError(f"{src} was written by another memray version than perfkit's ({memray_version()})",
+                raise InputFormatError(f"{src} was written by another memray version than perfkit's "
+                                       f"({memray_version()})",
                                        f"a capture is readable only by the memray version that wrote it: use memray "
                                        f"{memray_version()} in the target's interpreter") from None
             raise InputFormatError(f"{src} is not a readable memray capture ({_first_line(exc)})",
@@ -204,33 +206,13 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
         return ids
 
     # Everything allocated while tracking, aggregated per (stack, thread).
-    acc: dict[tuple, list[int]] = {}
-    first: dict[tuple, object] = {}
+    acc, records = _allocated(reader, native, record_cap(meta), src)
     alloc_bytes = alloc_count = 0
-    records = 0
-    cap = record_cap(meta)
-    for rec in reader.get_allocation_records():
-        records += 1
-        if records > cap:
-            raise too_many_records(src, cap)
-        if rec.allocator in _DEALLOCATORS:
-            continue
-        key = ((rec.stack_id, rec.native_stack_id, rec.native_segment_generation) if native else rec.stack_id,
-               rec.tid)
-        size, n = rec.size, rec.n_allocations
-        slot = acc.get(key)
-        if slot is None:
-            acc[key] = [size, n]
-            first[key] = rec
-        else:
-            slot[0] += size
-            slot[1] += n
+    for size, n, rec in acc.values():
+        b.add_ids(stack_of(rec), (size, n, 0, 0), labels_of(rec))
         alloc_bytes += size
         alloc_count += n
-    for key, (size, n) in acc.items():
-        rec = first[key]
-        b.add_ids(stack_of(rec), (size, n, 0, 0), labels_of(rec))
-    del first, acc
+    del acc
 
     # Still alive when tracking stopped.
     inuse_bytes = inuse_count = 0
@@ -290,6 +272,48 @@ def _read(reader, src: str, peak_sites: int) -> Profile:
                                   threads=len({lab.tid for lab in labels_cache.values()}), heap=heap,
                                   redacted=redacted)
     return profile
+
+
+def _allocated(reader, native: bool, cap: int, src: str) -> tuple[dict[tuple, list], int]:
+    """Every allocation record summed per (stack, thread): ``{key: [bytes, count, first record]}``.
+
+    memray has no aggregated reader for *everything allocated* (its aggregators give what
+    is alive at the peak or at the end, and its temporal records skip what is freed
+    within one snapshot), so this is the one pass over every record: the loop is kept
+    to the fewest Python operations per record (it is most of ``heap --from``'s time).
+    """
+    acc: dict[tuple, list] = {}
+    get = acc.get
+    dealloc = _DEALLOCATORS
+    records = 0
+    # islice bounds the pass (one record past the cap says "too many") and enumerate
+    # counts in C: no counting or cap test of perfkit's own per record
+    it = enumerate(itertools.islice(reader.get_allocation_records(), cap + 1), 1)
+    if native:
+        for records, rec in it:  # noqa: B007 - the count is read after the loop
+            if rec.allocator in dealloc:
+                continue
+            key = (rec.stack_id, rec.native_stack_id, rec.native_segment_generation, rec.tid)
+            slot = get(key)
+            if slot is None:
+                acc[key] = [rec.size, rec.n_allocations, rec]
+            else:
+                slot[0] += rec.size
+                slot[1] += rec.n_allocations
+    else:
+        for records, rec in it:  # noqa: B007 - the count is read after the loop
+            if rec.allocator in dealloc:
+                continue
+            key = (rec.stack_id, rec.tid)
+            slot = get(key)
+            if slot is None:
+                acc[key] = [rec.size, rec.n_allocations, rec]
+            else:
+                slot[0] += rec.size
+                slot[1] += rec.n_allocations
+    if records > cap:
+        raise too_many_records(src, cap)
+    return acc, records
 
 
 def record_cap(meta) -> int:

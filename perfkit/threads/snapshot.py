@@ -1,5 +1,5 @@
 """Thread snapshots of a process (and optionally its children): py-spy stacks plus
-per-thread CPU% measured over a short window from /proc.
+per-thread CPU% measured from /proc over a short window that overlaps the dumps.
 
 ``py-spy dump --subprocesses`` silently drops children, so children are enumerated
 here (/proc/PID/task/*/children, recursively) and dumped one py-spy each, in parallel
@@ -9,6 +9,7 @@ does not report (native threads without Python frames) are listed with no frames
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,9 +55,49 @@ def _dump(pid: int, nonblocking: bool, locals_: bool, timeout: float,
         return [], exc.message, exc.exit_code
 
 
+POLL_S = 0.002  # how often a dump's pause of the target is looked for
+
+
+class _PauseClock:
+    """Seconds each target spent ptrace-stopped (state ``t``) while its dump ran.
+
+    A blocking py-spy dump stops the target for its stack walk; a stopped thread's CPU
+    counters do not move, so that time is taken out of the CPU window (else a busy
+    thread reads low by the pause's share of the window).  The main thread's state
+    stands for the process: py-spy stops and resumes every thread together.
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        self.paused = dict.fromkeys(pids, 0.0)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="perfkit-pause-clock", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._done.wait(POLL_S):
+            now = time.monotonic()
+            for pid in self.paused:
+                if procstat.state(pid) == "t":
+                    self.paused[pid] += now - last
+            last = now
+
+    def stop(self) -> dict[int, float]:
+        self._done.set()
+        self._thread.join()
+        return self.paused
+
+
 def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, locals_: bool = False,
              nonblocking: bool = False, timeout: float = 10.0, native: bool = False) -> Snapshot:
-    """CPU over ``interval`` then a py-spy dump of ``pid`` (and its children), in parallel."""
+    """A py-spy dump of ``pid`` (and its children, in parallel) inside a CPU window of ``interval``.
+
+    The window overlaps the dumps instead of preceding them: /proc is read, the dumps
+    start, and /proc is read again once they are done and at least ``interval`` has
+    passed — so a snapshot takes max(interval, dump) rather than their sum.  CPU % is
+    over the window as measured (a dump that outlasts ``interval`` lengthens it), less
+    the time a blocking dump kept the target stopped (:class:`_PauseClock`).
+    """
     pids = [pid] + (procstat.child_pids(pid) if all_processes else [])
     before: dict[int, dict] = {}
     for p in pids:
@@ -65,23 +106,29 @@ def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, lo
         except procstat.Gone:
             before[p] = {}
     t0 = time.monotonic()
-    time.sleep(max(0.0, interval))
+    running = [p for p in pids if procstat.state(p) not in ("T", "t")]  # a stopped target stays out
+    clock = _PauseClock(running) if running and not nonblocking else None
     procs = [ProcessThreads(pid=p) for p in pids]
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(pids)), thread_name_prefix="perfkit-dump") as ex:
-        futures = [ex.submit(_dump, p.pid, nonblocking, locals_, timeout, native) for p in procs]
-        for p in procs:
-            try:
-                after = procstat.thread_cpu_times(p.pid)
-            except procstat.Gone:
-                after = {}
-            dt = max(time.monotonic() - t0, 1e-6)
-            a = before.get(p.pid, {})
-            for tid, (cpu, name) in after.items():
-                prev = a[tid][0] if tid in a else 0.0
-                p.cpu[tid] = {"cpu_pct": round(max(0.0, (cpu - prev) / dt * 100.0), 1), "name": name,
-                              "new": tid not in a}
-        for p, fut in zip(procs, futures):
-            p.stacks, p.error, p.error_code = fut.result()
-            seen = {s.os_thread_id for s in p.stacks}
-            p.native = sorted(t for t in p.cpu if t not in seen) if not p.error else []
+    try:
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(pids)), thread_name_prefix="perfkit-dump") as ex:
+            futures = [ex.submit(_dump, p.pid, nonblocking, locals_, timeout, native) for p in procs]
+            results = [fut.result() for fut in futures]
+    finally:
+        paused = clock.stop() if clock is not None else {}
+    time.sleep(max(0.0, t0 + interval - time.monotonic()))
+    for p, (stacks, error, code) in zip(procs, results, strict=True):
+        try:
+            after = procstat.thread_cpu_times(p.pid)
+        except procstat.Gone:
+            after = {}
+        window = time.monotonic() - t0
+        dt = max(window - paused.get(p.pid, 0.0), window / 4, 1e-6)
+        a = before.get(p.pid, {})
+        for tid, (cpu, name) in after.items():
+            prev = a[tid][0] if tid in a else 0.0
+            p.cpu[tid] = {"cpu_pct": round(max(0.0, (cpu - prev) / dt * 100.0), 1), "name": name,
+                          "new": tid not in a}
+        p.stacks, p.error, p.error_code = stacks, error, code
+        seen = {s.os_thread_id for s in p.stacks}
+        p.native = sorted(t for t in p.cpu if t not in seen) if not p.error else []
     return Snapshot(processes=procs, interval=interval, taken_at=time.time())
