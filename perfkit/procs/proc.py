@@ -276,8 +276,12 @@ def _children_by_task(pid: int) -> tuple[list[int], set[str]]:
 # ------------------------------------------------------------------ per-thread CPU
 
 
-def thread_cpu_times(pid: int) -> dict[int, tuple[float, str]]:
-    """tid -> (user+system CPU seconds, comm name) from /proc/PID/task/*/stat."""
+def thread_cpu_times(pid: int, *, precise: bool = False) -> dict[int, tuple[float, str]]:
+    """tid -> (user+system CPU seconds, comm name) from /proc/PID/task/*/stat.
+
+    ``precise``: the CPU time from ``schedstat`` (nanoseconds on the CPU, where the
+    kernel keeps them) instead of stat's clock ticks (10 ms each): a short window
+    (0.2 s) then measures to the microsecond instead of to ±5 %."""
     tick = _TICK
     out = {}
     for tid in task_ids(pid):
@@ -288,7 +292,14 @@ def thread_cpu_times(pid: int) -> dict[int, tuple[float, str]]:
             continue
         name = data[data.find(b"(") + 1:data.rfind(b")")].decode("utf-8", "replace")
         rest = data[data.rfind(b")") + 2:].split()
-        out[int(tid)] = ((int(rest[11]) + int(rest[12])) / tick, name)
+        cpu = (int(rest[11]) + int(rest[12])) / tick
+        if precise:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                    cpu = int(f.read().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                pass
+        out[int(tid)] = (cpu, name)
     return out
 
 

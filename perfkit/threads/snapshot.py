@@ -102,7 +102,7 @@ def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, lo
     before: dict[int, dict] = {}
     for p in pids:
         try:
-            before[p] = procstat.thread_cpu_times(p)
+            before[p] = procstat.thread_cpu_times(p, precise=True)
         except procstat.Gone:
             before[p] = {}
     t0 = time.monotonic()
@@ -118,7 +118,7 @@ def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, lo
     time.sleep(max(0.0, t0 + interval - time.monotonic()))
     for p, (stacks, error, code) in zip(procs, results, strict=True):
         try:
-            after = procstat.thread_cpu_times(p.pid)
+            after = procstat.thread_cpu_times(p.pid, precise=True)
         except procstat.Gone:
             after = {}
         window = time.monotonic() - t0
