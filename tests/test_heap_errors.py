@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_perfkit, scenario, scenario_cmd, one_error as _one_error
+from conftest import ROOT, run_perfkit, scenario, scenario_cmd
+from conftest import one_error as _one_error
 
 pytestmark = pytest.mark.live
 

@@ -283,7 +283,8 @@ def test_leak_through_a_library_launch_hides_import_noise(via):
     (the footer and JSON say how much) unless --show-imports."""
     cmd = scenario_cmd("leak_cache", "--via", via, "--rate", MiB, "--duration", "2")
     doc = perfkit_json("heap", "--", *cmd)
-    line = next(n for n, t in enumerate(Path(cmd[1]).read_text().splitlines(), 1) if t.rstrip().endswith("# CACHE LINE"))
+    line = next(n for n, t in enumerate(Path(cmd[1]).read_text().splitlines(), 1)
+                    if t.rstrip().endswith("# CACHE LINE"))
     top = doc["top_alive"][0]
     assert top["your_code"]["function"] == "handle_request" and top["your_code"]["line"] == line, top
     hidden = doc["import_time_hidden"]["alive"]

@@ -7,7 +7,16 @@ import sys
 import pytest
 
 from perfkit.analysis.heap import explain_rss, for_leaks, summarize, top_sites
-from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Labels, ProfileBuilder, Recording
+from perfkit.model import (
+    ALLOC_OBJECTS,
+    ALLOC_SPACE,
+    INUSE_OBJECTS,
+    INUSE_SPACE,
+    Frame,
+    Labels,
+    ProfileBuilder,
+    Recording,
+)
 
 MiB = 1 << 20
 EVIL = "[bold red]<script>alert(1)</script>\x1b[2J"
@@ -134,8 +143,8 @@ def test_run_argv_wraps_with_memray_run(tmp_path):
 
 
 def test_split_command_rejects_non_python(tmp_path):
-    from perfkit.tools.memray import split_command
     from perfkit.errors import NotPython, UsageError
+    from perfkit.tools.memray import split_command
 
     with pytest.raises(NotPython):
         split_command(["/bin/sleep", "1"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
+from perfkit.threads.table import ThreadsView, sparkline
 from perfkit.threads.view import build_threads, group, is_library
 from perfkit.tools.pyspy import ThreadStack
-from perfkit.threads.table import ThreadsView, sparkline
 
 EVIL = "[bold red]boom[/] <script>\x1b[2J"
 

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import run_perfkit, one_error, free_pid as _free_pid
+from conftest import free_pid as _free_pid
+from conftest import one_error, run_perfkit
 
 pytestmark = pytest.mark.live
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SCENARIOS, perfkit_cmd, run_perfkit, scenario, require_nobody
+from conftest import SCENARIOS, perfkit_cmd, require_nobody, run_perfkit, scenario
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(180)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -78,7 +78,7 @@ def heap(
         duration = o.attach_duration(duration, target.pid is not None, fallback=None)
         opts = memray.MemrayOptions(duration=duration, native=native, trace_python_allocators=trace_python_allocators)
         shown = duration if duration is not None else (10.0 if target.pid is not None else None)
-        state = {"elapsed": 0.0, "phase": "starting", "pid": target.pid, "rss": None}
+        state: dict[str, Any] = {"elapsed": 0.0, "phase": "starting", "pid": target.pid, "rss": None}
 
         def tick(info: dict) -> None:
             state.update(info)

@@ -293,7 +293,7 @@ def _allocated(reader, native: bool, cap: int, src: str) -> tuple[dict[tuple, li
         for records, rec in it:  # noqa: B007 - the count is read after the loop
             if rec.allocator in dealloc:
                 continue
-            key = (rec.stack_id, rec.native_stack_id, rec.native_segment_generation, rec.tid)
+            key: tuple = (rec.stack_id, rec.native_stack_id, rec.native_segment_generation, rec.tid)
             slot = get(key)
             if slot is None:
                 acc[key] = [rec.size, rec.n_allocations, rec]

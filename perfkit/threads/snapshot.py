@@ -100,11 +100,11 @@ def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, lo
     """
     pids = [pid] + (procstat.child_pids(pid) if all_processes else [])
     before: dict[int, dict] = {}
-    for p in pids:
+    for one in pids:
         try:
-            before[p] = procstat.thread_cpu_times(p, precise=True)
+            before[one] = procstat.thread_cpu_times(one, precise=True)
         except procstat.Gone:
-            before[p] = {}
+            before[one] = {}
     t0 = time.monotonic()
     running = [p for p in pids if procstat.state(p) not in ("T", "t")]  # a stopped target stays out
     clock = _PauseClock(running) if running and not nonblocking else None

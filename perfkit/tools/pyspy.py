@@ -36,9 +36,9 @@ from perfkit.fileio import private_file, private_tempdir
 from perfkit.model import CPU_NS, SAMPLES, WALL_NS, Labels, Profile, ProfileBuilder, Recording
 from perfkit.procs import proc, supervisor
 from perfkit.procs.signals import StopRequest
+from perfkit.procs.ticks import TickWatch
 from perfkit.target import PTRACE_HINT, Launched, Target, doctor_hint, failure, python_version, shown_cmdline
 from perfkit.tools.result import CaptureResult
-from perfkit.procs.ticks import TickWatch
 
 INSTALL_HINT = "install it with: pip install py-spy   (or set PERFKIT_PYSPY to its path)"
 _STOP_GRACE = 20.0  # seconds py-spy gets to write its file after being asked to stop
