@@ -324,14 +324,15 @@ def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPL
 def _samples(order: list[tuple], plain: dict, labelled: dict) -> list[Sample]:
     values: dict[int, tuple[int]] = {}  # one (v,) tuple per distinct weight
     out = []
+    append, pget, vget, make = out.append, plain.get, values.get, Sample
     for key in order:
-        v = plain.get(key)  # a plain key is a tuple of ints, a labelled one (stack, Labels)
+        v = pget(key)  # a plain key is a tuple of ints, a labelled one (stack, Labels)
         if v is None:
-            (stack, lb), v = key, labelled[key]
+            (key, lb), v = key, labelled[key]
         else:
-            stack, lb = key, NO_LABELS
-        vt = values.get(v)
+            lb = NO_LABELS
+        vt = vget(v)
         if vt is None:
             vt = values[v] = (v,)
-        out.append(Sample(stack, vt, lb))
+        append(make(key, vt, lb))
     return out

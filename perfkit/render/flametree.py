@@ -119,19 +119,21 @@ def build(profiles: list[Profile], value: str | None = None, *, lines: bool = Fa
         km = _keymap(prof, keys, index, lines)
         remap = None if km == list(range(len(km))) else km.__getitem__
         n0 = len(stacks)
-        for s in prof.samples:
-            v = s.values[vi]
-            if v:
-                stacks.append(s.stack if remap is None else tuple(map(remap, s.stack)))
-                vals.append(v)
+        samples = prof.samples
+        pv = [s.values[vi] for s in samples]
+        if 0 in pv:
+            samples = [s for s, v in zip(samples, pv, strict=True) if v]
+            pv = [v for v in pv if v]
+        vals += pv
+        stacks += [s.stack for s in samples] if remap is None else [tuple(map(remap, s.stack)) for s in samples]
         slots.extend([slot] * (len(stacks) - n0))
         total = sum(vals[n0:])
         totals.append(total)
         root.values[slot] = total
     order = sorted(range(len(stacks)), key=stacks.__getitem__)
-    stacks = [stacks[i] for i in order]
+    stacks = list(map(stacks.__getitem__, order))
     if nslots == 1:
-        cums = [[0, *accumulate(vals[i] for i in order)]]
+        cums = [[0, *accumulate(map(vals.__getitem__, order))]]
     else:
         cums = [[0, *accumulate(vals[i] if slots[i] == s else 0 for i in order)] for s in range(nslots)]
     del vals, slots, order
