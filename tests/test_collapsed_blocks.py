@@ -39,3 +39,11 @@ def test_line_limit_inside_a_block(monkeypatch):
     limits.configure()
     with pytest.raises(limits.InputTooLarge, match=r"<collapsed>:206: a line longer"):
         collapsed.read(data)
+
+
+@pytest.mark.parametrize("name", ["\\ ", "a\\\t", "\\\\ ", " \\ ", "\\x ", "x\\ y"])
+def test_backslash_before_an_escaped_edge_round_trips(name):
+    # found by test_pprof's hypothesis round trip: '\\ ' came back as '\\x20'
+    from perfkit.model import Frame
+
+    assert collapsed.parse_frame(collapsed.frame_text(Frame(name))).function == name

@@ -64,7 +64,8 @@ def _esc(text: str) -> str:
         if out[0].isspace() or out[0] == "#":
             out = _edge(out[0]) + out[1:]
         if out[-1].isspace():
-            out = out[:-1] + _edge(out[-1])
+            # a backslash before it (left single: it preceded a space) now precedes an escape
+            out = out[:-1] + ("\\" if text[-2:-1] == "\\" else "") + _edge(out[-1])
     return out
 
 
