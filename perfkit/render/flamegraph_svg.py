@@ -84,8 +84,10 @@ def _render(tree: ft.FlameTree, slot: int, *, title: str, subtitle: str, width: 
         "g.f:hover rect{stroke:#000;stroke-width:0.5}g.f{cursor:pointer}"
         ".btn{cursor:pointer;fill:#1a5fb4}.btn:hover{text-decoration:underline}</style>\n",
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f8f8f8"/>\n',
-        f'<text id="title" x="{width / 2:.0f}" y="20" text-anchor="middle" style="font-size:16px">{xml(title)}</text>\n',
-        f'<text id="subtitle" x="{width / 2:.0f}" y="38" text-anchor="middle" style="fill:#555">{xml(subtitle)}</text>\n',
+        f'<text id="title" x="{width / 2:.0f}" y="20" text-anchor="middle" style="font-size:16px">'
+        f'{xml(title)}</text>\n',
+        f'<text id="subtitle" x="{width / 2:.0f}" y="38" text-anchor="middle" style="fill:#555">'
+        f'{xml(subtitle)}</text>\n',
         f'<text id="unzoom" class="btn" x="{PAD}" y="20" style="display:none">Reset zoom</text>\n',
         f'<text id="search" class="btn" x="{width - PAD}" y="20" text-anchor="end">Search</text>\n',
         f'<text id="matched" x="{width - PAD}" y="{height - 12}" text-anchor="end"></text>\n',
