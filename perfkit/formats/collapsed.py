@@ -64,7 +64,8 @@ def _esc(text: str) -> str:
         if out[0].isspace() or out[0] == "#":
             out = _edge(out[0]) + out[1:]
         if out[-1].isspace():
-            out = out[:-1] + _edge(out[-1])
+            # a backslash before it (left single: it preceded a space) now precedes an escape
+            out = out[:-1] + ("\\" if text[-2:-1] == "\\" else "") + _edge(out[-1])
     return out
 
 
@@ -191,57 +192,148 @@ def _split_line(line: str) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
-def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPLES) -> Profile:
-    expected = "collapsed stacks: lines of 'frame;frame;frame COUNT'"
-    lim = limits.current()
-    limits.check_size(data, source, lim)
-    limits.longest_line_ok(data, source, lim)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputFormatError(f"{source} is not UTF-8 text", f"expected {expected}") from None
-    frames: list[Frame] = []
-    frame_ids: dict[Frame, int] = {}
-    cache: dict[str, int] = {}
-    get = cache.get
-    acc: dict[tuple, int] = {}
-    pyspy = False
-    for lineno, line in enumerate(text.split("\n"), 1):
+_CHUNK = 8 << 20  # decoded and split a block at a time: memory stays near the input's own size
+_EXPECTED = "collapsed stacks: lines of 'frame;frame;frame COUNT'"
+_BARE = None  # the key of lines holding a bare count (py-spy writes " 2" for samples with no Python frame)
+
+
+def _blocks(data: bytes, source: str, lim: limits.Limits):
+    """(first line number, text) of newline-aligned blocks of ``data``, each checked
+    against the line limit and decoded on its own (a block never splits a character)."""
+    start, lineno, n = 0, 1, len(data)
+    while start < n:
+        end = data.rfind(b"\n", start, start + _CHUNK) + 1 if start + _CHUNK < n else n
+        if end <= start:  # one line longer than a block
+            end = data.find(b"\n", start + _CHUNK)
+            end = n if end < 0 else end + 1
+        block = data[start:end]
+        if len(block) > lim.max_line:
+            for length in map(len, block.split(b"\n")):
+                limits.check_line(length, lineno, source, lim)
+                lineno += 1
+            lineno -= block.count(b"\n") + 1
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputFormatError(f"{source} is not UTF-8 text", f"expected {_EXPECTED}") from None
+        del block
+        yield lineno, text
+        lineno += text.count("\n")
+        start = end
+
+
+def _count_lines(text: str, lineno: int, source: str, counts: dict) -> None:
+    """Sum each distinct stack text's counts into ``counts`` (in order of first appearance)."""
+    get = counts.get
+    for line in text.split("\n"):
+        head, sep, num = line.rpartition(" ")
+        if sep and num.isdecimal() and head and head[0] != "#" and not head[-1].isspace():
+            counts[head] = get(head, 0) + int(num)  # the usual line: 'a;b;c 12'
+            continue
         line = line.rstrip()
-        if not line or line[0] == "#" or line.isspace():
+        if not line or line[0] == "#":
             continue
         split = _split_line(line)
         if split is None:
-            if line.strip().isdecimal():  # py-spy writes " 2" for samples with no Python frame
-                key = ((), NO_LABELS)
-                acc[key] = acc.get(key, 0) + int(line)
+            if line.strip().isdecimal():
+                counts[_BARE] = get(_BARE, 0) + int(line)
                 continue
-            raise InputFormatError(f"{source}:{lineno}: not a collapsed-stack line", f"expected {expected}")
-        parts = split[0].split(";")
-        lb = parse_labels(parts[0]) if parts[0].startswith("[pid=") else None
-        if lb is not None:
-            parts = parts[1:]
-        elif parts[0].startswith(("thread (", "process ")):
-            lb, parts = _pyspy_labels(parts)
-            if lb is not None:
-                pyspy = True
-        stack = list(map(get, parts))
-        if None in stack:
-            for i, part in enumerate(parts):
-                if stack[i] is None:
-                    fid = get(part)
+            at = lineno + next(i for i, ln in enumerate(text.split("\n")) if ln.rstrip() == line)
+            raise InputFormatError(f"{source}:{at}: not a collapsed-stack line", f"expected {_EXPECTED}")
+        counts[split[0]] = get(split[0], 0) + int(split[1])
+
+
+class _Frames:
+    """Frame texts → frame ids: each distinct text parsed once, equal frames one id."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.ids: dict[Frame, int] = {}
+        self.cache: dict[str, int] = {}
+
+    def stack(self, parts: list[str]) -> tuple[int, ...]:
+        get = self.cache.get
+        stack = tuple(map(get, parts))
+        if None not in stack:
+            return stack
+        out = list(stack)
+        for i, part in enumerate(parts):
+            if out[i] is None:
+                fid = get(part)
+                if fid is None:
+                    frame = parse_frame(part)
+                    fid = self.ids.get(frame)
                     if fid is None:
-                        frame = parse_frame(part)
-                        fid = frame_ids.get(frame)
-                        if fid is None:
-                            fid = frame_ids[frame] = len(frames)
-                            frames.append(frame)
-                        cache[part] = fid
-                    stack[i] = fid
-        key = (tuple(stack), lb or NO_LABELS)
-        acc[key] = acc.get(key, 0) + int(split[1])
-    if not acc:
-        raise InputFormatError(f"{source} holds no stacks", f"expected {expected}")
-    samples = [Sample(stack, (v,), lb) for (stack, lb), v in acc.items()]
+                        fid = self.ids[frame] = len(self.frames)
+                        self.frames.append(frame)
+                    self.cache[part] = fid
+                out[i] = fid
+        return tuple(out)
+
+
+def _parse_stack(head: str, frames: _Frames) -> tuple[tuple[int, ...], Labels | None, bool]:
+    """(frame ids, labels of a leading pseudo-frame or None, py-spy's labels seen) of one stack text."""
+    parts = head.split(";")
+    p0 = parts[0]
+    if p0.startswith("[pid="):
+        lb = parse_labels(p0)
+        if lb is not None:
+            return frames.stack(parts[1:]), lb, False
+    elif p0.startswith(("thread (", "process ")):
+        lb, parts = _pyspy_labels(parts)
+        return frames.stack(parts), lb, lb is not None
+    return frames.stack(parts), None, False
+
+
+def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPLES) -> Profile:
+    """Lines summed per distinct text first (a dict of strings), then each distinct
+    stack split once into interned frame ids; the text is decoded block by block."""
+    lim = limits.current()
+    limits.check_size(data, source, lim)
+    frames = _Frames()
+    plain: dict[tuple, int] = {}  # stack -> weight (no labels)
+    labelled: dict[tuple, int] = {}  # (stack, labels) -> weight
+    order: list[tuple] = []  # each key at its first appearance: the samples' order
+    pyspy = False
+    for lineno, text in _blocks(data, source, lim):
+        counts: dict[str | None, int] = {}
+        _count_lines(text, lineno, source, counts)
+        del text
+        for head, weight in counts.items():
+            if head is _BARE:
+                stack, lb = (), None
+            else:
+                stack, lb, seen = _parse_stack(head, frames)
+                pyspy = pyspy or seen
+            if lb is None or lb == NO_LABELS:
+                acc, key = plain, stack
+            else:
+                acc, key = labelled, (stack, lb)
+            old = acc.get(key)
+            if old is None:
+                order.append(key)
+                acc[key] = weight
+            else:
+                acc[key] = old + weight
+    if not order:
+        raise InputFormatError(f"{source} holds no stacks", f"expected {_EXPECTED}")
     rec = Recording(source_format=NAME, tool="py-spy" if pyspy else None, kind="cpu" if pyspy else None)
-    return Profile(frames=frames, sample_types=[value_type], samples=samples, recording=rec)
+    return Profile(frames=frames.frames, sample_types=[value_type], samples=_samples(order, plain, labelled),
+                   recording=rec)
+
+
+def _samples(order: list[tuple], plain: dict, labelled: dict) -> list[Sample]:
+    values: dict[int, tuple[int]] = {}  # one (v,) tuple per distinct weight
+    out = []
+    append, pget, vget, make = out.append, plain.get, values.get, Sample
+    for key in order:
+        v = pget(key)  # a plain key is a tuple of ints, a labelled one (stack, Labels)
+        if v is None:
+            (key, lb), v = key, labelled[key]
+        else:
+            lb = NO_LABELS
+        vt = vget(v)
+        if vt is None:
+            vt = values[v] = (v,)
+        append(make(key, vt, lb))
+    return out

@@ -65,7 +65,7 @@ def _label(name: str, width_px: float) -> str:
     n = int((width_px - 6) / CHAR_W)
     if n < 3:
         return ""
-    return name if len(name) <= n else name[: n - 2] + ".."
+    return name if len(name) <= n else name[: n - 2] + ".."  # the same object when it fits
 
 
 def _render(tree: ft.FlameTree, slot: int, *, title: str, subtitle: str, width: int, frame_height: int,
@@ -84,8 +84,10 @@ def _render(tree: ft.FlameTree, slot: int, *, title: str, subtitle: str, width: 
         "g.f:hover rect{stroke:#000;stroke-width:0.5}g.f{cursor:pointer}"
         ".btn{cursor:pointer;fill:#1a5fb4}.btn:hover{text-decoration:underline}</style>\n",
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f8f8f8"/>\n',
-        f'<text id="title" x="{width / 2:.0f}" y="20" text-anchor="middle" style="font-size:16px">{xml(title)}</text>\n',
-        f'<text id="subtitle" x="{width / 2:.0f}" y="38" text-anchor="middle" style="fill:#555">{xml(subtitle)}</text>\n',
+        f'<text id="title" x="{width / 2:.0f}" y="20" text-anchor="middle" style="font-size:16px">'
+        f'{xml(title)}</text>\n',
+        f'<text id="subtitle" x="{width / 2:.0f}" y="38" text-anchor="middle" style="fill:#555">'
+        f'{xml(subtitle)}</text>\n',
         f'<text id="unzoom" class="btn" x="{PAD}" y="20" style="display:none">Reset zoom</text>\n',
         f'<text id="search" class="btn" x="{width - PAD}" y="20" text-anchor="end">Search</text>\n',
         f'<text id="matched" x="{width - PAD}" y="{height - 12}" text-anchor="end"></text>\n',
@@ -99,18 +101,25 @@ def _render(tree: ft.FlameTree, slot: int, *, title: str, subtitle: str, width: 
         lx += 24 + len(label) * 6
     fh = frame_height
     base_y = TOP + (depth - 1) * fh
+    per_key: dict[int, tuple[str, str, str, str]] = {}  # escaped once per frame, not per box
     for b in boxes:
-        k = keys[b.node.key]
+        node = b.node
+        k = keys[node.key]
+        cached = per_key.get(node.key)
+        if cached is None:  # the tooltip's first lines: the frame's name and location
+            name = visible(k.function)
+            head = f"{name}\n{visible(k.location)}\n" if k.location else f"{name}\n"
+            cached = per_key[node.key] = (name, xml(name), f"{xml(k.function)} {xml(k.location)}", markup(head))
+        name, name_xml, data_n, head_markup = cached
         x = PAD + b.x * inner
         w = b.w * inner
         y = TOP + b.depth * fh if inverted else base_y - b.depth * fh
-        name = visible(k.function)
-        info = info_of(b.node, k)
+        label = _label(name, w)
         parts.append(
-            f'<g class="f" data-d="{b.depth}" data-v="{b.node.values[slot]}" data-n="{xml(k.function)} {xml(k.location)}" '
-            f'data-l="{xml(name)}"><title>{markup(info)}</title>'
-            f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{fh - 1}" rx="2" fill="{color_of(b.node, k)}"/>'
-            f'<text x="{x + 3:.2f}" y="{y + fh - 4.5:.1f}">{xml(_label(name, w))}</text></g>\n')
+            f'<g class="f" data-d="{b.depth}" data-v="{node.values[slot]}" data-n="{data_n}" '
+            f'data-l="{name_xml}"><title>{head_markup}{markup(info_of(node, k))}</title>'
+            f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{fh - 1}" rx="2" fill="{color_of(node, k)}"/>'
+            f'<text x="{x + 3:.2f}" y="{y + fh - 4.5:.1f}">{name_xml if label is name else xml(label)}</text></g>\n')
     parts.append("<script><![CDATA[\n" + _JS.replace("@PAD@", str(PAD)).replace("@W@", str(inner))
                  .replace("@CW@", f"{CHAR_W:.3f}") + "\n]]></script>\n</svg>\n")
     return encode("".join(parts))
@@ -140,20 +149,23 @@ def write(profile: Profile, value: str | None = None, *, title: str | None = Non
     unit = tree.units[0]
     pct = 100.0 / total if total else 0.0
 
-    def info(node: ft.Node, k: ft.Key) -> str:
-        v = node.values[0]
-        sv = tree.self_value(node)
-        loc = f"\n{visible(k.location)}" if k.location else ""
-        return (f"{visible(k.function)}{loc}\n{fmt_value(v, unit)} ({v * pct:.2f}%) · self {fmt_value(sv, unit)} "
-                f"({sv * pct:.2f}%) · {ft.CATEGORY_NAMES[ft.category(k.file, k.function)]}")
+    cats: dict[int, tuple[str, str]] = {}  # key -> (category name, colour)
 
-    cats: dict[int, str] = {}
-
-    def color(node: ft.Node, k: ft.Key) -> str:
+    def cat(node: ft.Node, k: ft.Key) -> tuple[str, str]:
         c = cats.get(node.key)
         if c is None:
-            c = cats[node.key] = category_color(ft.category(k.file, k.function), k.function)
+            kind = ft.category(k.file, k.function)
+            c = cats[node.key] = (ft.CATEGORY_NAMES[kind], category_color(kind, k.function))
         return c
+
+    def info(node: ft.Node, k: ft.Key) -> str:  # the tooltip below the frame's name and location
+        v = node.values[0]
+        sv = tree.self_value(node)
+        return (f"{fmt_value(v, unit)} ({v * pct:.2f}%) · self {fmt_value(sv, unit)} "
+                f"({sv * pct:.2f}%) · {cat(node, k)[0]}")
+
+    def color(node: ft.Node, k: ft.Key) -> str:
+        return cat(node, k)[1]
 
     vt = profile.sample_types[vi]
     return _render(tree, 0, title=title or f"Flame graph ({vt.type})", subtitle=_subtitle(profile, vi, total),
@@ -191,8 +203,7 @@ def write_diff(base: Profile, new: Profile, value: str | None = None, *, title: 
         walk(c)
 
     def info(node: ft.Node, k: ft.Key) -> str:
-        loc = f"\n{visible(k.location)}" if k.location else ""
-        return (f"{visible(k.function)}{loc}\nbase {share(node, 0):.2f}% → new {share(node, 1):.2f}% "
+        return (f"base {share(node, 0):.2f}% → new {share(node, 1):.2f}% "
                 f"({deltas[id(node)]:+.2f} pp) · new {fmt_value(node.values[1], tree.units[1])}")
 
     def color(node: ft.Node, k: ft.Key) -> str:

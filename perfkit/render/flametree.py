@@ -93,14 +93,16 @@ def build(profiles: list[Profile], value: str | None = None, *, lines: bool = Fa
           min_fraction: float = 0.0, keep_small: bool = True) -> FlameTree:
     """One tree over one or more profiles (slot i holds profile i's values).
 
-    Built level by level with numpy (group by (parent, frame) per depth); a node whose
-    value is at most ``min_fraction`` of the total in every slot is kept as an
-    unexpanded leaf (what no view would draw is never built), which keeps 100k-stack
-    profiles fast; with ``keep_small=False`` such nodes are dropped altogether (views
-    that never draw them).  Values are exact: sums stay far below 2**53.
+    The stacks (as key ids) are sorted once; then every node's stacks are one
+    contiguous run, its children's runs are found by bisection and their values by
+    prefix sums, so the cost grows with the nodes built, not with the frames of every
+    stack (pure Python: importing numpy cost more than it saved).  A node whose value
+    is at most ``min_fraction`` of the total in every slot is kept as an unexpanded
+    leaf (what no view would draw is never built); with ``keep_small=False`` such
+    nodes are dropped altogether (views that never draw them).  Values are exact.
     """
-    import numpy as np
-    from itertools import chain
+    from bisect import bisect_left
+    from itertools import accumulate
 
     keys: list[Key] = []
     index: dict[Key, int] = {}
@@ -108,71 +110,64 @@ def build(profiles: list[Profile], value: str | None = None, *, lines: bool = Fa
     root = Node(-1, nslots)
     totals: list[int] = []
     units: list[str] = []
-    parts = []
+    stacks: list[tuple[int, ...]] = []
+    vals: list[int] = []
+    slots: list[int] = []
     for slot, prof in enumerate(profiles):
         vi = prof.value_index(value)
         units.append(prof.sample_types[vi].unit if prof.sample_types else "count")
-        km = np.asarray(_keymap(prof, keys, index, lines) or [0], dtype=np.int64)
-        samples = [s for s in prof.samples if s.values[vi]]
-        n = len(samples)
-        vals = np.fromiter((s.values[vi] for s in samples), np.int64, n)
-        lens = np.fromiter((len(s.stack) for s in samples), np.int64, n)
-        flat = np.fromiter(chain.from_iterable(s.stack for s in samples), np.int64, int(lens.sum()))
-        parts.append((np.full(n, slot, np.int64), vals, lens, km[flat] if flat.size else flat))
-        total = int(vals.sum())
+        km = _keymap(prof, keys, index, lines)
+        remap = None if km == list(range(len(km))) else km.__getitem__
+        n0 = len(stacks)
+        samples = prof.samples
+        pv = [s.values[vi] for s in samples]
+        if 0 in pv:
+            samples = [s for s, v in zip(samples, pv, strict=True) if v]
+            pv = [v for v in pv if v]
+        vals += pv
+        stacks += [s.stack for s in samples] if remap is None else [tuple(map(remap, s.stack)) for s in samples]
+        slots.extend([slot] * (len(stacks) - n0))
+        total = sum(vals[n0:])
         totals.append(total)
         root.values[slot] = total
-        root.selfv[slot] = int(vals[lens == 0].sum())
-    slots = np.concatenate([p[0] for p in parts])
-    vals = np.concatenate([p[1] for p in parts])
-    lens = np.concatenate([p[2] for p in parts])
-    keyflat = np.concatenate([p[3] for p in parts])
-    offsets = np.cumsum(lens) - lens
+    order = sorted(range(len(stacks)), key=stacks.__getitem__)
+    stacks = list(map(stacks.__getitem__, order))
+    if nslots == 1:
+        cums = [[0, *accumulate(map(vals.__getitem__, order))]]
+    else:
+        cums = [[0, *accumulate(vals[i] if slots[i] == s else 0 for i in order)] for s in range(nslots)]
+    del vals, slots, order
     limits = [min_fraction * t for t in totals]
-    nodes: list[Node] = [root]
-    group = np.zeros(len(vals), np.int64)
-    active = np.nonzero(lens > 0)[0]
-    K = max(len(keys), 1)
-    d = 0
-    while active.size:
-        k = keyflat[offsets[active] + d]
-        combo = group[active] * K + k
-        uniq, inv = np.unique(combo, return_inverse=True)
-        m = len(uniq)
-        a_vals = vals[active].astype(np.float64)
-        a_slots = slots[active]
-        ends = lens[active] == d + 1
-        sums = []
-        selfs = []
-        for slot in range(nslots):
-            w = a_vals if nslots == 1 else np.where(a_slots == slot, a_vals, 0.0)
-            sums.append(np.bincount(inv, weights=w, minlength=m))
-            selfs.append(np.bincount(inv, weights=np.where(ends, w, 0.0), minlength=m))
-        big = np.zeros(m, bool)
-        for slot in range(nslots):
-            big |= sums[slot] > limits[slot]
-        new_ids = np.full(m, -1, np.int64)
-        keep = np.arange(m) if keep_small else np.nonzero(big)[0]
-        sums_l = [np.rint(x[keep]).astype(np.int64).tolist() for x in sums]
-        selfs_l = [np.rint(x[keep]).astype(np.int64).tolist() for x in selfs]
-        big_l = big[keep].tolist()
-        uniq_l = uniq[keep].tolist()
-        for j, g in enumerate(keep.tolist()):
-            c = uniq_l[j]
-            node = Node(c % K, nslots)
-            for slot in range(nslots):
-                node.values[slot] = sums_l[slot][j]
-                node.selfv[slot] = selfs_l[slot][j]
-            nodes[c // K].children[node.key] = node
-            if big_l[j]:
-                new_ids[g] = len(nodes)
-                nodes.append(node)
-            else:
-                node.expanded = False
-        ids = new_ids[inv]
-        group[active] = np.maximum(ids, 0)
-        active = active[(ids >= 0) & ~ends]
-        d += 1
+    limit0 = limits[0] if limits else 0.0
+    n = len(stacks)
+    lo = 0
+    while lo < n and not stacks[lo]:
+        lo += 1  # empty stacks (sorted first): the root's own value
+    root.selfv = [c[lo] for c in cums]
+    work = [(root, lo, n, 0)]
+    while work:
+        node, a, hi, d = work.pop()
+        children = node.children
+        nd = d + 1
+        while a < hi:
+            st = stacks[a]
+            k = st[d]
+            b = bisect_left(stacks, st[:d] + (k + 1,), a + 1, hi)
+            e = a
+            while e < b and len(stacks[e]) == nd:
+                e += 1  # stacks ending in this child sort first in its run
+            vs = [c[b] - c[a] for c in cums]
+            big = any(vs[i] > limits[i] for i in range(nslots)) if nslots > 1 else vs[0] > limit0
+            if big or keep_small:
+                child = Node(k, nslots)
+                child.values = vs
+                child.selfv = [c[e] - c[a] for c in cums]
+                children[k] = child
+                if not big:
+                    child.expanded = False
+                elif e < b:
+                    work.append((child, e, b, nd))
+            a = b
     return FlameTree(root, keys, totals, units)
 
 
