@@ -140,7 +140,8 @@ def test_tree_command_shows_split_and_json(tmp_path):
     kids = {c["function"]: c["pct"] for c in main["children"]}
     p = fixture()
     assert kids["spin_a"] == pytest.approx(100 * sum(s.values[1] for s in p.samples
-                                                    if p.frames[s.stack[-1]].function == "spin_a") / p.total(1), abs=0.01)
+                                                    if p.frames[s.stack[-1]].function == "spin_a") / p.total(1),
+                                                abs=0.01)
 
 
 def test_flame_command_writes_svg_and_html_with_filters(tmp_path):

@@ -54,10 +54,12 @@ def test_random_gzipped_protobuf(data):
     read_or_reject(pprof, data)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-10, 10**12) | st.floats(allow_nan=False) | st.text(max_size=5),
-                           lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.sampled_from(
-                               ["frames", "profiles", "shared", "samples", "weights", "type", "events", "at", "frame",
-                                "name", "unit", "exporter", "file", "line", "startValue"]), kids, max_size=5), max_leaves=25)
+_KEYS = st.sampled_from(["frames", "profiles", "shared", "samples", "weights", "type", "events", "at", "frame",
+                         "name", "unit", "exporter", "file", "line", "startValue"])
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-10, 10**12) | st.floats(allow_nan=False)
+                           | st.text(max_size=5),
+                           lambda kids: st.lists(kids, max_size=4) | st.dictionaries(_KEYS, kids, max_size=5),
+                           max_leaves=25)
 
 
 @FUZZ

@@ -206,7 +206,8 @@ def test_pprof_descriptor_equals_upstream_profile_proto(tmp_path):
     proto = Path("/usr/share/gocode/src/github.com/google/pprof/proto/profile.proto")
     protoc = shutil.which("protoc")
     if not proto.exists() or protoc is None:
-        msg = "profile.proto (golang-github-google-pprof-dev) or protoc (protobuf-compiler) missing; run ./scripts/setup"
+        msg = ("profile.proto (golang-github-google-pprof-dev) or protoc (protobuf-compiler) missing; "
+               "run ./scripts/setup")
         if IN_CI:
             pytest.fail(msg)
         pytest.skip(msg)
@@ -357,8 +358,9 @@ def test_timeline_formats_round_trip_sample_times(tmp_path, suffix):
 def test_chrome_trace_of_a_two_thread_wall_timeline_keeps_every_event(tmp_path):
     b = ProfileBuilder([WALL_NS], {"pid": 3})
     main, io_, cpu = Frame("main", "/m.py", 1), Frame("read", "/io.py", 2), Frame("crunch", "/c.py", 3)
-    for start, dur, stack, lb in [(0, 5_000, [main, cpu], Labels(3, 1, "A")), (5_000, 7_000, [main, cpu], Labels(3, 1, "A")),
-                                  (20_000, 1_000, [main, io_], Labels(3, 1, "A")), (1_000, 30_000, [io_], Labels(3, 2, "B"))]:
+    ta, tb = Labels(3, 1, "A"), Labels(3, 2, "B")
+    for start, dur, stack, lb in [(0, 5_000, [main, cpu], ta), (5_000, 7_000, [main, cpu], ta),
+                                  (20_000, 1_000, [main, io_], ta), (1_000, 30_000, [io_], tb)]:
         b.seen(b.add(stack, (dur,), lb), start, dur)
     p = b.build()
     doc = json.loads(chrome_trace.write(p))

@@ -72,7 +72,8 @@ def pyspy_files(tmp_path_factory):
     exe = tool("py-spy")
     out = {}
     for name, fmt, flags, scen in (("raw", "raw", [], THREADS), ("raw_threads", "raw", ["--threads"], THREADS),
-                                   ("speedscope", "speedscope", [], THREADS), ("chrometrace", "chrometrace", [], SPLIT)):
+                                   ("speedscope", "speedscope", [], THREADS),
+                                   ("chrometrace", "chrometrace", [], SPLIT)):
         path = tmp / f"{name}.{'txt' if fmt == 'raw' else 'json'}"
         run([exe, "record", "-f", fmt, "-o", path, "-r", "100", *flags, "--", *scenario_cmd(*scen)])
         out[name] = path
@@ -286,8 +287,8 @@ def test_go_runtime_pprof_profile_reads_converts_and_diffs(tmp_path):
     src.mkdir()
     (src / "main.go").write_text(GO_PROGRAM)
     (src / "go.mod").write_text("module spin\n\ngo 1.19\n")
-    res = subprocess.run(["go", "build", "-o", str(tmp_path / "spin.exe"), "."], cwd=src, capture_output=True, text=True,
-                         timeout=300, env=dict(os.environ, GOPROXY="off", GOFLAGS="-mod=mod",
+    res = subprocess.run(["go", "build", "-o", str(tmp_path / "spin.exe"), "."], cwd=src, capture_output=True,
+                         text=True, timeout=300, env=dict(os.environ, GOPROXY="off", GOFLAGS="-mod=mod",
                                                GOCACHE=str(tmp_path / "gocache"), GOPATH=str(tmp_path / "gopath"),
                                                HOME=str(tmp_path), GOTOOLCHAIN="local"))
     assert res.returncode == 0, res.stderr

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from conftest import IN_CI, TOOLS, require_tool
 from perfkit.analysis.top import top
 from perfkit.formats import collapsed, native, pprof
-from perfkit.model import (ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, SAMPLES, Frame, Labels,
-                           ProfileBuilder)
+from perfkit.model import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, SAMPLES, Frame, Labels, ProfileBuilder
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -66,7 +65,8 @@ def test_cpu_fixture_period_time_and_labels_in_the_proto():
     assert msg.duration_nanos == int(p.recording.duration_s * 1e9)
     assert st_[msg.default_sample_type] == "cpu"
     keys = {st_[lab.key] for s in msg.sample for lab in s.label}
-    assert keys == {"pid", "thread_id"} | ({"thread_name"} if any(l.thread is not None for l in p.labels_seen()) else set())
+    named = any(lab.thread is not None for lab in p.labels_seen())
+    assert keys == {"pid", "thread_id"} | ({"thread_name"} if named else set())
     pid = p.recording.pid
     assert all(any(st_[lab.key] == "pid" and lab.num == pid for lab in s.label) for s in msg.sample)
 
@@ -133,7 +133,8 @@ def go_top(path: Path, cwd: Path, sample_index: str) -> tuple[float, dict[str, f
         parts = line.split(None, 5)
         if len(parts) == 6 and parts[1].endswith("%") and parts[2].endswith("%"):
             v = re.match(r"([\d.]+)(\w*)", parts[0])
-            flat[parts[5].strip()] = float(v.group(1)) * {"": 1, "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1}.get(v.group(2), 1)
+            scale_of = {"": 1, "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1}
+            flat[parts[5].strip()] = float(v.group(1)) * scale_of.get(v.group(2), 1)
     return float(m.group(1)) * scale, flat
 
 

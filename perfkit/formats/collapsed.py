@@ -255,7 +255,7 @@ class _Frames:
         get = self.cache.get
         stack = tuple(map(get, parts))
         if None not in stack:
-            return stack
+            return stack  # type: ignore[return-value]  # no None in it
         out = list(stack)
         for i, part in enumerate(parts):
             if out[i] is None:
@@ -268,7 +268,7 @@ class _Frames:
                         self.frames.append(frame)
                     self.cache[part] = fid
                 out[i] = fid
-        return tuple(out)
+        return tuple(out)  # type: ignore[arg-type]  # every None replaced
 
 
 def _parse_stack(head: str, frames: _Frames) -> tuple[tuple[int, ...], Labels | None, bool]:
@@ -300,7 +300,9 @@ def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPL
         _count_lines(text, lineno, source, counts)
         del text
         for head, weight in counts.items():
-            if head is _BARE:
+            stack: tuple[int, ...]
+            key: tuple
+            if head is None:  # _BARE: a bare count
                 stack, lb = (), None
             else:
                 stack, lb, seen = _parse_stack(head, frames)
@@ -324,7 +326,7 @@ def read(data: bytes, source: str = "<collapsed>", value_type: ValueType = SAMPL
 
 def _samples(order: list[tuple], plain: dict, labelled: dict) -> list[Sample]:
     values: dict[int, tuple[int]] = {}  # one (v,) tuple per distinct weight
-    out = []
+    out: list[Sample] = []
     append, pget, vget, make = out.append, plain.get, values.get, Sample
     for key in order:
         v = pget(key)  # a plain key is a tuple of ints, a labelled one (stack, Labels)

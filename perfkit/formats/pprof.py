@@ -300,7 +300,8 @@ def read(data: bytes, source: str = "<pprof>") -> Profile:
     except InputFormatError:
         raise
     except (OSError, EOFError, zlib.error) as exc:
-        raise InputFormatError(f"{source} is corrupt or truncated ({type(exc).__name__})", f"expected {EXPECTED}") from None
+        raise InputFormatError(f"{source} is corrupt or truncated ({type(exc).__name__})", f"expected "
+                                                                                           f"{EXPECTED}") from None
     if not raw:
         raise InputFormatError(f"{source} holds no profile data", f"expected {EXPECTED}")
     from google.protobuf.message import DecodeError
@@ -308,7 +309,8 @@ def read(data: bytes, source: str = "<pprof>") -> Profile:
     try:
         msg = _parse(raw)
     except (DecodeError, RuntimeError, ValueError, RecursionError) as exc:
-        raise InputFormatError(f"{source} is not a valid profile.proto ({type(exc).__name__})", f"expected {EXPECTED}") from None
+        raise InputFormatError(f"{source} is not a valid profile.proto ({type(exc).__name__})", f"expected "
+                                                                                                f"{EXPECTED}") from None
     try:
         return _to_model(msg)
     except (IndexError, KeyError, ValueError, TypeError, OverflowError, OSError) as exc:
@@ -398,15 +400,15 @@ def _to_model(msg) -> Profile:
             stack.extend(loc_frames[lid])
         pid = tid = thread = None
         for lab in smp.label:
-            key = keys.get(lab.key)
-            if key == "pid":
+            label_key = keys.get(lab.key)
+            if label_key == "pid":
                 pid = int(lab.num)
-            elif key in ("thread_id", "tid", "thread"):
+            elif label_key in ("thread_id", "tid", "thread"):
                 if lab.str:
                     thread = S(lab.str)
                 else:
                     tid = int(lab.num)
-            elif key == "thread_name":
+            elif label_key == "thread_name":
                 thread = S(lab.str)
         b.add_ids(tuple(stack), tuple(int(v) for v in smp.value), Labels(pid, tid, thread))
     return b.build()

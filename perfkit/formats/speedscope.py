@@ -78,14 +78,14 @@ def write(profile: Profile, value: str | None = None) -> bytes:
     vt = profile.sample_types[vi]
     unit = _UNITS.get(vt.unit, "none")
     used: dict[int, int] = {}
-    frames_out = []
+    frames_out: list[dict] = []
 
     def fid(i: int) -> int:
         j = used.get(i)
         if j is None:
             f = profile.frames[i]
             j = used[i] = len(frames_out)
-            entry = {"name": f.function}
+            entry: dict[str, str | int] = {"name": f.function}
             if f.file:
                 entry["file"] = f.file
             if f.line:
@@ -98,6 +98,7 @@ def write(profile: Profile, value: str | None = None) -> bytes:
     by_label: dict[Labels, tuple[list, list]] = {}
     if weights_t is not None:  # time-ordered: one sample per tick, in recording order
         timeline = profile.live_timeline()
+        assert timeline is not None  # _timed_weights found one
         starts: dict[Labels, int] = {}
         for k, si in enumerate(timeline.index):
             s = profile.samples[si]
@@ -290,7 +291,7 @@ def _read_sampled(b: ProfileBuilder, p: dict, n: int, labels: Labels, types: _Ty
         period = int(b.recording.period_ns or 0)
         written_unit = b.sample_types[vi].unit
     else:
-        vi = types.index_for(p) if not types.pyspy else None
+        vi = types.index_for(p) if not types.pyspy else None  # type: ignore[assignment]
     t = int(round(float(p.get("startValue", 0)) * scale)) if unit in _SCALE else 0
     timed_unit = unit in _SCALE
     tick = int(b.recording.period_ns or 1)
@@ -298,7 +299,9 @@ def _read_sampled(b: ProfileBuilder, p: dict, n: int, labels: Labels, types: _Ty
     seen_idx: list[int] = []
     seen_start: list[int] = []
     seen_dur: list[int | None] = []
-    last_w, dur, values = None, None, ()
+    last_w: object = None
+    dur: int | None = None
+    values: tuple[int, ...] = ()
     for stack, w in zip(samples, weights):
         ids = tuple(map(int, stack))
         if ids and (min(ids) < 0 or max(ids) >= n):

@@ -31,7 +31,7 @@ def _view(tree: ft.FlameTree, slot: int, name: str, colors: list[str], color_of,
     boxes = ft.layout(tree, slot, min_fraction=min_fraction)
     palette: dict[str, int] = {}
     keymap: dict[int, int] = {}
-    keys = []
+    keys: list[list] = []
     out = []
     for b in boxes:
         k = tree.keys[b.node.key]
@@ -51,7 +51,7 @@ def _view(tree: ft.FlameTree, slot: int, name: str, colors: list[str], color_of,
     return {"name": name, "unit": tree.units[slot], "total": tree.totals[slot], "keys": keys, "boxes": out}
 
 
-def _plain_views(profile: Profile, value: str | None, min_fraction: float) -> list[dict]:
+def _plain_views(profile: Profile, value: str | None, min_fraction: float) -> tuple[list[dict], list[str]]:
     order = [profile.value_index(value)] + [i for i in range(len(profile.sample_types))
                                             if i != profile.value_index(value)]
     colors: list[str] = []
