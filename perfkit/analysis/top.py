@@ -37,40 +37,47 @@ def top(profile: Profile, value_index: int | None = None, *, by_line: bool = Fal
     vi = profile.default_index if value_index is None else value_index
     grand = profile.total(vi)
     frames = profile.frames
-    key_of: list[tuple] = [((f.function, f.file, f.line) if by_line else (f.function, f.file)) for f in frames]
-    self_v: dict[tuple, int] = {}
-    total_v: dict[tuple, int] = {}
-    line_v: dict[tuple, dict[int, int]] = {}
+    # every frame gets the id of its key (function + file, or + line), so a sample's keys
+    # are one C-level set of ints; lines are chosen afterwards from per-frame sums
+    ids: dict[tuple, int] = {}
+    kid = [ids.setdefault((f.function, f.file, f.line) if by_line else (f.function, f.file), len(ids))
+           for f in frames]
+    nk = len(ids)
+    self_v = [0] * nk
+    total_v = [0] * nk
+    leaf_v = [0] * len(frames)  # self value per frame (its line)
+    seen_frames: set[int] = set()  # frames on a stack with a value: their lines are candidates
+    getk = kid.__getitem__
     for s in profile.samples:
         v = s.values[vi]
-        if not v or not s.stack:
+        stack = s.stack
+        if not v or not stack:
             continue
-        leaf = s.stack[-1]
-        k = key_of[leaf]
-        self_v[k] = self_v.get(k, 0) + v
-        lines = line_v.setdefault(k, {})
-        lines[frames[leaf].line] = lines.get(frames[leaf].line, 0) + v
-        seen = set()
-        for i in s.stack:
-            ki = key_of[i]
-            if ki in seen:
-                continue
-            seen.add(ki)
-            total_v[ki] = total_v.get(ki, 0) + v
-            if ki != k:
-                li = line_v.setdefault(ki, {})
-                # lines of non-leaf frames count at weight 0 so a purely-caller
-                # function still has a representative line
-                li.setdefault(frames[i].line, 0)
+        leaf = stack[-1]
+        leaf_v[leaf] += v
+        self_v[kid[leaf]] += v
+        for ki in set(map(getk, stack)):  # once per sample, even under recursion
+            total_v[ki] += v
+        seen_frames.update(stack)
+    # lines of non-leaf frames count at weight 0 so a purely-caller function still has a
+    # representative line; the hottest line wins, ties to the lowest
+    line_v: dict[int, dict[int, int]] = {}
+    for fi in seen_frames:
+        lines = line_v.setdefault(kid[fi], {})
+        ln = frames[fi].line
+        lines[ln] = lines.get(ln, 0) + leaf_v[fi]
+    keys = list(ids)
     rows = []
-    for k, tot in total_v.items():
-        sv = self_v.get(k, 0)
+    for k in line_v:  # every key on a stack with a value (even one whose values cancel)
+        tot = total_v[k]
+        key = keys[k]
+        sv = self_v[k]
         if by_line:
-            line = k[2]
+            line = key[2]
         else:
             lines = line_v.get(k, {0: 0})
             line = max(lines.items(), key=lambda kv: (kv[1], -kv[0]))[0]
-        rows.append(TopRow(k[0], k[1], line, sv, tot,
+        rows.append(TopRow(key[0], key[1], line, sv, tot,
                            100.0 * sv / grand if grand else 0.0, 100.0 * tot / grand if grand else 0.0))
     if sort == "total":
         rows.sort(key=lambda r: (-r.total_value, -r.self_value, r.function, r.file, r.line))
