@@ -95,6 +95,14 @@ def _default_signals_new_session():
     os.setsid()
 
 
+def _signal_all(pids, sig):
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except OSError:
+            pass
+
+
 def _kids_of(pid):
     """Direct children of ``pid`` (from every one of its threads' children lists)."""
     kids = []
@@ -298,11 +306,7 @@ def _run_on_abandon(cmd, timeout):
     if pid:
         frozen = stop_debuggers(pid)
         _signal_group(pid, signal.SIGTERM)
-        for p in frozen:
-            try:
-                os.kill(p, signal.SIGCONT)
-            except OSError:
-                pass
+        _signal_all(frozen, signal.SIGCONT)
         time.sleep(0.5)
         _signal_group(pid, signal.SIGKILL)
     for _ in range(100):  # whatever it left (a gdb it started) is swept like everything else
@@ -311,11 +315,7 @@ def _run_on_abandon(cmd, timeout):
         if not kids:
             break
         stop_debuggers(kids[0], roots=kids[1:])
-        for kid in kids:
-            try:
-                os.kill(kid, signal.SIGKILL)
-            except OSError:
-                pass
+        _signal_all(kids, signal.SIGKILL)
         time.sleep(0.02)
 
 

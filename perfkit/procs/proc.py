@@ -277,11 +277,8 @@ def _children_by_task(pid: int) -> tuple[list[int], set[str]]:
 
 
 def thread_cpu_times(pid: int, *, precise: bool = False) -> dict[int, tuple[float, str]]:
-    """tid -> (user+system CPU seconds, comm name) from /proc/PID/task/*/stat.
-
-    ``precise``: the CPU time from ``schedstat`` (nanoseconds on the CPU, where the
-    kernel keeps them) instead of stat's clock ticks (10 ms each): a short window
-    (0.2 s) then measures to the microsecond instead of to ±5 %."""
+    """tid -> (user+system CPU seconds, comm name) from /proc/PID/task/*/stat; ``precise``:
+    CPU from ``schedstat`` (ns, where kept) instead of 10 ms ticks, for short windows."""
     tick = _TICK
     out = {}
     for tid in task_ids(pid):
