@@ -8,8 +8,8 @@ no escaping, so names are written as they are — parentheses, brackets, quotes,
 
 * ``;`` inside a name (it separates frames) becomes ``\x3b``, a line feed ``\n``,
   a carriage return ``\r``; a backslash is doubled only where it would otherwise
-  start one of these escapes (before ``\``, ``x``, ``u``, ``n``, ``r``), so Windows
-  paths stay readable;
+  start one of these escapes (before ``\``, ``x``, ``u``, ``n``, ``r``, or before a
+  ``;`` or line break that becomes one), so Windows paths stay readable;
 * whitespace at the edge of a frame and a ``#`` opening a line (a comment to
   perfkit's reader) become ``\x20`` / ``\x23``-style escapes.
 
@@ -42,7 +42,7 @@ _FRAME = re.compile(r"^(.*) \(([^()]*):(\d+)\)$")
 _FRAME_PAREN_FILE = re.compile(r"^(.*?) \((.*):(\d+)\)$")  # a file name with parentheses
 # What a line cannot hold: ';' (frame separator) and line breaks.
 _ESC_TABLE = str.maketrans({";": "\\x3b", "\n": "\\n", "\r": "\\r"})
-_BACKSLASH = re.compile(r"\\(?=[\\xunr])")
+_BACKSLASH = re.compile(r"\\(?=[\\xunr;\n\r])")  # also before what becomes an escape
 _UNESC = re.compile(r"\\(\\|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|n|r)")
 _PYSPY_THREAD = re.compile(r"^thread \((0x[0-9a-fA-F]+|\d+)\)(?:: (.*))?$", re.S)
 _PYSPY_PROCESS = re.compile(r'^process (\d+):"(.*)"$', re.S)

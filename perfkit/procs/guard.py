@@ -95,7 +95,8 @@ def _default_signals_new_session():
     os.setsid()
 
 
-def _signal_all(pids, sig):
+def _signal_each(pids, sig):
+    """``sig`` to each of ``pids`` (gone ones skipped)."""
     for p in pids:
         try:
             os.kill(p, sig)
@@ -306,7 +307,7 @@ def _run_on_abandon(cmd, timeout):
     if pid:
         frozen = stop_debuggers(pid)
         _signal_group(pid, signal.SIGTERM)
-        _signal_all(frozen, signal.SIGCONT)
+        _signal_each(frozen, signal.SIGCONT)
         time.sleep(0.5)
         _signal_group(pid, signal.SIGKILL)
     for _ in range(100):  # whatever it left (a gdb it started) is swept like everything else
@@ -315,7 +316,7 @@ def _run_on_abandon(cmd, timeout):
         if not kids:
             break
         stop_debuggers(kids[0], roots=kids[1:])
-        _signal_all(kids, signal.SIGKILL)
+        _signal_each(kids, signal.SIGKILL)
         time.sleep(0.02)
 
 
