@@ -19,6 +19,13 @@ TOOLS = ROOT / "tools" / "node_modules"
 PY = sys.executable
 IN_CI = bool(os.environ.get("CI"))
 
+# A suite started in the background by a non-interactive shell (`./.ci/run &`) inherits
+# SIGINT ignored, and every perfkit it starts would inherit that too: the Ctrl-C tests
+# then see perfkit run on (a nohup'd perfkit rightly ignores SIGINT).  A Python-level
+# handler here means children start with SIGINT at its default, as under a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def perfkit_cmd() -> list[str]:
     return [PY, "-m", "perfkit"]

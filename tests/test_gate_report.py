@@ -108,3 +108,15 @@ def test_config_flag_overrides():
     assert config.parse_min_effects(["cpu=5%", "wall=0.1"]) == {"cpu": 0.05, "wall": 0.1}
     with pytest.raises(UsageError):
         config.with_overrides(config.GateConfig(), repetitions=10, max_repetitions=5)
+
+
+def test_runs_whose_profiles_hold_no_stacks_explain_nothing_and_do_not_fail():
+    # CI saw "baseline profile holds no stacks" exit 2 from a gate whose py-spy runs caught
+    # only import time (dropped as noise): an empty profile is nothing to explain
+    from perfkit.gate import explain
+    from perfkit.model import SAMPLES, Profile
+
+    empty = Profile(frames=[], sample_types=[SAMPLES], samples=[])
+    out = explain.explain([empty, empty], [empty, empty])
+    assert out["grew"] == [] and out["base_samples"] == 0 and out["head_samples"] == 0
+    assert explain.merge(["", "  \n"]).samples == []

@@ -44,8 +44,13 @@ def to_collapsed(profile: Profile) -> str:
 
 
 def from_collapsed(text: str) -> Profile:
+    """A run's profile from its collapsed stacks; no stacks at all (py-spy caught nothing,
+    or only import time) is an empty profile: nothing to explain, not an error."""
     from perfkit.formats import collapsed
+    from perfkit.model import SAMPLES
 
+    if not text.strip():
+        return Profile(frames=[], sample_types=[SAMPLES], samples=[])
     return collapsed.read(text.encode("utf-8"), "baseline profile")
 
 
