@@ -116,9 +116,10 @@ def bench_report(batches: int, repeat: int, tmp: Path, svg: bool) -> None:
     print("  (ratios against memray flamegraph on the same file)")
 
 
-def _wall(cmd: list[str], env: dict) -> float:
+def wall_of(cmd: list[str], env: dict, timeout: float = 900) -> float:
+    """Wall seconds of one run of ``cmd`` (stdout dropped); a failed run ends the benchmark."""
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=900, cwd=ROOT, env=env)
+    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout, cwd=ROOT, env=env)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr.decode(errors='replace')[-2000:]}")
@@ -129,12 +130,12 @@ def side_by_side(title: str, perfkit: list[str], anchor: list[str], anchor_name:
                  repeat: int) -> tuple[float, float, float]:
     """Interleaved runs (anchor, perfkit, anchor, ...) after one warm-up each; medians and the verdict."""
     env = dict(os.environ, NO_COLOR="1")
-    _wall(anchor, env)
-    _wall(perfkit, env)
+    wall_of(anchor, env)
+    wall_of(perfkit, env)
     a, k = [], []
     for _ in range(repeat):
-        a.append(_wall(anchor, env))
-        k.append(_wall(perfkit, env))
+        a.append(wall_of(anchor, env))
+        k.append(wall_of(perfkit, env))
     ma, mk = statistics.median(a), statistics.median(k)
     ratio = mk / ma
     print(f"{title} (median of {repeat} interleaved runs, wall):")
