@@ -68,12 +68,16 @@ class Col:
 
 
 def cells(text: str) -> int:
+    if text.isascii() and text.isprintable():  # one cell a character: no table lookups
+        return len(text)
     from rich.cells import cell_len
 
     return cell_len(text)
 
 
 def _take(text: str, width: int, from_end: bool = False) -> str:
+    if text.isascii() and text.isprintable():
+        return (text[-width:] if width > 0 else "") if from_end else text[:width]
     from rich.cells import get_character_cell_size
 
     out, used = [], 0
