@@ -72,12 +72,13 @@ def finish(p: subprocess.Popen) -> float:
 
 
 def windows(pid: int, seconds: float, rate: int) -> dict:
-    from perfkit.tools.pyspy_stream import Stream, WindowOptions
+    from perfkit.tools.pyspy import RecordOptions
+    from perfkit.tools.pyspy_stream import Stream
     from perfkit.top.window import SlidingWindow, rows, thread_shares
 
     sw = SlidingWindow(span=seconds + 5)
-    main = Stream(pid, WindowOptions(seconds=1, rate=rate))
-    gil = Stream(pid, WindowOptions(seconds=2, rate=20, gil=True, nonblocking=True), exe=main.exe)
+    main = Stream(pid, RecordOptions(duration=1, rate=rate))
+    gil = Stream(pid, RecordOptions(duration=2, rate=20, gil=True, nonblocking=True), exe=main.exe)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         for r in main.poll():

@@ -88,6 +88,11 @@ class RecordOptions:
     subprocesses: bool = False
     nonblocking: bool = False
 
+    @property
+    def window_seconds(self) -> int:
+        """A live window's length (``perfkit top``): whole seconds, py-spy's --duration."""
+        return int(self.duration or 1)
+
 
 RecordResult = CaptureResult
 

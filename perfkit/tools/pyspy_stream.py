@@ -60,26 +60,10 @@ class WindowResult:
         return self.seconds * self.rate
 
 
-@dataclass
-class WindowOptions:
-    seconds: int = 1
-    rate: int = 100
-    gil: bool = False
-    idle: bool = False
-    native: bool = False
-    nonblocking: bool = False
-    subprocesses: bool = False
-
-    def argv(self, exe: str, out: str, pid: int) -> list[str]:
-        return pyspy.record_argv(exe, out, pid, pyspy.RecordOptions(
-            duration=int(self.seconds), rate=self.rate, idle=self.idle, gil=self.gil, native=self.native,
-            subprocesses=self.subprocesses, nonblocking=self.nonblocking))
-
-
 class Window:
-    """One short ``py-spy record`` of ``pid`` (``opts.seconds`` long), started now."""
+    """One short ``py-spy record`` of ``pid`` (``opts.duration`` whole seconds long), started now."""
 
-    def __init__(self, exe: str, pid: int, opts: WindowOptions) -> None:
+    def __init__(self, exe: str, pid: int, opts: pyspy.RecordOptions) -> None:
         self.pid, self.opts = pid, opts
         self.dir = tempfile.mkdtemp(prefix="perfkit-top-")
         os.chmod(self.dir, 0o700)
@@ -88,8 +72,8 @@ class Window:
         self.requested = time.monotonic()  # start-up latency counts from here (guard + py-spy)
         self._err = open(os.path.join(self.dir, "py-spy.stderr"), "wb")
         try:
-            self.child = supervisor.spawn(opts.argv(exe, self.out, pid), env=pyspy._env(), stdout=supervisor.PIPE,
-                                          stderr=self._err, first_signal=signal.SIGINT)
+            self.child = supervisor.spawn(pyspy.record_argv(exe, self.out, pid, opts), env=pyspy._env(),
+                                          stdout=supervisor.PIPE, stderr=self._err, first_signal=signal.SIGINT)
         except supervisor.SpawnError as exc:
             self._cleanup()
             raise ToolError(f"cannot run py-spy ({exe}): {exc.strerror}", pyspy.INSTALL_HINT) from None
@@ -124,7 +108,7 @@ class Window:
         started = self.sampling_started or self.spawned
         text = Path(self._err.name).read_text(errors="replace") + "\n" + "\n".join(self.lines.lines)
         res = WindowResult(profile=None, started=started, ended=ended, rate=self.opts.rate, cpu_s=outcome.cpu_s,
-                           planned_seconds=self.opts.seconds,
+                           planned_seconds=self.opts.window_seconds,
                            complete=not early and outcome.returncode == 0 and self.sampling_started is not None)
         counts = _counts(text)
         if counts:
@@ -181,7 +165,7 @@ class Stream:
     """
 
     pid: int
-    opts: WindowOptions
+    opts: pyspy.RecordOptions
     exe: str = field(default_factory=pyspy.find_pyspy)
     latency: float = 0.15
     running: list[Window] = field(default_factory=list)
@@ -205,7 +189,7 @@ class Stream:
         start = w.sampling_started
         if start is None:
             return False  # still starting: never two windows starting at once
-        return now >= start + self.opts.seconds - self.latency
+        return now >= start + self.opts.window_seconds - self.latency
 
     def close(self) -> list[WindowResult]:
         """Stop every window (SIGINT: py-spy detaches) and return what they had."""
@@ -214,4 +198,4 @@ class Stream:
         return out
 
 
-__all__ = ["Stream", "Window", "WindowOptions", "WindowResult"]
+__all__ = ["Stream", "Window", "WindowResult"]

@@ -85,15 +85,16 @@ class Outcome:
 def run(pid: int, who: str, opts: TopOptions, *, show: Callable[[TopFrame], None], keys,
         every: float | None = None, keep: bool = False, program=None) -> Outcome:
     """Run the view until it ends; ``show(frame)`` draws (every refresh, or every ``every`` s)."""
-    from perfkit.tools.pyspy_stream import Stream, WindowOptions
+    from perfkit.tools.pyspy import RecordOptions
+    from perfkit.tools.pyspy_stream import Stream
 
     state = State(sort=opts.sort, by_line=opts.by_line, show_threads=opts.show_threads)
     out = Outcome()
     sw = SlidingWindow(span=opts.window)
     watch = ProcWatch(pid)
-    main = Stream(pid, WindowOptions(seconds=WINDOW_S, rate=opts.rate, native=opts.native,
+    main = Stream(pid, RecordOptions(duration=WINDOW_S, rate=opts.rate, native=opts.native,
                                      nonblocking=opts.nonblocking, subprocesses=opts.subprocesses))
-    gil = Stream(pid, WindowOptions(seconds=GIL_WINDOW_S, rate=opts.gil_rate, gil=True, nonblocking=True,
+    gil = Stream(pid, RecordOptions(duration=GIL_WINDOW_S, rate=opts.gil_rate, gil=True, nonblocking=True,
                                     subprocesses=opts.subprocesses), exe=main.exe) if opts.gil_rate else None
     started = time.monotonic()
     next_proc = started
