@@ -158,6 +158,14 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _NEST = bytes.maketrans(b"[]{}", b"()()")
 
 
+def gzip_head(data: bytes, n: int) -> bytes | None:
+    """Up to ``n`` inflated bytes from the start of gzip ``data`` (for sniffing; None: not gzip)."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:4096], n)
+    except zlib.error:
+        return None
+
+
 def check_json_depth(data: bytes, source: str, limits: Limits | None = None) -> None:
     """Refuse JSON nested deeper than the limit, before the parser recurses into it.
 

@@ -28,11 +28,8 @@ READABLE_VERSIONS = (1, 2)
 
 def sniff(data: bytes) -> bool:
     if data[:2] == b"\x1f\x8b":
-        try:
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:4096], 256)
-        except zlib.error:
-            return False
-        return MAGIC_KEY.encode() in head
+        head = limits.gzip_head(data, 256)
+        return head is not None and MAGIC_KEY.encode() in head
     return data.lstrip()[:64].find(MAGIC_KEY.encode()) >= 0
 
 

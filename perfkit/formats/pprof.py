@@ -274,11 +274,8 @@ def _looks_like_profile(raw: bytes) -> bool:
 
 def sniff(data: bytes) -> bool:
     if data[:2] == b"\x1f\x8b":
-        try:
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:4096], 64)
-        except zlib.error:
-            return False
-        return _looks_like_profile(head) and b"perfkit_profile" not in head
+        head = limits.gzip_head(data, 64)
+        return head is not None and _looks_like_profile(head) and b"perfkit_profile" not in head
     if not _looks_like_profile(data) or data[:1] == b"\n" and data[1:2].isspace():
         return False
     try:  # an uncompressed profile.proto: cheap enough to just try parsing
