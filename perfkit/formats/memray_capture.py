@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import os
 import sys
 import tempfile
@@ -286,31 +287,21 @@ def _allocated(reader, native: bool, cap: int, src: str) -> tuple[dict[tuple, li
     get = acc.get
     dealloc = _DEALLOCATORS
     records = 0
-    # islice bounds the pass (one record past the cap says "too many") and enumerate
-    # counts in C: no counting or cap test of perfkit's own per record
-    it = enumerate(itertools.islice(reader.get_allocation_records(), cap + 1), 1)
-    if native:
-        for records, rec in it:  # noqa: B007 - the count is read after the loop
-            if rec.allocator in dealloc:
-                continue
-            key: tuple = (rec.stack_id, rec.native_stack_id, rec.native_segment_generation, rec.tid)
-            slot = get(key)
-            if slot is None:
-                acc[key] = [rec.size, rec.n_allocations, rec]
-            else:
-                slot[0] += rec.size
-                slot[1] += rec.n_allocations
-    else:
-        for records, rec in it:  # noqa: B007 - the count is read after the loop
-            if rec.allocator in dealloc:
-                continue
-            key = (rec.stack_id, rec.tid)
-            slot = get(key)
-            if slot is None:
-                acc[key] = [rec.size, rec.n_allocations, rec]
-            else:
-                slot[0] += rec.size
-                slot[1] += rec.n_allocations
+    # islice bounds the pass (one record past the cap says "too many"), enumerate counts
+    # and one attrgetter call reads the key, all in C: native and Python-only captures
+    # share the loop without a branch of perfkit's own per record
+    key_of = operator.attrgetter(*(("stack_id", "native_stack_id", "native_segment_generation", "tid") if native
+                                   else ("stack_id", "tid")))
+    for records, rec in enumerate(itertools.islice(reader.get_allocation_records(), cap + 1), 1):  # noqa: B007
+        if rec.allocator in dealloc:
+            continue
+        key = key_of(rec)
+        slot = get(key)
+        if slot is None:
+            acc[key] = [rec.size, rec.n_allocations, rec]
+        else:
+            slot[0] += rec.size
+            slot[1] += rec.n_allocations
     if records > cap:
         raise too_many_records(src, cap)
     return acc, records
