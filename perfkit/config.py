@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perfkit.errors import UsageError
+from perfkit.errors import UsageError, unreadable
 
 MAX_DURATION = 7 * 24 * 3600.0
 
@@ -74,12 +74,8 @@ def load_toml(path: str | os.PathLike) -> dict:
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"config file {path} does not exist") from None
-    except IsADirectoryError:
-        raise UsageError(f"config file {path} is a directory") from None
     except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise unreadable(exc, path, "config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:

@@ -99,3 +99,12 @@ class Finding(PerfkitError):
 
 class Interrupted(PerfkitError):
     exit_code = EXIT_INTERRUPTED
+
+
+def unreadable(exc: OSError, path: object, what: str) -> UsageError:
+    """One line for a file perfkit could not open: ``what`` names its role ("config file", "profile")."""
+    if isinstance(exc, FileNotFoundError):
+        return UsageError(f"no such file: {path} (the {what} does not exist)")
+    if isinstance(exc, IsADirectoryError):
+        return UsageError(f"{path} is a directory, not a {what}")
+    return UsageError(f"cannot read {what} {path}: {exc.strerror or exc}")

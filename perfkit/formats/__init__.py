@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from perfkit.errors import InputFormatError, UsageError
+from perfkit.errors import InputFormatError, UsageError, unreadable
 
 
 @dataclass(frozen=True)
@@ -188,12 +188,8 @@ def _read_profile(path: str | os.PathLike, fmt: str | None):
         if p.is_dir():
             raise IsADirectoryError
         data = limits.read_file(p, str(p)) if not _is_capture(p) else _head(p)
-    except FileNotFoundError:
-        raise UsageError(f"no such file: {p}") from None
-    except IsADirectoryError:
-        raise UsageError(f"{p} is a directory, not a profile file") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {p}: {exc.strerror}") from None
+        raise unreadable(exc, p, "profile file") from None
     if not data:
         raise InputFormatError(f"{p} is empty", f"expected a profile ({', '.join(names(readable=True))})")
     if chosen is not None:
