@@ -140,3 +140,19 @@ def test_help_does_not_import_the_server(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, COLUMNS="100"))
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_the_rules_data_file_ships_in_the_wheel(tmp_path):
+    """rules.py reads alerts.json: a wheel without it would fail at --print-rules."""
+    import glob
+    import subprocess
+    import sys
+    import zipfile
+
+    from conftest import ROOT
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = glob.glob(str(tmp_path / "perfkit-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"perfkit/serve/alerts.json", "perfkit/procs/guard.py"} <= names
