@@ -17,7 +17,8 @@ def threads(
     pid: int = typer.Option(..., "--pid", "-p", metavar="PID", help="The process to inspect."),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="SECONDS", min=0.05, max=60,
                                              help="Seconds over which per-thread CPU % is measured (and --watch "
-                                                  "refresh) [default: 0.2; 0.5 with --watch]."),
+                                                  "refresh) [default: 0.1, or the dump's own time if longer; "
+                                                  "0.5 with --watch]."),
     all_processes: bool = typer.Option(False, "--all-processes", "--subprocesses", "-a", "-s",
                                        help="Also every child process (each dumped separately, in parallel)."),
     locals_: bool = typer.Option(False, "--locals", "-l", help="Include local variables (may show secrets; opt-in)."),
@@ -64,8 +65,8 @@ def threads(
              "(non-blocking" + ("; no native frames: they need a pause" if native else "") +
              "); CPU % is 0 while it stays stopped")
         nonblocking, native = True, False
-    if interval is None:  # the window overlaps the dump; ns CPU times keep 0.2 s exact
-        interval = 0.5 if watch else 0.2
+    if interval is None:  # the window overlaps the dump (and lasts at least as long); ns CPU times keep it exact
+        interval = 0.5 if watch else 0.1
     opts = dict(all_processes=all_processes, interval=interval, locals_=locals_, nonblocking=nonblocking,
                 timeout=timeout, native=native)
     if watch:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from perfkit.procs import proc as procstat
@@ -110,9 +109,14 @@ def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, lo
     clock = _PauseClock(running) if running and not nonblocking else None
     procs = [ProcessThreads(pid=p) for p in pids]
     try:
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(pids)), thread_name_prefix="perfkit-dump") as ex:
-            futures = [ex.submit(_dump, p.pid, nonblocking, locals_, timeout, native) for p in procs]
-            results = [fut.result() for fut in futures]
+        if len(procs) == 1:  # the usual case: no pool to import and start
+            results = [_dump(pid, nonblocking, locals_, timeout, native)]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(pids)), thread_name_prefix="perfkit-dump") as ex:
+                futures = [ex.submit(_dump, p.pid, nonblocking, locals_, timeout, native) for p in procs]
+                results = [fut.result() for fut in futures]
     finally:
         paused = clock.stop() if clock is not None else {}
     time.sleep(max(0.0, t0 + interval - time.monotonic()))
