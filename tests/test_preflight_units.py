@@ -38,10 +38,17 @@ def test_attach_scope_1_needs_a_parent_or_privileges(monkeypatch):
     try:
         host(monkeypatch, scope="1", euid=os.geteuid())
         assert preflight._ptrace_target(child.pid).ok  # perfkit's own child: a parent may attach
-        parent = os.getppid()
-        if os.access(f"/proc/{parent}/maps", os.R_OK):
-            c = preflight._ptrace_target(parent)
+        # a process of this user that is not this one's descendant: a sleep orphaned by its shell
+        # (the test's own parent will not do: it may be pid 1, whose memory is not readable here)
+        out = subprocess.run(["sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True,
+                             check=True, timeout=10)
+        orphan = int(out.stdout.split()[0])
+        try:
+            assert preflight._can_read_maps(orphan)
+            c = preflight._ptrace_target(orphan)
             assert not c.ok and "only a parent may attach" in c.detail and "sudo" in c.hint
+        finally:
+            os.kill(orphan, 9)
         host(monkeypatch, scope="1", root=True, cap=True)
         assert preflight._ptrace_target(me).ok
     finally:
