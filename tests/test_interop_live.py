@@ -9,7 +9,8 @@ program's ``runtime/pprof`` CPU profile built with golang-go.
 
 Tolerances: the 75:25 scenarios give N ≈ 300–600 samples a recording, whose sampling
 error is sqrt(.75·.25/N) ≤ 2.5 pp; 10 pp covers 3 sigma plus interpreter start-up in
-launch mode.
+launch mode.  Both scenarios run 40 ms cycles, so py-spy's 10 ms period cannot alias
+with them (4 samples a cycle, 3 in the 75 % part whatever the phase).
 """
 
 from __future__ import annotations
@@ -238,9 +239,9 @@ def test_austin_text_output(tmp_path):
     if probe.returncode != 0:
         pytest.skip(f"austin's binary does not run here: {probe.stderr.strip()[:200]}")
     out = tmp_path / "a.austin"
-    # -s: CPU time only.  3 ms, not 10: austin samples on a strict period, and 10 ms
-    # divides the scenario's 20 ms hand-off cycle, so its samples can lock to a phase of
-    # the cycle (64.6 % seen for a true 75 %); 3 ms walks every phase (gcd(3, 20) = 1).
+    # -s: CPU time only.  3 ms: austin samples on a strict period; 3 ms walks every phase
+    # of the scenario's 40 ms hand-off cycle (gcd(3, 40) = 1).  (When the cycle was 20 ms,
+    # 10 ms locked onto one phase: 64.6 % seen for a true 75 % — py-spy's 100 Hz too.)
     run([exe, "-s", "-i", "3ms", "-o", out, *scenario_cmd(*THREADS)], timeout=120)
     p = read_profile(out)
     assert [str(t) for t in p.sample_types] == ["samples/count", "cpu/nanoseconds"]
