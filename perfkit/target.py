@@ -194,6 +194,10 @@ class Launched:
     def running(self) -> bool:
         return self.child.poll() is None
 
+    def wait(self, timeout: float) -> supervisor.Outcome | None:
+        """Up to ``timeout`` s for it to end on its own; its outcome, or None if it still runs."""
+        return self.child.wait(timeout)
+
     def stop(self, reason: str) -> supervisor.Outcome:
         """Stop it the way a user would (SIGINT, then SIGTERM, then SIGKILL)."""
         if self.child.poll() is None:

@@ -78,6 +78,9 @@ def _env() -> dict:
     return env
 
 
+EXIT_GRACE = 2.0  # seconds a launched program gets to finish exiting after py-spy saw it end
+
+
 @dataclass
 class RecordOptions:
     duration: float | None = None  # None: until the launched command exits (or Ctrl-C)
@@ -193,6 +196,10 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
             child.close()
             relay.join(5.0)
             if program is not None:
+                if child.stopped_by is None and program.running():
+                    # py-spy ended on its own: the program most likely did, and its guard is
+                    # still reporting; stopping it now would call its own exit a "deadline"
+                    program.wait(EXIT_GRACE)
                 if program.running():
                     program.stop("interrupt" if interrupted else "deadline")
                 program_outcome = program.close()
