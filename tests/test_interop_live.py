@@ -242,7 +242,9 @@ def test_austin_text_output(tmp_path):
     # -s: CPU time only.  3 ms: austin samples on a strict period; 3 ms walks every phase
     # of the scenario's 40 ms hand-off cycle (gcd(3, 40) = 1).  (When the cycle was 20 ms,
     # 10 ms locked onto one phase: 64.6 % seen for a true 75 % — py-spy's 100 Hz too.)
-    run([exe, "-s", "-i", "3ms", "-o", out, *scenario_cmd(*THREADS)], timeout=120)
+    # -t 5s: austin gives a launched program 100 ms by default to show it is Python,
+    # which a fresh-clone CI run missed once ("cannot find python process", exit 32)
+    run([exe, "-s", "-i", "3ms", "-t", "5s", "-o", out, *scenario_cmd(*THREADS)], timeout=120)
     p = read_profile(out)
     assert [str(t) for t in p.sample_types] == ["samples/count", "cpu/nanoseconds"]
     lines = [ln for ln in out.read_text().splitlines() if ln.startswith("P")]
