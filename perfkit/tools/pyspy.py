@@ -196,9 +196,11 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
             child.close()
             relay.join(5.0)
             if program is not None:
-                if child.stopped_by is None and program.running():
-                    # py-spy ended on its own: the program most likely did, and its guard is
-                    # still reporting; stopping it now would call its own exit a "deadline"
+                ran = time.monotonic() - (lines.sampling_started or start)
+                ended_early = opts.duration is None or ran < opts.duration - 0.5
+                if child.stopped_by is None and program.running() and (ended_early or not proc.alive(pid)):
+                    # py-spy ended on its own before its --duration: the program did, and its
+                    # guard is still reporting; stopping it now would call its own exit a "deadline"
                     program.wait(EXIT_GRACE)
                 if program.running():
                     program.stop("interrupt" if interrupted else "deadline")
