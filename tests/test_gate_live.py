@@ -157,8 +157,12 @@ command = {json.dumps(shlex.split(bench(work=3000)))}
     same = run_perfkit("gate", "check", "--config", cfg, "--json", "--no-profile", "-m", "heap_peak")
     assert same.returncode == 0, same.stderr
     assert "regression" not in decisions(json.loads(same.stdout)).values()
+    # +100 % loop work (CPU ~1.9x): unpaired runs minutes apart on a shared machine spread
+    # ~0.33-0.49 s for the same 0.37 s run, so +50 % overlapped enough once in a fresh-clone
+    # CI run to be "inconclusive"; this test is about check naming the function, the
+    # paired `compare` tests and benchmarks/ measure sensitivity
     worse = run_perfkit("gate", "check", "--config", cfg, "--json", "--name", "slow", "--",
-                        *shlex.split(bench("--slowdown", "0.5", work=3000)), timeout=400)
+                        *shlex.split(bench("--slowdown", "1.0", work=3000)), timeout=400)
     assert worse.returncode == 1, worse.stderr
     doc = json.loads(worse.stdout)
     assert decisions(doc)["cpu"] == "regression"

@@ -267,11 +267,15 @@ var sink int
 //go:noinline
 func work(n int) { for i := 0; i < n; i++ { sink = sink*31 + i } }
 
+// ~150 ms and ~50 ms: each phase spans many of runtime/pprof's 10 ms ticks.  With 3 ms
+// and 1 ms phases (a 4 ms cycle), 10 ms ticks hit only a few phases of the cycle and the
+// 75 % share read anywhere from 50 to 100 % as the phase drifted (85.3 % in one CI run):
+// aliasing, as with the cpu_threads scenario.
 //go:noinline
-func spinA() { work(3_000_000) }
+func spinA() { work(150_000_000) }
 
 //go:noinline
-func spinB() { work(1_000_000) }
+func spinB() { work(50_000_000) }
 
 func main() {
 	f, _ := os.Create(os.Args[1])
