@@ -44,8 +44,10 @@ PLUGIN_METRICS = tuple(_DESCRIPTIONS)
 _SOURCE = "pytest"
 # Shift of one whole pytest process against another, log sd, when the baseline has too
 # few sessions to tell: CPU per call of the same test in separate runs on the shared
-# 2-core development VM, after speed correction, spread by 3-4 % (docs/pytest.md).
-DEFAULT_BETWEEN_SD = {"cpu": 0.04, "wall": 0.04, "heap_peak": 0.0, "allocations": 0.0}
+# 2-core development VM, after speed correction, spread by 3-4 % (docs/pytest.md) — but
+# with a tail: at 4 % one fresh-clone CI run flagged an unchanged test twice in a row
+# (a shift past the +-14 % that 4 % allows at the suite's alpha), so the default is 6 %.
+DEFAULT_BETWEEN_SD = {"cpu": 0.06, "wall": 0.06, "heap_peak": 0.0, "allocations": 0.0}
 _MIN_SESSION_DF = 3
 
 
