@@ -9,6 +9,7 @@ CPU time in `checksum`; --mem-increase 0.5 makes the peak buffer 50 % larger
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import xml.etree.ElementTree as ET
@@ -93,22 +94,29 @@ def test_large_slowdown_and_memory_increase_are_caught_and_explained(tmp_path):
 def test_cpu_estimate_recovers_injected_cpu(extra_ms):
     """Truth: the head spends exactly extra_ms more CPU per run (--slowdown-ms, paced by
     the process's CPU clock, so load does not change it).  The gate's estimate of the
-    change times the base median CPU recovers it within 15 ms: the base run's CPU varies
-    by ~10 ms here, so the paired estimate over >= 12 pairs has a standard error of ~4 ms
-    and 15 ms is over 3 sigma.  The "change" column (ratio of the medians) recovers it too,
-    within 3 standard errors of a difference of medians."""
+    change times the base median CPU recovers it within 3 standard errors of the paired
+    estimate, at least 15 ms (on a quiet day the base run's CPU varies by ~10 ms and 12
+    pairs give ~4 ms; the standard error is taken from the runs themselves).  The
+    difference of the medians recovers it too, within 3 standard errors of such a
+    difference."""
     res = run_perfkit("gate", "compare", "--base-cmd", bench(work=1000),
                       "--head-cmd", bench("--slowdown-ms", str(extra_ms), work=1000), "-m", "cpu", "--json",
                       "--no-profile", "--repetitions", "12", "--max-repetitions", "24", timeout=240)
     assert res.returncode in (0, 1), res.stderr
     m = json.loads(res.stdout)["benchmarks"][0]["metrics"][0]
-    base_ms = m["base"]["median"] * 1000
-    recovered = m["change"] * base_ms
-    assert abs(recovered - extra_ms) <= 15, (recovered, base_ms, m["interval"])
-    # the medians of ~12 unpaired runs are noisier than the paired estimate: held to 3
-    # standard errors of a difference of medians (1.25 sd / sqrt(n) each), at least 15 ms
     from perfkit import stats
 
+    base_ms = m["base"]["median"] * 1000
+    recovered = m["change"] * base_ms
+    # the paired estimate's standard error is ~ sd(log head - log base) / sqrt(n) (Hodges-
+    # Lehmann is ~95 % efficient); held to 3 of them and at least 15 ms.  One fresh-clone
+    # run on a noisy day saw base runs spread far more than ~10 ms and recovered 23.6 ms
+    # for 40 (its interval, +2.8…+33.7 %, implies a standard error of ~10 ms)
+    logd = [math.log(h / b) for b, h in zip(m["base"]["values"], m["head"]["values"])]
+    paired_tol = max(15.0, 3 * 1.05 * stats.robust_sd(logd) / len(logd) ** 0.5 * base_ms * (1 + m["change"]))
+    assert abs(recovered - extra_ms) <= paired_tol, (recovered, paired_tol, base_ms, m["interval"])
+    # the medians of ~12 unpaired runs are noisier than the paired estimate: held to 3
+    # standard errors of a difference of medians (1.25 sd / sqrt(n) each), at least 15 ms
     n = min(len(m["base"]["values"]), len(m["head"]["values"]))
     sd = max(stats.robust_sd(m["base"]["values"]), stats.robust_sd(m["head"]["values"])) * 1000
     tol = max(15.0, 3 * 1.25 * sd * (2 / n) ** 0.5)
