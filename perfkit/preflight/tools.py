@@ -77,7 +77,33 @@ def gdb(why: str = "memray attach on Python < 3.14") -> Check:
         from perfkit.tools.memray_attach import GDB_HINT
 
         return Check("gdb", False, f"gdb not found (needed for {why})", GDB_HINT, ToolMissing, needs=("heap",))
-    return Check("gdb", True, exe)
+    return _gdb_xstate(exe)
+
+
+def _gdb_xstate(exe: str) -> Check:
+    """gdb < 14 on x86-64 runs with perfkit's XSAVE register fix (tools.gdb_xstate): it must build."""
+    import tempfile
+
+    from perfkit.tools import gdb_xstate
+
+    if not gdb_xstate.needs_fix(exe):
+        return Check("gdb", True, exe)
+    ver = gdb_xstate.gdb_version(exe)
+    name = f"{exe} {'.'.join(map(str, ver)) if ver else '(version unknown)'}"
+    with tempfile.TemporaryDirectory(prefix="perfkit-doctor-") as scratch:
+        try:
+            lib = gdb_xstate.library(scratch)
+        except (ToolMissing, OSError) as exc:
+            why = exc.message if isinstance(exc, ToolMissing) else str(exc)
+            if not gdb_xstate.cpu_has_amx():
+                return Check("gdb", True, f"{name} ({why}; not needed on this CPU)")
+            return Check("gdb", False, f"{name} cannot restore this CPU's AMX register state: a memray attach "
+                                       f"would kill the target, and perfkit's fix cannot be built ({why})",
+                         "install a C compiler (apt-get install gcc) or gdb 14 or later; or launch the program "
+                         "under perfkit: perfkit heap -- python app.py", ToolMissing, needs=("heap",))
+    where = "cached" if not lib.startswith(scratch) else "builds"
+    amx = "AMX CPU: needed" if gdb_xstate.cpu_has_amx() else "no AMX: passes through"
+    return Check("gdb", True, f"{name}, with perfkit's XSAVE register fix ({where}; {amx})")
 
 
 def _version_tuple(text: str) -> tuple[int, ...] | None:

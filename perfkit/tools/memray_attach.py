@@ -69,6 +69,7 @@ from perfkit.formats.memray_capture import INSTALL_HINT, capture_complete, memra
 from perfkit.procs import codecheck, proc, supervisor
 from perfkit.procs.signals import StopRequest
 from perfkit.target import PTRACE_HINT, Target, check_pid, doctor_hint, python_version
+from perfkit.tools import gdb_xstate
 from perfkit.tools.memray import HeapResult, MemrayOptions, annotate, capture_file, tick, tool_env, workdir
 from perfkit.tools.memray_overhead import drop_attach_overhead
 
@@ -130,7 +131,7 @@ def capture_attach(target: Target, opts: MemrayOptions, on_tick) -> HeapResult:
     try:
         with lock, StopRequest() as stop:
             tick(on_tick, phase="attaching", elapsed=0.0, duration=duration, pid=pid)
-            gdb = _Gdb(pid, notes, ident, wd)
+            gdb = _Gdb(pid, notes, ident, wd, method)
             _attach(gdb, out, opts, whole, method, stop, budget=min(ATTACH_BUDGET, hard_end - time.monotonic() - whole))
             sentinel = _sentinel(pid, method, gdb.env)
             start = time.monotonic()
@@ -258,9 +259,12 @@ class _Gdb:
     """
 
     def __init__(self, pid: int, notes: list[str], ident: proc.Identity | None = None,
-                 scratch: str | None = None) -> None:
+                 scratch: str | None = None, method: str = "gdb") -> None:
         self.pid = pid
         self.env = scratch_env(scratch)
+        if method == "gdb":  # gdb < 14 on an AMX CPU kills the target without this (tools.gdb_xstate)
+            ours = scratch is not None and os.stat(scratch).st_uid == os.geteuid()
+            self.env = gdb_xstate.gdb_env(self.env, shutil.which("gdb") or "gdb", pid, scratch if ours else None)
         self.notes = notes
         self.ident = ident
         self.left_behind: str | None = None  # what a session left in the target, if anything
