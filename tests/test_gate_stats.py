@@ -105,3 +105,18 @@ def test_futility_stops_hopeless_metrics_but_not_real_effects():
     slowed = sum(stats.hopeless(_lognormal(rng, 10, 1.0, 0.07), _lognormal(rng, 10, 1.1, 0.07), paired=True,
                                 cap=30, min_effect=0.03, alpha_per_test=a) for _ in range(50))
     assert slowed <= 3  # a +10 % effect in 7 % noise is worth more runs
+
+
+def test_profiled_files_are_named_relative_to_the_run_directory(tmp_path):
+    """Base and head run in different checkouts: bench.py:hot must compare as itself."""
+    from perfkit.gate.bench import relative_files
+    from perfkit.model import SAMPLES, Frame, Profile, Sample
+
+    root = tmp_path / "base"
+    frames = [Frame("hot", str(root / "bench.py"), 4), Frame("dumps", "/usr/lib/python3.11/json/__init__.py", 231),
+              Frame("x", str(tmp_path / "base2" / "y.py"), 1)]
+    prof = Profile(frames=frames, sample_types=[SAMPLES], samples=[Sample(stack=(0, 1, 2), values=(3,))])
+    out = relative_files(prof, str(root))
+    assert [f.file for f in out.frames] == ["bench.py", "/usr/lib/python3.11/json/__init__.py",
+                                            str(tmp_path / "base2" / "y.py")]
+    assert out.samples == prof.samples and prof.frames[0].file == str(root / "bench.py")  # input untouched

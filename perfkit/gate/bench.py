@@ -49,6 +49,7 @@ class RunSpec:
     env: dict[str, str] | None = None  # added to perfkit's environment
     timeout: float = 300.0
     side: str = ""  # "base" / "head", for messages
+    root: str | None = None  # compare: the side's checkout; profiled files are named relative to it
 
     def full_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
@@ -294,7 +295,24 @@ def _profile_once(spec: RunSpec, rate: int):
             result = pyspy.record(Target(command=list(spec.command)), pyspy.RecordOptions(duration=None, rate=rate))
         except (NotPython, TargetExited) as exc:
             return None, exc, False
-    return result.profile, None, result.interrupted
+    profile = relative_files(result.profile, spec.root) if spec.root else result.profile
+    return profile, None, result.interrupted
+
+
+def relative_files(profile, root: str):
+    """The profile with files under ``root`` (a compare side's checkout) named relative to
+    it.  The two sides of a compare run in different checkouts (``--base-dir``):
+    ``bench.py:hot`` must compare as itself, not as ``/ci/base/bench.py`` against
+    ``/ci/head/bench.py`` (which made every function of the benchmark look new on the head
+    side: 0 % -> 100 %)."""
+    import dataclasses
+
+    prefixes = {os.path.abspath(root).rstrip("/") + "/", os.path.realpath(root).rstrip("/") + "/"}
+    frames = []
+    for f in profile.frames:
+        pre = next((p for p in prefixes if f.file.startswith(p)), None)
+        frames.append(dataclasses.replace(f, file=f.file[len(pre):]) if pre else f)
+    return dataclasses.replace(profile, frames=frames)
 
 
 def _checked(specs: list[RunSpec], runs: list[list], failed: Exception | None) -> list[list]:

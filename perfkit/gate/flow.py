@@ -110,6 +110,8 @@ def compare(cfg: GateConfig, base: Side, head: Side, *, progress: Progress | Non
     alpha_per_test = cfg.alpha / runner.total_tests(cfg, cfg.benchmarks)
     for b in cfg.benchmarks:
         bspec, hspec = base.spec(cfg, b, "base"), head.spec(cfg, b, "head")
+        # each side's files named relative to its checkout, so a function compares as itself
+        bspec.root, hspec.root = (str(Path(s.directory or ".").resolve()) for s in (base, head))
         br = runner.measure(cfg, b, hspec, base=bspec, alpha_per_test=alpha_per_test, progress=progress)
         if cfg.profile and runner.cpu_regressed(br):
             if progress:
