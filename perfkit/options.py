@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, Callable, List, Optional
 
 import typer
 
-from perfkit.outputs import format_choices, format_name
+from perfkit.outputs import Outputs, format_choices, format_name
 
 MAX_DURATION = 7 * 24 * 3600.0  # a week: long enough for any watch, short of "forever"
 
@@ -221,15 +221,13 @@ class Filters:
 
 # ------------------------------------------------------------------ shared option groups
 
-_FILTER_OPTIONS = {"focus": Focus, "ignore": Ignore, "thread": Thread, "pid": PidFilter}
+def group(name: str, make: Callable[..., Any], options: dict[str, tuple[Any, Any]]):
+    """Decorator: declares a group of options once for every command that takes it.
 
-
-def filters(*names: str):
-    """Decorator: adds the filter options ``names`` (focus, ignore, thread, pid) to a
-    command and passes them to it as one :class:`Filters` argument named ``filters``.
-
-    The command declares ``filters: Filters`` (keyword-only, no default needed); typer
-    sees the individual options, the command sees one object — declared once here.
+    ``options`` maps a parameter name to its (annotation, default).  Typer sees each
+    option as a keyword-only parameter of the command; the command itself declares one
+    keyword-only parameter ``name`` (no default needed) and receives
+    ``make(**values)``, built before its body runs (so a bad value fails first).
     """
     import functools
     import inspect
@@ -239,18 +237,40 @@ def filters(*names: str):
         hints = get_type_hints(func, include_extras=True)
         sig = inspect.signature(func)
         params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()
-                  if p.name != "filters"]
-        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_FILTER_OPTIONS[n])
-                   for n in names]
+                  if p.name != name]
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+                   for n, (annotation, default) in options.items()]
 
         @functools.wraps(func)
         def command(*args, **kwargs):
-            values = {n: kwargs.pop(n, None) for n in names}
-            return func(*args, filters=Filters(values.get("focus"), values.get("ignore"), values.get("thread"),
-                                               values.get("pid")), **kwargs)
+            values = {n: kwargs.pop(n) for n in options if n in kwargs}
+            return func(*args, **{name: make(**values)}, **kwargs)
 
         command.__signature__ = sig.replace(parameters=params)
         command.__annotations__ = {p.name: p.annotation for p in params}
         return command
 
     return wrap
+
+
+_FILTER_OPTIONS = {"focus": Focus, "ignore": Ignore, "thread": Thread, "pid": PidFilter}
+
+
+def filters(*names: str):
+    """--focus / --ignore / --thread / --pid (those named), passed as one :class:`Filters`
+    argument ``filters``."""
+    def make(focus=None, ignore=None, thread=None, pid=None) -> Filters:
+        return Filters(focus, ignore, thread, pid)
+
+    return group("filters", make, {n: (_FILTER_OPTIONS[n], None) for n in names})
+
+
+def recording_outputs():
+    """-o / -f / --json / --user-code / --no-redact of a command that records a profile,
+    passed as one :class:`perfkit.outputs.Outputs` argument ``outputs``: the paths and
+    format are checked before the target is touched."""
+    def make(output=None, fmt=None, as_json=False, user_code=None, no_redact=False):
+        return Outputs(output, fmt, as_json=as_json)  # user_code / no_redact act through their callbacks
+
+    return group("outputs", make, {"output": (Output, None), "fmt": (Format, None), "user_code": (UserCode, None),
+                                   "as_json": (Json, False), "no_redact": (NoRedact, False)})

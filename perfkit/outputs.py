@@ -66,6 +66,7 @@ class Outputs:
         from perfkit.formats import output_format
 
         self.fmt = format_name(fmt) if fmt else None
+        self.as_json = as_json  # the command prints one JSON document on stdout
         self.plan: list[tuple[Path, str]] = []
         self.written: list[dict] = []
         self.to_stdout = False

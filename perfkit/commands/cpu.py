@@ -15,6 +15,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
 
 @app.command(context_settings={"allow_interspersed_args": False})
 @o.filters("focus", "ignore", "thread")
+@o.recording_outputs()
 def cpu(
     command: o.Command = None,
     pid: o.Pid = None,
@@ -32,13 +33,9 @@ def cpu(
     top_n: o.Top = 15,
     by_thread: Annotated[bool, typer.Option("--by-thread", help="Also show the split by thread and process.")] = False,
     by_line: Annotated[bool, typer.Option("--by-line", help="Rank lines instead of functions.")] = False,
-    user_code: o.UserCode = None,
-    output: o.Output = None,
-    fmt: o.Format = None,
-    as_json: o.Json = False,
-    no_redact: o.NoRedact = False,
     *,
     filters: o.Filters,
+    outputs: o.Outputs,
 ) -> None:
     """Sample CPU stacks with py-spy and show where time goes.
 
@@ -57,12 +54,10 @@ def cpu(
     from perfkit.console import err_console, live_status, plain, print_json, warn
     from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
     from perfkit.names import thread_label
-    from perfkit.outputs import Outputs
     from perfkit.render.terminal import QualityLine, ThreadTable, TopTable
     from perfkit.target import failure, resolve
     from perfkit.tools import pyspy
 
-    outputs = Outputs(output, fmt, as_json=as_json)  # flags and outputs first: fail before touching the target
     if gil and idle:
         raise UsageError("--gil and --idle cannot be combined")
     target = resolve(pid, command)
@@ -121,7 +116,7 @@ def cpu(
     # the .perfkit file keeps every stack: the idle correction is repeatable from its /proc readings
     written = outputs.write_profile(profile, choose=lambda path, name: recorded if name == "perfkit" else profile)
 
-    if as_json:
+    if outputs.as_json:
         print_json({
             "command": "cpu",
             "target": rec.target,

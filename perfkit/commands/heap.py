@@ -16,6 +16,7 @@ JSON_SERIES_POINTS = 500
 
 @app.command(context_settings={"allow_interspersed_args": False})
 @o.filters("focus", "ignore")
+@o.recording_outputs()
 def heap(
     command: o.Command = None,
     pid: Annotated[Optional[int], typer.Option("--pid", "-p", metavar="PID", callback=o.check_pid,
@@ -35,14 +36,10 @@ def heap(
         "--from", metavar="FILE.bin", help="Read an existing memray capture instead of tracking a process.",
         show_default=False)] = None,
     top_n: Annotated[int, typer.Option("--top", metavar="N", min=1, help="Rows in each table.")] = 10,
-    output: o.Output = None,
-    fmt: o.Format = None,
     show_imports: o.ShowImports = False,
-    user_code: o.UserCode = None,
-    as_json: o.Json = False,
-    no_redact: o.NoRedact = False,
     *,
     filters: o.Filters,
+    outputs: o.Outputs,
 ) -> None:
     """Track heap allocations with memray: top allocating lines, what stays alive, the peak.
 
@@ -57,11 +54,8 @@ def heap(
     from perfkit.console import live_status
     from perfkit.errors import EXIT_INTERRUPTED, TargetError, UsageError
     from perfkit.formats import memray_capture
-    from perfkit.outputs import Outputs
     from perfkit.target import failure, resolve
     from perfkit.tools import memray
-
-    outputs = Outputs(output, fmt, as_json=as_json)  # fail before tracking, not after
 
     if from_file is not None:
         if pid is not None or command:
@@ -113,7 +107,7 @@ def heap(
     written = outputs.write_profile(view_profile,
                                     choose=lambda path, name: lossless if name == "perfkit" else view_profile)
 
-    if as_json:
+    if outputs.as_json:
         doc = profile.recording.to_json()
         doc.get("heap", {}).pop("peak_top", None)
         print_json({

@@ -11,10 +11,13 @@ valgrind, py-spy) is missing or failed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from perfkit import options as o
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   no_args_is_help=True, help="Fail CI when a change makes things slower or hungrier.")
@@ -41,11 +44,52 @@ _BASELINE = typer.Option(None, "--baseline", help="Baseline file [default: from 
 _NAME = typer.Option("benchmark", "--name", help="Name of the benchmark given on the command line.")
 
 
-def _config(config, command, name, benchmark, metrics, repetitions, max_repetitions, warmups, alpha, min_effect,
-            timeout, profile, strict=None, baseline=None):
+@dataclass
+class _Run:
+    """What to run and how often: the options of every gate mode."""
+
+    config: Optional[Path] = None
+    benchmark: Optional[List[str]] = None
+    name: str = "benchmark"
+    metrics: Optional[str] = None
+    repetitions: Optional[int] = None
+    max_repetitions: Optional[int] = None
+    warmups: Optional[int] = None
+    timeout: Optional[float] = None
+    profile: Optional[bool] = None
+    as_json: bool = False
+
+
+@dataclass
+class _Verdict:
+    """How to decide and where to report it: check and compare."""
+
+    alpha: Optional[float] = None
+    min_effect: Optional[List[str]] = None
+    strict: Optional[bool] = None
+    markdown: Optional[Path] = None
+    junit: Optional[Path] = None
+    diff_dir: Optional[Path] = None
+
+
+_run_options = o.group("run", _Run, {
+    "config": (Optional[Path], _CONFIG), "benchmark": (Optional[List[str]], _BENCH), "name": (str, _NAME),
+    "metrics": (Optional[str], _METRICS), "repetitions": (Optional[int], _REPS),
+    "max_repetitions": (Optional[int], _MAXREPS), "warmups": (Optional[int], _WARM),
+    "timeout": (Optional[float], _TIMEOUT), "profile": (Optional[bool], _PROFILE), "as_json": (bool, _JSON)})
+_verdict_options = o.group("verdict", _Verdict, {
+    "alpha": (Optional[float], _ALPHA), "min_effect": (Optional[List[str]], _EFFECT),
+    "strict": (Optional[bool], _STRICT), "markdown": (Optional[Path], _MD), "junit": (Optional[Path], _JUNIT),
+    "diff_dir": (Optional[Path], _DIFF)})
+
+
+def _config(run: _Run, command, verdict: _Verdict | None = None, baseline=None):
     from perfkit.errors import UsageError
     from perfkit.gate import config as cfgmod
 
+    v = verdict or _Verdict()
+    config, name, benchmark, metrics, alpha, timeout = (run.config, run.name, run.benchmark, run.metrics, v.alpha,
+                                                         run.timeout)
     cfg = cfgmod.load(config, required=config is not None)
     if command:
         cfg.benchmarks = [cfgmod.Benchmark(name=name, command=list(command), cwd=str(Path.cwd()))]
@@ -61,9 +105,10 @@ def _config(config, command, name, benchmark, metrics, repetitions, max_repetiti
     if timeout is not None and timeout <= 0:
         raise UsageError("--timeout must be positive")
     cfg = cfgmod.with_overrides(
-        cfg, metrics=cfgmod.parse_metrics(metrics) if metrics else None, repetitions=repetitions,
-        max_repetitions=max_repetitions, warmups=warmups, alpha=alpha, timeout=timeout, profile=profile,
-        strict=strict, min_effect=cfgmod.parse_min_effects(min_effect) if min_effect else None, baseline=baseline)
+        cfg, metrics=cfgmod.parse_metrics(metrics) if metrics else None, repetitions=run.repetitions,
+        max_repetitions=run.max_repetitions, warmups=run.warmups, alpha=alpha, timeout=timeout, profile=run.profile,
+        strict=v.strict, min_effect=cfgmod.parse_min_effects(v.min_effect) if v.min_effect else None,
+        baseline=baseline)
     if metrics:  # the flag beats per-benchmark lists
         for b in cfg.benchmarks:
             b.metrics = None
@@ -107,6 +152,17 @@ def _progress():
     return live_status(lambda: f"perfkit gate · {state['line']}"), update
 
 
+def _verdict_run(run: _Run, verdict: _Verdict, measure):
+    """Check the report paths, measure (``measure(progress, diff_dir)``) under a live status, report."""
+    _check_outputs(verdict.markdown, verdict.junit)
+    _diff_dir(verdict.diff_dir)
+    status, update = _progress()
+    with status:
+        res = measure(update, str(verdict.diff_dir) if verdict.diff_dir else None)
+    _emit(res, run.as_json, verdict.markdown, verdict.junit)
+    return res
+
+
 def _emit(res, as_json: bool, markdown: Optional[Path], junit: Optional[Path]) -> None:
     import os
 
@@ -143,12 +199,12 @@ def _emit(res, as_json: bool, markdown: Optional[Path], junit: Optional[Path]) -
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
+@_run_options
 def record(
     command: Optional[List[str]] = typer.Argument(None, help="Benchmark command (after --) instead of the config's."),
-    config: Optional[Path] = _CONFIG, baseline: Optional[Path] = _BASELINE, benchmark: Optional[List[str]] = _BENCH,
-    name: str = _NAME, metrics: Optional[str] = _METRICS, repetitions: Optional[int] = _REPS,
-    max_repetitions: Optional[int] = _MAXREPS, warmups: Optional[int] = _WARM, timeout: Optional[float] = _TIMEOUT,
-    profile: Optional[bool] = _PROFILE, as_json: bool = _JSON,
+    baseline: Optional[Path] = _BASELINE,
+    *,
+    run: _Run,
 ) -> None:
     """Measure every benchmark and write the baseline file (JSON, commit it).
 
@@ -159,14 +215,13 @@ def record(
     from perfkit.gate import baseline as baseline_mod
     from perfkit.gate import flow
 
-    cfg = _config(config, command, name, benchmark, metrics, repetitions, max_repetitions, warmups, None, None,
-                  timeout, profile, baseline=str(baseline) if baseline else None)
+    cfg = _config(run, command, baseline=str(baseline) if baseline else None)
     _require_benchmarks(cfg, "give the command after --: perfkit gate record -- python bench.py")
     _check_outputs(Path(cfg.baseline))  # a missing directory is created (0700) when writing
     status, update = _progress()
     with status:
         base, _ = flow.record(cfg, progress=update)
-    if Path(cfg.baseline).exists() and benchmark:  # a partial record keeps the other benchmarks
+    if Path(cfg.baseline).exists() and run.benchmark:  # a partial record keeps the other benchmarks
         try:
             old = baseline_mod.read(cfg.baseline)
             for k, v in old.benchmarks.items():
@@ -174,7 +229,7 @@ def record(
         except Exception:
             pass
     path = baseline_mod.write(base, cfg.baseline)
-    if as_json:
+    if run.as_json:
         print_json({"command": "gate", "mode": "record", "baseline": str(path), **base.to_json()})
         return
     from rich.text import Text
@@ -188,14 +243,14 @@ def record(
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
+@_verdict_options
+@_run_options
 def check(
     command: Optional[List[str]] = typer.Argument(None, help="Benchmark command (after --) instead of the config's."),
-    config: Optional[Path] = _CONFIG, baseline: Optional[Path] = _BASELINE, benchmark: Optional[List[str]] = _BENCH,
-    name: str = _NAME, metrics: Optional[str] = _METRICS, repetitions: Optional[int] = _REPS,
-    max_repetitions: Optional[int] = _MAXREPS, warmups: Optional[int] = _WARM, alpha: Optional[float] = _ALPHA,
-    min_effect: Optional[List[str]] = _EFFECT, timeout: Optional[float] = _TIMEOUT,
-    profile: Optional[bool] = _PROFILE, strict: Optional[bool] = _STRICT, as_json: bool = _JSON,
-    markdown: Optional[Path] = _MD, junit: Optional[Path] = _JUNIT, diff_dir: Optional[Path] = _DIFF,
+    baseline: Optional[Path] = _BASELINE,
+    *,
+    run: _Run,
+    verdict: _Verdict,
 ) -> None:
     """Measure the current code and compare it with the baseline file.
 
@@ -204,8 +259,7 @@ def check(
     from perfkit.gate import baseline as baseline_mod
     from perfkit.gate import flow
 
-    cfg = _config(config, command, name, benchmark, metrics, repetitions, max_repetitions, warmups, alpha,
-                  min_effect, timeout, profile, strict, baseline=str(baseline) if baseline else None)
+    cfg = _config(run, command, verdict, baseline=str(baseline) if baseline else None)
     stored = baseline_mod.read(cfg.baseline)
     if not cfg.benchmarks and not command:
         # no config: check every benchmark of the baseline with its recorded command
@@ -214,28 +268,23 @@ def check(
         cfg.benchmarks = [Benchmark(name=k, command=list(v.get("command") or []), cwd=str(Path.cwd()))
                           for k, v in stored.benchmarks.items() if v.get("command")]
     _require_benchmarks(cfg, "give the command after --: perfkit gate check -- python bench.py")
-    _check_outputs(markdown, junit)
-    _diff_dir(diff_dir)
-    status, update = _progress()
-    with status:
-        res = flow.check(cfg, stored, progress=update, diff_dir=str(diff_dir) if diff_dir else None)
-    _emit(res, as_json, markdown, junit)
+    res = _verdict_run(run, verdict, lambda update, diff_dir: flow.check(cfg, stored, progress=update,
+                                                                          diff_dir=diff_dir))
     raise typer.Exit(res.exit_code)
 
 
 @app.command()
+@_verdict_options
+@_run_options
 def compare(
     base_cmd: Optional[str] = typer.Option(None, "--base-cmd", help="Command of the base side (one string)."),
     head_cmd: Optional[str] = typer.Option(None, "--head-cmd", help="Command of the head side (one string)."),
     base_dir: Optional[Path] = typer.Option(None, "--base-dir", help="Checkout of the base side: the configured "
                                                                      "benchmarks run there."),
     head_dir: Optional[Path] = typer.Option(None, "--head-dir", help="Checkout of the head side [default: .]."),
-    config: Optional[Path] = _CONFIG, benchmark: Optional[List[str]] = _BENCH, name: str = _NAME,
-    metrics: Optional[str] = _METRICS, repetitions: Optional[int] = _REPS, max_repetitions: Optional[int] = _MAXREPS,
-    warmups: Optional[int] = _WARM, alpha: Optional[float] = _ALPHA, min_effect: Optional[List[str]] = _EFFECT,
-    timeout: Optional[float] = _TIMEOUT, profile: Optional[bool] = _PROFILE, strict: Optional[bool] = _STRICT,
-    as_json: bool = _JSON, markdown: Optional[Path] = _MD, junit: Optional[Path] = _JUNIT,
-    diff_dir: Optional[Path] = _DIFF,
+    *,
+    run: _Run,
+    verdict: _Verdict,
 ) -> None:
     """Run base and head interleaved (A B B A ...) in one job and compare them (recommended).
 
@@ -256,16 +305,11 @@ def compare(
         if d is not None and not d.is_dir():
             raise UsageError(f"{d} is not a directory")
     command = parse_command(head_cmd, "--head-cmd") if head_cmd is not None else None
-    cfg = _config(config, command, name, benchmark, metrics, repetitions, max_repetitions, warmups, alpha,
-                  min_effect, timeout, profile, strict)
+    cfg = _config(run, command, verdict)
     _require_benchmarks(cfg, "give --base-cmd and --head-cmd")
     base = flow.Side(command=parse_command(base_cmd, "--base-cmd") if base_cmd else None,
                      directory=str(base_dir) if base_dir else None)
     head = flow.Side(command=command, directory=str(head_dir) if head_dir else None)
-    _check_outputs(markdown, junit)
-    _diff_dir(diff_dir)
-    status, update = _progress()
-    with status:
-        res = flow.compare(cfg, base, head, progress=update, diff_dir=str(diff_dir) if diff_dir else None)
-    _emit(res, as_json, markdown, junit)
+    res = _verdict_run(run, verdict, lambda update, diff_dir: flow.compare(cfg, base, head, progress=update,
+                                                                            diff_dir=diff_dir))
     raise typer.Exit(res.exit_code)
