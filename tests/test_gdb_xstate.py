@@ -120,3 +120,20 @@ def test_without_a_compiler_an_amx_attach_is_refused_before_gdb_runs(tmp_path, m
     assert "would kill pid 4242" in exc.value.message and "gcc" in (exc.value.hint or "")
     monkeypatch.setattr(gdb_xstate, "cpu_has_amx", lambda: False)
     assert gdb_xstate.gdb_env({"A": "1"}, GDB, 4242, str(tmp_path)) == {"A": "1"}  # not needed: gdb as it is
+
+
+def test_doctor_fails_the_gdb_check_in_the_attach_refusals_words(tmp_path, monkeypatch):
+    from perfkit.preflight import tools
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(gdb_xstate, "_compiler", lambda: None)
+    monkeypatch.setattr(gdb_xstate, "needs_fix", lambda exe: True)
+    monkeypatch.setattr(gdb_xstate, "cpu_has_amx", lambda: True)
+    check = tools._gdb_xstate(GDB)
+    assert not check.ok and check.needs == ("heap",) and check.error is ToolMissing
+    with pytest.raises(ToolMissing) as exc:
+        gdb_xstate.gdb_env({}, GDB, 4242, str(tmp_path))
+    assert check.detail == exc.value.message.replace("pid 4242", "the target") and check.hint == exc.value.hint
+    monkeypatch.setattr(gdb_xstate, "cpu_has_amx", lambda: False)
+    ok = tools._gdb_xstate(GDB)
+    assert ok.ok and "not needed on this CPU" in ok.detail

@@ -88,19 +88,15 @@ def _gdb_xstate(exe: str) -> Check:
 
     if not gdb_xstate.needs_fix(exe):
         return Check("gdb", True, exe)
-    ver = gdb_xstate.gdb_version(exe)
-    name = f"{exe} {'.'.join(map(str, ver)) if ver else '(version unknown)'}"
+    name = gdb_xstate.describe(exe)
     with tempfile.TemporaryDirectory(prefix="perfkit-doctor-") as scratch:
         try:
             lib = gdb_xstate.library(scratch)
         except (ToolMissing, OSError) as exc:
-            why = exc.message if isinstance(exc, ToolMissing) else str(exc)
             if not gdb_xstate.cpu_has_amx():
+                why = exc.message if isinstance(exc, ToolMissing) else str(exc)
                 return Check("gdb", True, f"{name} ({why}; not needed on this CPU)")
-            return Check("gdb", False, f"{name} cannot restore this CPU's AMX register state: a memray attach "
-                                       f"would kill the target, and perfkit's fix cannot be built ({why})",
-                         "install a C compiler (apt-get install gcc) or gdb 14 or later; or launch the program "
-                         "under perfkit: perfkit heap -- python app.py", ToolMissing, needs=("heap",))
+            return Check("gdb", False, *gdb_xstate.refusal(exe, exc), ToolMissing, needs=("heap",))
     where = "cached" if not lib.startswith(scratch) else "builds"
     amx = "AMX CPU: needed" if gdb_xstate.cpu_has_amx() else "no AMX: passes through"
     return Check("gdb", True, f"{name}, with perfkit's XSAVE register fix ({where}; {amx})")

@@ -197,6 +197,22 @@ def library(scratch: str | None = None) -> str:
     return _build(scratch)
 
 
+def describe(exe: str) -> str:
+    """``gdb 13.1`` (or ``(version unknown)``), for messages."""
+    ver = gdb_version(exe)
+    return f"{exe} {'.'.join(map(str, ver)) if ver else '(version unknown)'}"
+
+
+def refusal(exe: str, exc: BaseException, target: str = "the target") -> tuple[str, str]:
+    """(message, hint) when the fix cannot be built on a CPU that needs it: the one
+    wording for the heap attach's refusal and doctor's failed check."""
+    why = exc.message if isinstance(exc, ToolMissing) else str(exc)
+    return (f"{describe(exe)} cannot restore this CPU's AMX register state and would kill {target} when "
+            f"memray attaches; perfkit's fix cannot be built ({why})",
+            "install a C compiler (apt-get install gcc) so perfkit can build its fix, or gdb 14 or later; "
+            "or launch the program under perfkit: perfkit heap -- python app.py")
+
+
 def gdb_env(env: dict, exe: str, pid: int, scratch: str | None = None) -> dict:
     """``env`` for running ``exe`` (gdb, through memray attach) against ``pid``, with the
     register fix preloaded when this gdb needs it.  Raises :class:`ToolMissing` when it
@@ -208,13 +224,7 @@ def gdb_env(env: dict, exe: str, pid: int, scratch: str | None = None) -> dict:
     except (ToolMissing, OSError) as exc:
         if not cpu_has_amx():
             return env  # the sizes agree on this CPU: gdb works as it is
-        why = exc.message if isinstance(exc, ToolMissing) else str(exc)
-        ver = gdb_version(exe)
-        raise ToolMissing(
-            f"gdb {'.'.join(map(str, ver)) if ver else '(version unknown)'} cannot restore this CPU's AMX register "
-            f"state and would kill pid {pid} when memray attaches ({why})",
-            "install a C compiler (apt-get install gcc) so perfkit can build its fix, or gdb 14 or later; "
-            "or launch the program under perfkit: perfkit heap -- python app.py") from None
+        raise ToolMissing(*refusal(exe, exc, f"pid {pid}")) from None
     out = dict(env)
     out["LD_PRELOAD"] = lib + (" " + env["LD_PRELOAD"] if env.get("LD_PRELOAD") else "")
     return out

@@ -197,8 +197,8 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
             relay.join(5.0)
             if program is not None:
                 ran = time.monotonic() - (lines.sampling_started or start)
-                ended_early = opts.duration is None or ran < opts.duration - 0.5
-                if child.stopped_by is None and program.running() and (ended_early or not proc.alive(pid)):
+                if child.stopped_by is None and program.running() and (
+                        _short_of(opts.duration, ran) or not proc.alive(pid)):
                     # py-spy ended on its own before its --duration: the program did, and its
                     # guard is still reporting; stopping it now would call its own exit a "deadline"
                     program.wait(EXIT_GRACE)
@@ -214,7 +214,7 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
             elapsed = min(elapsed, max(0.0, start + program_outcome.wall_s - sampling_start))
         stderr = Path(errpath).read_text(errors="replace") + "\n" + "\n".join(lines.lines)
         if "process exited" in stderr.lower() and target.pid is not None:
-            if opts.duration is None or elapsed < opts.duration - 0.5:
+            if _short_of(opts.duration, elapsed):
                 target_exited = True
         if not os.path.exists(out) or os.path.getsize(out) == 0:
             failed = failure(program_outcome, " ".join(target.command))
@@ -244,6 +244,11 @@ def record(target: Target, opts: RecordOptions, *, on_tick: Callable[[dict], Non
         if program is not None:
             program.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _short_of(duration: float | None, seconds: float) -> bool:
+    """py-spy stopped before its --duration (none given: any end is its own): the target ended."""
+    return duration is None or seconds < duration - 0.5
 
 
 class _PyspyLines:
