@@ -73,6 +73,11 @@ def test_large_slowdown_and_memory_increase_are_caught_and_explained(tmp_path):
     assert expl["your_code"][0]["delta_pp"] > 3 and expl["your_code"][0]["interval_pp"][0] > 0
     named = {g["function"] for g in expl["grew"]}
     assert not named & {"parse_records", "summarize"}, expl  # their shares shrank
+    # how much of each run py-spy saw (it attaches after start-up), and the note iff < 85 %
+    seen = expl["seen"]
+    assert 0.3 < seen["base"] <= 1.0 and 0.3 < seen["head"] <= 1.0, seen
+    noted = any(n.startswith("py-spy saw") for n in doc["benchmarks"][0]["notes"])
+    assert noted == (min(seen.values()) < 0.85), (seen, doc["benchmarks"][0]["notes"])
     # reports: markdown file, step summary, JUnit, ::error annotations (stderr under --json)
     assert "checksum" in md.read_text() and "regression" in md.read_text()
     assert summary.read_text() == md.read_text() + "\n"

@@ -120,3 +120,22 @@ def test_profiled_files_are_named_relative_to_the_run_directory(tmp_path):
     assert [f.file for f in out.frames] == ["bench.py", "/usr/lib/python3.11/json/__init__.py",
                                             str(tmp_path / "base2" / "y.py")]
     assert out.samples == prof.samples and prof.frames[0].file == str(root / "bench.py")  # input untouched
+
+
+def test_share_of_each_run_py_spy_saw_and_the_note_when_it_is_low():
+    from perfkit.gate import explain
+    from perfkit.model import Profile, Recording
+
+    def run(seen_s: float | None, wall_s: float | None) -> Profile:
+        return Profile([], [], [], recording=Recording(duration_s=seen_s,
+                                                     program=None if wall_s is None else {"wall_s": wall_s}))
+
+    # py-spy sampled 0.06 of 0.09 s, 0.08 of 0.10 s and 0.9 of 1.0 s: median 0.8
+    runs = [run(0.06, 0.09), run(0.08, 0.10), run(0.9, 1.0)]
+    assert explain.seen_share(runs) == pytest.approx(0.8)
+    assert explain.seen_share([run(None, None), run(0.5, None)]) is None  # stored profiles: not known
+    assert explain.seen_share([run(1.2, 1.0)]) == 1.0  # rounding never makes it more than all
+    note = explain.coverage_note(0.8, 0.95)
+    assert note and note.startswith("py-spy saw 80% of each base run and 95% of each head run (median)")
+    assert explain.coverage_note(None, 0.6).startswith("py-spy saw 60% of each head run")
+    assert explain.coverage_note(0.9, 0.86) is None and explain.coverage_note(None, None) is None

@@ -35,6 +35,7 @@ CONFIDENCE = 0.99  # of the pooled-count interval
 MIN_PP = 1.0  # smallest change of share worth naming
 MIN_SHARE = 1.0  # functions under this share on both sides are not tested (they cannot matter)
 MIN_RUN_SAMPLES = 30  # a run with fewer samples is left out of the across-runs test
+MIN_SEEN = 0.85  # below this share of a run's wall time seen by py-spy, the report says so
 
 
 def to_collapsed(profile: Profile) -> str:
@@ -110,6 +111,31 @@ def _pooled_interval(bp: float, bn: int, hp: float, hn: int) -> tuple[float, flo
     d = (p2 - p1) * 100.0
     half = z * math.sqrt(var) * 100.0
     return d - half, d + half
+
+
+def seen_share(runs: list[Profile]) -> float | None:
+    """Median share of each launched run's wall time that py-spy sampled, or None when the
+    runs carry no record of it (a baseline's stored profiles).  py-spy attaches some
+    milliseconds after the program starts — more on a loaded machine — so what a short
+    benchmark does first is under-counted in its shares."""
+    seen = []
+    for p in runs:
+        rec = p.recording
+        wall = (rec.program or {}).get("wall_s")
+        if wall and wall > 0 and rec.duration_s is not None:
+            seen.append(min(1.0, rec.duration_s / wall))
+    return stats.median(seen) if seen else None
+
+
+def coverage_note(base: float | None, head: float | None) -> str | None:
+    """The report's sentence when py-spy missed enough of the runs to bias the shares."""
+    if all(x is None or x >= MIN_SEEN for x in (base, head)):
+        return None
+    sides = " and ".join(f"{x:.0%} of each {side} run" for side, x in (("base", base), ("head", head))
+                         if x is not None)
+    return (f"py-spy saw {sides} (median): it attaches after a launched program starts, so what a benchmark "
+            "does first is under-counted in the CPU shares; a benchmark that runs longer (or starts its work "
+            "a moment later) is explained better")
 
 
 def explain(base_runs: list[Profile], head_runs: list[Profile], limit: int = 5) -> dict:

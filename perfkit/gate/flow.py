@@ -141,6 +141,11 @@ def _explain_runs(br: BenchResult, base_runs: list, hspec: bench.RunSpec, diff_d
             progress(f"{br.name}: CPU profiles of head (py-spy)")
         head_runs = bench.profile_runs(hspec, rate=runner.profile_rate(br))
     br.explanation = explain.explain(base_runs, head_runs)
+    seen = {"base": explain.seen_share(base_runs), "head": explain.seen_share(head_runs)}
+    br.explanation["seen"] = {k: None if v is None else round(v, 3) for k, v in seen.items()}
+    note = explain.coverage_note(seen["base"], seen["head"])
+    if note:
+        br.notes.append(note)
     if diff_dir:
         svg = explain.diff_svg(base_runs, head_runs)
         if svg is not None:
