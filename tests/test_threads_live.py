@@ -123,6 +123,8 @@ def test_many_threads_one_group_and_the_dump_pause_left_out_of_the_cpu_window():
 
     with scenario("many_threads", "--threads", "200", "--busy", "1", "--duration", "60") as sc:
         doc = perfkit_json("threads", "--pid", str(sc.pid), "--interval", "0.2")
+        table = run_perfkit("threads", "--pid", str(sc.pid), check=True).stdout
+        every = run_perfkit("threads", "--pid", str(sc.pid), "--rows", "0", check=True).stdout
         # a blocking dump ptrace-stops the target (state t) for its stack walk; a non-blocking one never does
         clock = _PauseClock([sc.pid])
         pyspy.dump(sc.pid, nonblocking=False)
@@ -136,3 +138,10 @@ def test_many_threads_one_group_and_the_dump_pause_left_out_of_the_cpu_window():
     assert any(f["function"] == "parked_worker" for f in top["frames"])
     assert blocking > 0
     assert nonblocking == 0
+    # the table lists 40 threads, busiest first, and folds the idle rest into one line
+    rows = [ln for ln in table.splitlines() if ln.startswith(f"{sc.pid} ")]
+    assert len(rows) == 40 and "busy_worker" in rows[0]
+    assert "… 161 more idle threads" in table and "--rows 0 lists every thread" in table
+    assert "199 threads in Condition.wait" in table
+    assert len([ln for ln in every.splitlines() if ln.startswith(f"{sc.pid} ")]) == 201
+    assert "more idle thread" not in every

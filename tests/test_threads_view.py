@@ -66,3 +66,24 @@ def test_terminal_view_never_interprets_target_text():
 def test_sparkline():
     assert sparkline([1, 1, 1]) == "▁▁▁"
     assert sparkline([0, 7]) == "▁█"
+
+
+def test_idle_threads_beyond_the_row_limit_fold_into_one_line_and_busy_ones_never_do():
+    from rich.console import Console
+
+    cpu = {100 + i: {"cpu_pct": 0.1 * (i % 3), "name": f"w-{i}", "new": False} for i in range(12)}
+    cpu[99] = {"cpu_pct": 0.0, "name": "x", "new": False}  # running and the GIL holder, yet no CPU this window
+    infos = build_threads(_stacks(), cpu)
+    view = ThreadsView(pid=1, threads=infos, groups=group(infos), max_rows=4)
+    shown, folded = view.rows()
+    assert len(shown) == 5 and len(folded) == 8  # 4 by CPU, then the GIL holder that sorted last
+    assert shown[-1].owns_gil and all(not t.active for t in folded)
+    assert {t.tid for t in shown} | {t.tid for t in folded} == {t.tid for t in infos}
+    assert max(t.cpu_pct for t in folded) <= min(t.cpu_pct for t in shown[:4])
+    buf = io.StringIO()
+    Console(file=buf, width=200, color_system=None).print(view)
+    out = buf.getvalue()
+    assert "… 8 more idle threads, at most 0.1 % CPU each: their stacks are in the groups above" in out
+    assert "12 threads in Condition.wait" in out  # the group still counts every one
+    view.max_rows = 0
+    assert view.rows() == (sorted(infos, key=lambda t: (-(t.cpu_pct or 0.0), t.pid, t.tid or 0)), [])

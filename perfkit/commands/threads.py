@@ -9,6 +9,8 @@ import typer
 from perfkit import options as o
 from perfkit.options import finite
 
+ROWS = 40  # table rows of a snapshot (idle threads beyond are folded; the groups list every stack)
+WATCH_ROWS = 30
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
@@ -26,6 +28,10 @@ def threads(
                                                               "pauses the target while it unwinds)."),
     nonblocking: bool = typer.Option(False, "--nonblocking", help="Never pause the target (stacks may be torn)."),
     depth: int = typer.Option(8, "--depth", metavar="N", min=1, help="Frames shown per stack group."),
+    rows: Optional[int] = typer.Option(None, "--rows", metavar="N", min=0,
+                                       help="Threads listed in the table, most CPU first; idle ones beyond are "
+                                            "folded into one line (their stacks are in the groups) [default: 40; "
+                                            "30 with --watch; 0: every thread]."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh live until Ctrl-C, with the thread count trend."),
     count: Optional[int] = typer.Option(None, "--count", metavar="N", min=1,
                                         help="With --watch: stop after this many refreshes."),
@@ -70,19 +76,21 @@ def threads(
     opts = dict(all_processes=all_processes, interval=interval, locals_=locals_, nonblocking=nonblocking,
                 timeout=timeout, native=native)
     if watch:
-        _watch(pid, opts, depth, count, as_json)
+        _watch(pid, opts, depth, count, as_json, WATCH_ROWS if rows is None else rows)
         return
     view, doc = _take(pid, opts, depth)
+    view.max_rows = ROWS if rows is None else rows
     _emit(view, doc, as_json)
 
 
 def _take(pid: int, opts: dict, depth: int, trend: list[int] | None = None):
     from perfkit.errors import EXIT_TARGET, TargetError, ToolError
     from perfkit.threads.snapshot import snapshot
+
+    snap = snapshot(pid, **opts, meanwhile=_ready_to_draw)
     from perfkit.threads.table import ThreadsView
     from perfkit.threads.view import build_threads, group
 
-    snap = snapshot(pid, **opts)
     main = snap.processes[0]
     if main.error:
         cls = TargetError if main.error_code == EXIT_TARGET else ToolError
@@ -111,6 +119,19 @@ def _take(pid: int, opts: dict, depth: int, trend: list[int] | None = None):
            "groups": [g.to_json() for g in groups], "threads": [t.to_json() for t in infos],
            "errors": snap.errors}
     return view, doc
+
+
+def _ready_to_draw() -> None:
+    """What drawing the view needs, loaded in the idle end of the CPU window (the dump
+    ends before it): the console (rich) and, if piped, the text writer's imports."""
+    from perfkit.console import out_console
+    from perfkit.threads import table, view  # noqa: F401
+
+    con = out_console()
+    if not con.is_terminal:
+        import textwrap  # noqa: F401
+
+        from rich.text import Text  # noqa: F401
 
 
 def _emit(view, doc, as_json: bool) -> None:
@@ -149,7 +170,7 @@ def _emit(view, doc, as_json: bool) -> None:
     sys.stdout.flush()
 
 
-def _watch(pid: int, opts: dict, depth: int, count: int | None, as_json: bool) -> None:
+def _watch(pid: int, opts: dict, depth: int, count: int | None, as_json: bool, rows: int) -> None:
     from perfkit.console import err_console, out_console, print_json
     from perfkit.errors import TargetError
     from perfkit.procs import proc as procstat
@@ -177,7 +198,7 @@ def _watch(pid: int, opts: dict, depth: int, count: int | None, as_json: bool) -
                     err_console().print(f"pid {pid} exited", markup=False, highlight=False)
                     break
                 raise
-            view.max_rows = 30
+            view.max_rows = rows
             n += 1
             doc["trend"] = list(trend)
             if as_json:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from perfkit.procs import proc as procstat
 
@@ -74,11 +75,15 @@ class _PauseClock:
 
     def _run(self) -> None:
         last = time.monotonic()
+        was = dict.fromkeys(self.paused, False)
         while not self._done.wait(POLL_S):
             now = time.monotonic()
             for pid in self.paused:
-                if procstat.state(pid) == "t":
-                    self.paused[pid] += now - last
+                stopped = procstat.state(pid) == "t"
+                # a poll step is half paused when the state changed within it (trapezoid rule:
+                # counting it whole would overstate every pause by up to a step)
+                self.paused[pid] += (now - last) * (was[pid] + stopped) / 2
+                was[pid] = stopped
             last = now
 
     def stop(self) -> dict[int, float]:
@@ -88,7 +93,8 @@ class _PauseClock:
 
 
 def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, locals_: bool = False,
-             nonblocking: bool = False, timeout: float = 10.0, native: bool = False) -> Snapshot:
+             nonblocking: bool = False, timeout: float = 10.0, native: bool = False,
+             meanwhile: Callable[[], object] | None = None) -> Snapshot:
     """A py-spy dump of ``pid`` (and its children, in parallel) inside a CPU window of ``interval``.
 
     The window overlaps the dumps instead of preceding them: /proc is read, the dumps
@@ -96,6 +102,8 @@ def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, lo
     passed — so a snapshot takes max(interval, dump) rather than their sum.  CPU % is
     over the window as measured (a dump that outlasts ``interval`` lengthens it), less
     the time a blocking dump kept the target stopped (:class:`_PauseClock`).
+    ``meanwhile`` runs once the dumps are done, in what is left of the window (the
+    caller's imports for its report, which then cost nothing).
     """
     pids = [pid] + (procstat.child_pids(pid) if all_processes else [])
     before: dict[int, dict] = {}
@@ -119,6 +127,8 @@ def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, lo
                 results = [fut.result() for fut in futures]
     finally:
         paused = clock.stop() if clock is not None else {}
+    if meanwhile is not None:
+        meanwhile()
     time.sleep(max(0.0, t0 + interval - time.monotonic()))
     for p, (stacks, error, code) in zip(procs, results, strict=True):
         try:
@@ -130,7 +140,9 @@ def snapshot(pid: int, *, all_processes: bool = False, interval: float = 0.5, lo
         a = before.get(p.pid, {})
         for tid, (cpu, name) in after.items():
             prev = a[tid][0] if tid in a else 0.0
-            p.cpu[tid] = {"cpu_pct": round(max(0.0, (cpu - prev) / dt * 100.0), 1), "name": name,
+            # at most one core: py-spy stops threads one after another, so a thread's own
+            # pause can be shorter than the main thread's, which is what is timed
+            p.cpu[tid] = {"cpu_pct": round(min(100.0, max(0.0, (cpu - prev) / dt * 100.0)), 1), "name": name,
                           "new": tid not in a}
         p.stacks, p.error, p.error_code = stacks, error, code
         seen = {s.os_thread_id for s in p.stacks}

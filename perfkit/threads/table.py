@@ -25,7 +25,21 @@ class ThreadsView:
     errors: list[str] = field(default_factory=list)
     trend: list[int] = field(default_factory=list)  # thread counts over time (--watch)
     show_locals: bool = False
-    max_rows: int | None = None
+    max_rows: int | None = None  # table rows; idle threads beyond it are folded into one line
+
+    def rows(self) -> tuple[list[ThreadInfo], list[ThreadInfo]]:
+        """The table's rows (most CPU first) and the idle threads folded beyond ``max_rows``.
+
+        A running thread or the GIL holder is never folded; every folded thread is in a
+        stack group, which lists them all.
+        """
+        rows = sorted(self.threads, key=lambda t: (-(t.cpu_pct or 0.0), t.pid, t.tid or 0))
+        if not self.max_rows or len(rows) <= self.max_rows:
+            return rows, []
+        shown, folded = rows[:self.max_rows], list[ThreadInfo]()
+        for t in rows[self.max_rows:]:
+            (shown if t.active or t.owns_gil else folded).append(t)
+        return shown, folded
 
     def __rich_console__(self, console, options):
         from rich.text import Text
@@ -76,9 +90,7 @@ class ThreadsView:
                           Col("where", flex=True, min_width=16, weight=3),
                           Col("your code", flex=True, min_width=16, weight=2, style="dim", below="↳ your code ")],
                          title="Threads")
-        rows = sorted(self.threads, key=lambda t: (-(t.cpu_pct or 0.0), t.pid, t.tid or 0))
-        if self.max_rows:
-            rows = rows[:self.max_rows]
+        rows, folded = self.rows()
 
         def cell(f: dict) -> FrameCell:
             return FrameCell(f.get("name") or "?", paths.location(f.get("filename") or "", f.get("line") or 0))
@@ -92,7 +104,10 @@ class ThreadsView:
                           yours)
         yield Text("")
         yield from table.lines(options.max_width)
-        if self.max_rows and len(self.threads) > self.max_rows:
-            yield Text(f"… {len(self.threads) - self.max_rows} more threads", style="dim")
+        if folded:
+            top = max((t.cpu_pct or 0.0) for t in folded)
+            cpu = f"at most {top:.1f} % CPU each" if top else "using no CPU"
+            yield Text(f"… {len(folded)} more idle thread{'s' if len(folded) != 1 else ''}, {cpu}: their stacks are "
+                       "in the groups above (--rows 0 lists every thread)", style="dim")
         for e in self.errors:
             yield Text("note: " + plain(e), style="yellow")
