@@ -195,3 +195,18 @@ def test_private_mkdir_never_tightens_an_existing_directory(tmp_path):
     assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
     new = private_mkdir(shared / "a" / "b")
     assert stat.S_IMODE(os.stat(new).st_mode) == 0o700
+
+
+def test_collapsed_frames_whose_parentheses_would_read_back_another_way_are_escaped():
+    # found by test_pprof's round trip: file "0 (" wrote "0 (0 (:0)", which read back as
+    # function "0 (0" in no file; a file-less name shaped like a frame read back with a file
+    from perfkit.formats.collapsed import frame_text, parse_frame
+
+    cases = [Frame("0", "0 (", 0), Frame("a (b:1)", "", 0), Frame("f", "a) (b", 3), Frame("x (y", "z)", 4),
+             Frame("f", "\\\\(", 1), Frame("f", "a\\(", 2)]
+    for frame in cases:
+        assert parse_frame(frame_text(frame)) == frame, frame
+    # nothing is escaped where the text is unambiguous: names stay readable to other tools
+    assert frame_text(Frame("g", "C:\\dir (x86)\\a.py", 5)) == "g (C:\\dir (x86)\\a.py:5)"
+    assert frame_text(Frame("thread (123)", "", 0)) == "thread (123)"
+    assert frame_text(Frame("0", "0 (", 0)) == "0 (0 \\x28:0)"

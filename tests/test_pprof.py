@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conftest import IN_CI, TOOLS, require_tool
@@ -86,6 +86,8 @@ labels = st.builds(Labels, st.one_of(st.none(), st.integers(0, 2**31)), st.one_o
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.lists(frames, min_size=1, max_size=6), st.integers(1, 10**12), labels),
                 min_size=1, max_size=10))
+@example([([Frame("0", "0 (", 0)], 1, Labels(None, None, None))])  # once read back as "0 (0" in no file
+@example([([Frame("a (b:1)", "", 0)], 1, Labels(None, None, None))])
 def test_round_trip_collapsed_model_pprof_model_collapsed_keeps_stacks_labels_weights(samples):
     b = ProfileBuilder([SAMPLES])
     for fs, w, lb in samples:

@@ -11,7 +11,10 @@ no escaping, so names are written as they are — parentheses, brackets, quotes,
   start one of these escapes (before ``\``, ``x``, ``u``, ``n``, ``r``, or before a
   ``;`` or line break that becomes one), so Windows paths stay readable;
 * whitespace at the edge of a frame and a ``#`` opening a line (a comment to
-  perfkit's reader) become ``\x20`` / ``\x23``-style escapes.
+  perfkit's reader) become ``\x20`` / ``\x23``-style escapes;
+* parentheses become ``\x28`` / ``\x29`` only where the frame would read back another
+  way: a file such as ``0 (`` (``f (0 (:3)`` reads as function ``f (0`` in no file), or a
+  file-less name shaped like a frame (``f (a.py:3)``).
 
 perfkit's reader reverses exactly that (a round trip keeps every name); other readers
 show the escapes literally in the rare names that need them.
@@ -82,10 +85,27 @@ def _unesc(text: str) -> str:
     return _UNESC.sub(_unesc_one, text)
 
 
+_PAREN = re.compile(r"(\\?)([()])")
+
+
+def _esc_parens(text: str) -> str:
+    """``(`` / ``)`` as ``\x28`` / ``\x29`` in already escaped text (a backslash before one doubled)."""
+    return _PAREN.sub(lambda m: ("\\\\" if m.group(1) else "") + f"\\x{ord(m.group(2)):02x}", text)
+
+
 def frame_text(frame: Frame) -> str:
+    """``function (file:line)``; parentheses escaped only where the text would read back otherwise."""
     if frame.file:
-        return f"{_esc(frame.function)} ({_esc(frame.file)}:{frame.line})"
-    return _esc(frame.function)
+        text = f"{_esc(frame.function)} ({_esc(frame.file)}:{frame.line})"
+        if ("(" in frame.file or ")" in frame.file) and parse_frame(text) != frame:
+            # the file's parentheses make the text read back another way ("f" in "0 (" reads
+            # as "f (0" in ""): with none left in the file, the last " (" is the one written
+            text = f"{_esc(frame.function)} ({_esc_parens(_esc(frame.file))}:{frame.line})"
+        return text
+    text = _esc(frame.function)
+    if text.endswith(")") and " (" in text and parse_frame(text) != frame:
+        text = _esc_parens(text)  # a name like "f (a.py:3)" is not a frame with a file
+    return text
 
 
 def parse_frame(text: str) -> Frame:
