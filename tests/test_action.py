@@ -376,8 +376,19 @@ def test_action_steps_run_as_the_runner_runs_them(action, pull_request, tmp_path
     assert 'name="cpu"' in doc and "hot" in doc  # the CPU explanation names the function that grew
     # ... compared as itself across the two checkouts (truth 66.7 % -> 85.7 %; ~1,000 samples a side,
     # so +-4 pp is over 3 sigma), not as a function that is new on the head side (0 % -> 100 %)
+    # Measured as hot's part of spin's samples: the rest of a run's samples are interpreter
+    # start-up seen before the sleep, a larger part of the short base runs on a slow machine
+    # (one CI run: 17 % outside spin, hot 54.3 % of all samples, 65.4 % of spin's)
     share = re.search(r"hot \(bench\.py:\d+\) total (\d+\.\d)% → (\d+\.\d)%", doc)
-    assert share and 56 <= float(share.group(1)) <= 77 and 78 <= float(share.group(2)) <= 93, doc
+    spin = re.search(r"spin \(bench\.py:\d+\) total (\d+\.\d)% → (\d+\.\d)%", doc)
+    assert share, doc
+    if spin:  # spin's share grew too (named only when it did): the base runs held more start-up
+        base_part = float(share.group(1)) / float(spin.group(1))
+        head_part = float(share.group(2)) / float(spin.group(2))
+        assert 0.60 <= base_part <= 0.74 and 0.80 <= head_part <= 0.92, doc
+        assert float(spin.group(1)) >= 70, doc  # most of every run is the benchmark's own work
+    else:  # spin's share alike on both sides: the shares of all samples read as they are
+        assert 56 <= float(share.group(1)) <= 77 and 78 <= float(share.group(2)) <= 93, doc
     assert "py-spy saw" not in doc  # py-spy attached during the sleep: it saw all of every run
     # truth: 3x hot's work, about 2x the CPU time (95 -> 195 ms with interpreter start-up)
     m = re.search(r"loop\s+cpu\s+\S+ ms\s+\S+ ms\s+\+(\d+\.\d)%", gate.stdout)

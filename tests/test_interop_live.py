@@ -244,7 +244,12 @@ def test_austin_text_output(tmp_path):
     # 10 ms locked onto one phase: 64.6 % seen for a true 75 % — py-spy's 100 Hz too.)
     # -t 5s: austin gives a launched program 100 ms by default to show it is Python,
     # which a fresh-clone CI run missed once ("cannot find python process", exit 32)
-    run([exe, "-s", "-i", "3ms", "-t", "5s", "-o", out, *scenario_cmd(*THREADS)], timeout=120)
+    cmd = [str(c) for c in (exe, "-s", "-i", "3ms", "-t", "5s", "-o", out, *scenario_cmd(*THREADS))]
+    for _ in range(3):  # austin 3's launch race: it still misses a fresh interpreter now and then (exit 32)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ, RUST_BACKTRACE="0"))
+        if res.returncode != 32:
+            break
+    assert res.returncode == 0, (cmd, res.stderr[-2000:])
     p = read_profile(out)
     assert [str(t) for t in p.sample_types] == ["samples/count", "cpu/nanoseconds"]
     lines = [ln for ln in out.read_text().splitlines() if ln.startswith("P")]
