@@ -94,6 +94,9 @@ def test_bad_input():
     assert res.returncode == 3 and "no such process" in _one_line_error(res)
     res = run_perfkit("threads", "--pid", "1", "--count", "2")
     assert res.returncode == 2
+    for bad in ("-1", "x"):
+        res = run_perfkit("threads", "--pid", "1", "--rows", bad)
+        assert res.returncode == 2 and "Invalid value for '--rows'" in _one_line_error(res)
     proc = subprocess.Popen(["sleep", "30"])
     try:
         res = run_perfkit("threads", "--pid", str(proc.pid))

@@ -36,7 +36,8 @@ class ThreadsView:
         rows = sorted(self.threads, key=lambda t: (-(t.cpu_pct or 0.0), t.pid, t.tid or 0))
         if not self.max_rows or len(rows) <= self.max_rows:
             return rows, []
-        shown, folded = rows[:self.max_rows], list[ThreadInfo]()
+        shown = rows[:self.max_rows]
+        folded: list[ThreadInfo] = []
         for t in rows[self.max_rows:]:
             (shown if t.active or t.owns_gil else folded).append(t)
         return shown, folded
