@@ -134,7 +134,7 @@ def test_run_argv_wraps_with_memray_run(tmp_path):
     from perfkit.tools.memray import MemrayOptions, run_argv
 
     argv = run_argv(["python", "-u", "app.py", "--n", "3"], "/tmp/x.bin", MemrayOptions(native=True))
-    assert argv == ["python", "-u", "-m", "memray", "run", "-q", "-f", "--no-compress", "-o", "/tmp/x.bin",
+    assert argv == ["python", "-u", "-m", "memray", "run", "-q", "-f", "-o", "/tmp/x.bin",
                     "--native", "app.py", "--n", "3"]
     script = tmp_path / "tool"
     script.write_text(f"#!{sys.executable}\nprint(1)\n")

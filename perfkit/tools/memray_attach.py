@@ -354,6 +354,8 @@ class _Gdb:
 def _attach(gdb: _Gdb, out: str, opts: MemrayOptions, whole: int, method: str, stop: StopRequest,
             budget: float) -> None:
     pid = gdb.pid
+    # uncompressed, unlike a launch: memray compresses in the tracked process when it
+    # stops, and that is work perfkit would add to a live service's thread
     cmd = attach_cmd("attach", "--method", method, "-o", out, "-f", "--no-compress", "--duration", str(whole))
     if opts.native:
         cmd.append("--native")
