@@ -11,7 +11,9 @@
    `perfkit heap --from CAPTURE -o x.html` vs `memray flamegraph CAPTURE` (≤ 1.0×), and
    `perfkit heap -o x.pb.gz -- python job.py` vs `memray run job.py` on a short job
    (mem_churn, `--job-batches`, ~0.7 s under memray run) (≤ 1.10×).  Whole-command
-   wall time, start-up included.
+   wall time, start-up included.  Each is run a second time with the one Python pass
+   over every record (the everything-allocated view) patched out: the what-if the
+   owner's decision on that view needs.
 
     .venv/bin/python benchmarks/bench_heap.py [--batches 60000] [--repeat 3]
     .venv/bin/python benchmarks/bench_heap.py --budgets-only --repeat 7
@@ -163,12 +165,31 @@ def bench_budgets(batches: int, job_batches: int, repeat: int, tmp: Path) -> Non
                  [PY, "-m", "perfkit", "heap", "--from", str(cap), "-o", str(tmp / "x.html")],
                  [PY, "-m", "memray", "flamegraph", "-f", "-o", str(tmp / "f.html"), str(cap)],
                  "memray flamegraph", 1.0, repeat)
+    # what-if for the owner's decision (issue 15): the same command with the one Python
+    # pass over every record (the everything-allocated view) left out, nothing else changed
+    side_by_side("  ... what if the everything-allocated pass were left out",
+                 [PY, "-c", _WITHOUT_ALLOCATED, "heap", "--from", str(cap), "-o", str(tmp / "y.html")],
+                 [PY, "-m", "memray", "flamegraph", "-f", "-o", str(tmp / "f.html"), str(cap)],
+                 "memray flamegraph", 1.0, repeat)
     job = _work_args(job_batches)
     side_by_side(f"heap -o x.pb.gz -- python job.py ({job_batches * 16:,} allocations)",
                  [PY, "-m", "perfkit", "heap", "-o", str(tmp / "x.pb.gz"), "--", PY, *job],
                  [PY, "-m", "memray", "run", "-q", "-f", "-o", str(tmp / "run.bin"), *job],
                  "memray run", 1.10, repeat)
+    side_by_side("  ... what if the everything-allocated pass were left out",
+                 [PY, "-c", _WITHOUT_ALLOCATED, "heap", "-o", str(tmp / "y.pb.gz"), "--", PY, *job],
+                 [PY, "-m", "memray", "run", "-q", "-f", "-o", str(tmp / "run.bin"), *job],
+                 "memray run", 1.10, repeat)
 
+
+_WITHOUT_ALLOCATED = """
+import sys
+from perfkit.formats import memray_capture as mc
+mc._allocated = lambda reader, native, cap, src: ({}, int(reader.metadata.total_allocations))
+from perfkit.entry import main
+sys.argv = ["perfkit", *sys.argv[1:]]
+main()
+"""
 
 _MEASURE = """
 import resource, subprocess, sys, time
