@@ -186,3 +186,24 @@ def test_memray_launcher_frames_are_stripped_from_stack_roots():
     assert _strip_launcher([run, runpy, Frame("_run_code", "<frozen runpy>", 88), user, leak]) == [user, leak]
     assert _strip_launcher([user, leak]) == [user, leak], "attached captures have no launcher frames"
     assert _strip_launcher([runpy, user]) == [runpy, user], "runpy alone (python -m app) is the user's own"
+
+
+def test_annotate_bounds_a_capture_by_the_time_perfkit_ran_it():
+    # a header that reads back hours before perfkit began (seen once on an interrupted
+    # attach: 28,684 s for a 1 s capture) must not reach the report
+    import time
+
+    from perfkit.model import Profile, Recording
+    from perfkit.target import Target
+    from perfkit.tools.memray import MemrayOptions, annotate
+
+    started = time.time() - 1.5
+    profile = Profile(frames=[], sample_types=[], samples=[])
+    profile.recording = Recording(kind="heap", start=started - 28684.0, duration_s=28684.288)
+    annotate(profile, Target(command=["python", "app.py"]), MemrayOptions(), started, None, True, False, [])
+    assert profile.recording.start == started
+    assert 1.4 <= profile.recording.duration_s <= 3.0
+    ok = Profile(frames=[], sample_types=[], samples=[])
+    ok.recording = Recording(kind="heap", start=started + 0.2, duration_s=1.1)
+    annotate(ok, Target(command=["python", "app.py"]), MemrayOptions(), started, None, False, False, [])
+    assert (ok.recording.start, ok.recording.duration_s) == (started + 0.2, 1.1)

@@ -276,5 +276,10 @@ def annotate(profile: Profile, target: Target, opts: MemrayOptions, started: flo
     rec.interrupted = interrupted
     rec.target_exited = exited
     rec.notes = list(notes)
-    if rec.start is None:
+    # a capture perfkit made cannot start before perfkit began it, nor span longer than
+    # perfkit ran it: an interrupted attach once read back 28,684 s for a 1 s capture
+    if rec.start is None or rec.start < started - 1.0:
         rec.start = started
+    observed = max(0.0, time.time() - started)
+    if rec.duration_s is None or rec.duration_s > observed + 1.0:
+        rec.duration_s = round(observed, 3)
